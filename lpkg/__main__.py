@@ -1,0 +1,3 @@
+from lpkg.cli import main
+
+main()

@@ -1,0 +1,236 @@
+"""Reading zips safely and writing them deterministically.
+
+Reading never extracts to the host's disk and never trusts the central directory's sizes:
+members stream through a size budget that is enforced on the bytes actually produced.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import zipfile_deflate64  # noqa: F401  # registers Deflate64 (method 9) with zipfile
+
+from lpkg.errors import UnreadableInput
+
+_CHUNK = 1 << 20
+# The fixed timestamp of reproducible zips when SOURCE_DATE_EPOCH is unset (the zip epoch).
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+class BudgetExceeded(Exception):
+    """More bytes came out of the archives than the unzipped limit allows."""
+
+    def __init__(self, member: str, produced: int, limit: int) -> None:
+        super().__init__(member)
+        self.member = member
+        self.produced = produced
+        self.limit = limit
+
+
+class MemberCorrupt(Exception):
+    """A member's data does not decompress or fails its CRC."""
+
+    def __init__(self, member: str, reason: str) -> None:
+        super().__init__(f"{member}: {reason}")
+        self.member = member
+        self.reason = reason
+
+
+@dataclass
+class SizeBudget:
+    """Bytes that may still be produced by extraction, shared by a zip and its layers."""
+
+    limit: int
+    used: int = 0
+
+    def spend(self, member: str, count: int) -> None:
+        self.used += count
+        if self.used > self.limit:
+            raise BudgetExceeded(member, self.used, self.limit)
+
+
+@dataclass(frozen=True)
+class ZipMember:
+    """One central-directory entry, as the directory states it."""
+
+    name: str
+    size: int  # uncompressed, as claimed
+    compressed_size: int
+    mode: int | None  # Unix permission bits, None when the creating tool recorded none
+    is_dir: bool
+    is_symlink: bool
+    encrypted: bool
+    compress_type: int
+
+    @property
+    def unsafe_reason(self) -> str | None:
+        """Why extracting this name could write outside the target folder, if it could."""
+        name = self.name.replace("\\", "/")
+        if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+            return "absolute path"
+        if ".." in name.split("/"):
+            return "'..' in path"
+        if self.is_symlink:
+            return "symbolic link"
+        return None
+
+    @property
+    def is_file(self) -> bool:
+        return not self.is_dir
+
+
+def _member_from_info(info: zipfile.ZipInfo) -> ZipMember:
+    unix_mode = (info.external_attr >> 16) & 0xFFFF
+    has_unix = info.create_system == 3 and unix_mode != 0
+    is_symlink = has_unix and stat.S_ISLNK(unix_mode)
+    return ZipMember(
+        name=info.filename,
+        size=info.file_size,
+        compressed_size=info.compress_size,
+        mode=stat.S_IMODE(unix_mode) if has_unix else None,
+        is_dir=info.is_dir() or (has_unix and stat.S_ISDIR(unix_mode)),
+        is_symlink=is_symlink,
+        encrypted=bool(info.flag_bits & 0x1),
+        compress_type=info.compress_type,
+    )
+
+
+class ZipArchive:
+    """An open zip whose central directory has been read. Use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.zipped_size = path.stat().st_size
+            self._zip = zipfile.ZipFile(path)
+        except FileNotFoundError:
+            raise UnreadableInput(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise UnreadableInput(f"{path}: is a folder, not a zip", hint="give the zip file") from None
+        except zipfile.BadZipFile as exc:
+            raise UnreadableInput(
+                f"{path}: not a readable zip ({exc})",
+                hint="the file is not a zip, or it was truncated (an interrupted upload or download?)",
+            ) from None
+        except (OSError, EOFError, ValueError) as exc:
+            raise UnreadableInput(f"{path}: cannot read the zip ({exc})") from None
+        self._infos = {info.filename: info for info in self._zip.infolist()}
+        self.members: tuple[ZipMember, ...] = tuple(_member_from_info(i) for i in self._zip.infolist())
+
+    def __enter__(self) -> ZipArchive:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zip.close()
+
+    @property
+    def claimed_unzipped_size(self) -> int:
+        return sum(m.size for m in self.members)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(m.name for m in self.members)
+
+    def read(self, name: str, budget: SizeBudget | None = None) -> bytes:
+        """The member's bytes, decompressed in chunks so a lying directory cannot blow memory."""
+        info = self._infos[name]
+        out = io.BytesIO()
+        try:
+            with self._zip.open(info) as stream:
+                while chunk := stream.read(_CHUNK):
+                    if budget is not None:
+                        budget.spend(name, len(chunk))
+                    out.write(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+            raise MemberCorrupt(name, str(exc) or type(exc).__name__) from None
+        return out.getvalue()
+
+    def read_text(self, name: str, limit: int = 4 << 20) -> str | None:
+        """A small text member (metadata, source), or None if it is unreadable or too large."""
+        member = next((m for m in self.members if m.name == name), None)
+        if member is None or member.size > limit or member.encrypted:
+            return None
+        try:
+            return self.read(name, SizeBudget(limit)).decode("utf-8", errors="replace")
+        except (MemberCorrupt, BudgetExceeded):
+            return None
+
+    def safe_files(self) -> Iterator[ZipMember]:
+        """Regular, unencrypted members whose names stay inside the target folder, first of each name."""
+        seen: set[str] = set()
+        for member in self.members:
+            if member.is_dir or member.unsafe_reason or member.encrypted:
+                continue
+            name = normalized_name(member.name)
+            if name in seen or not name:
+                continue
+            seen.add(name)
+            yield member
+
+
+def normalized_name(name: str) -> str:
+    return posixpath.normpath(name.replace("\\", "/")).lstrip("/") if name else ""
+
+
+def add_to_tar(tar: tarfile.TarFile, arcname: str, data: bytes, mode: int) -> None:
+    """Add a root-owned file, keeping only permission bits: ownership is what makes it read-only."""
+    info = tarfile.TarInfo(arcname)
+    info.size = len(data)
+    info.mode = mode
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.mtime = 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def add_dirs_to_tar(tar: tarfile.TarFile, names: set[str]) -> None:
+    """Parent folders of the files, 0755 and root-owned, so a non-root user can traverse but not write."""
+    dirs: set[str] = set()
+    for name in names:
+        parent = posixpath.dirname(name)
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = posixpath.dirname(parent)
+    for d in sorted(dirs):
+        info = tarfile.TarInfo(d)
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        info.uid = info.gid = 0
+        info.mtime = 0
+        tar.addfile(info)
+
+
+def open_tar_writer(fileobj: IO[bytes]) -> tarfile.TarFile:
+    return tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT)
+
+
+def file_mode(member: ZipMember) -> int:
+    """The mode a member gets when unpacked: its own bits, or 0644 when the zip has none (as Lambda does)."""
+    return member.mode if member.mode is not None else 0o644
+
+
+def source_date_epoch() -> tuple[int, int, int, int, int, int]:
+    """The timestamp of every member of a zip lpkg writes."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or not raw.strip().isdigit():
+        return ZIP_EPOCH
+    import time
+
+    stamp = time.gmtime(max(int(raw), 315532800))  # zip cannot store dates before 1980
+    return (stamp.tm_year, stamp.tm_mon, stamp.tm_mday, stamp.tm_hour, stamp.tm_min, stamp.tm_sec - stamp.tm_sec % 2)

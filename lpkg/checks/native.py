@@ -1,0 +1,289 @@
+"""Native code that cannot load on the target runtime: wrong OS, wrong CPU, glibc too new,
+wrong CPython, or a shared library that is nowhere the dynamic loader will look.
+
+The loader's view is rebuilt from the zip names: the function is unpacked at /var/task, the
+layers at /opt, and everything else comes from the runtime image (`Runtime.system_libraries`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from lpkg.archive import normalized_name
+from lpkg.checks import CheckContext, NativeFile
+from lpkg.elf import NativeFacts, read_native_facts
+from lpkg.report import Finding, Severity
+from lpkg.runtimes import (
+    ELF_MACHINE,
+    EXTENSION_PLATFORM,
+    LAYER_ROOT,
+    RUNTIMES,
+    TASK_ROOT,
+    Runtime,
+)
+
+NOT_LINUX = "NATIVE_NOT_LINUX"
+WRONG_ARCH = "NATIVE_WRONG_ARCH"
+GLIBC_TOO_NEW = "NATIVE_GLIBC_TOO_NEW"
+WRONG_PYTHON = "NATIVE_WRONG_PYTHON"
+MISSING_LIBRARY = "NATIVE_MISSING_LIBRARY"
+UNREADABLE = "NATIVE_UNREADABLE"
+
+# foo.so, foo.pyd, foo.dylib, and versioned libfoo.so.1.2
+_NATIVE_NAME = re.compile(r"\.(?:so(?:\.\d+)*|pyd|dylib)$")
+# The tag between module name and ".so": cpython-312-x86_64-linux-gnu, cpython-313t-..., pypy39-pp73-...
+_EXTENSION_TAG = re.compile(r"\.(?P<tag>(?:cpython|pypy)[^.]*)\.so$")
+_CPYTHON_TAG = re.compile(r"^cpython-(?P<major>\d)(?P<minor>\d+)(?P<flags>[a-z]*)(?:-(?P<platform>.+))?$")
+# GNU ld scripts named libfoo.so: only the link editor reads them, never the loader or Python.
+_LD_SCRIPT_STARTS = (b"/*", b"INPUT", b"GROUP", b"OUTPUT_FORMAT")
+
+# The loader searches LD_LIBRARY_PATH; these are its entries that lpkg can see into (the rest is the image).
+_VISIBLE_LIBRARY_PATH = (TASK_ROOT, f"{TASK_ROOT}/lib", f"{LAYER_ROOT}/lib")
+
+_MACHINE_LABEL = {
+    "EM_X86_64": "x86_64",
+    "EM_AARCH64": "arm64 (aarch64)",
+    "EM_386": "32-bit x86",
+    "EM_ARM": "32-bit ARM",
+    "EM_PPC64": "POWER (ppc64)",
+    "EM_S390": "s390x",
+    "EM_RISCV": "RISC-V",
+}
+_CPU_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
+
+# Libraries that manylinux lets a wheel assume but the Lambda image lacks, and what to do instead.
+_LIBRARY_ADVICE = {
+    "libpq.so.5": "use psycopg2-binary or psycopg[binary], whose wheels bundle it, ",
+    "libGL.so.1": "use opencv-python-headless, which does not need it, ",
+}
+
+
+class _MakeFinding(Protocol):
+    """The signature of the per-file `finding` helper in _check_file."""
+
+    def __call__(self, code: str, message: str, severity: Severity = ...) -> Finding: ...
+
+
+def is_native_name(name: str) -> bool:
+    return bool(_NATIVE_NAME.search(name))
+
+
+def check_native(files: Sequence[NativeFile], ctx: CheckContext) -> list[Finding]:
+    tree = _LoaderTree.of(ctx)
+    findings: list[Finding] = []
+    for native in files:
+        if is_native_name(native.member):
+            findings.extend(_check_file(native, ctx, tree))
+    return findings
+
+
+@dataclass(frozen=True)
+class _LoaderTree:
+    """The files the dynamic loader can find at run time, as absolute paths."""
+
+    paths: frozenset[str]
+    libs_dirs: tuple[str, ...]  # auditwheel-style "<pkg>.libs" folders at the top of an import root
+
+    @staticmethod
+    def of(ctx: CheckContext) -> _LoaderTree:
+        task = [normalized_name(n) for n in ctx.archive.names]
+        opt = [normalized_name(n) for layer in ctx.layers for n in layer.archive.names]
+        paths = frozenset(
+            [posixpath.join(TASK_ROOT, n) for n in task if n]
+            + [posixpath.join(LAYER_ROOT, n) for n in opt if n]
+        )
+        minor = ctx.runtime.minor
+        roots = [
+            TASK_ROOT,
+            f"{LAYER_ROOT}/python",
+            f"{LAYER_ROOT}/python/lib/python{minor}/site-packages",
+        ]
+        libs_dirs = sorted(
+            {
+                posixpath.dirname(p)
+                for p in paths
+                if posixpath.dirname(p).endswith(".libs") and posixpath.dirname(posixpath.dirname(p)) in roots
+            }
+        )
+        return _LoaderTree(paths, tuple(libs_dirs))
+
+    def search_dirs(self, path: str, facts: NativeFacts) -> list[str]:
+        origin = posixpath.dirname(path)
+        # Lenient on purpose: the file's own folder and every *.libs folder count even without an
+        # rpath naming them, so the host side does not cry wolf; the probe's real import is the judge.
+        dirs = [origin]
+        for entry in (*facts.rpath, *facts.runpath):
+            expanded = entry.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
+            if "$" in expanded:  # $LIB, $PLATFORM: depend on the image, not on the zip
+                continue
+            # A relative entry is relative to the working directory, which is the task root.
+            dirs.append(posixpath.normpath(posixpath.join(TASK_ROOT, expanded)))
+        return [*dirs, *_VISIBLE_LIBRARY_PATH, *self.libs_dirs]
+
+
+def _check_file(native: NativeFile, ctx: CheckContext, tree: _LoaderTree) -> list[Finding]:
+    facts = read_native_facts(native.data)
+    basename = posixpath.basename(normalized_name(native.member))
+
+    def finding(code: str, message: str, severity: Severity = Severity.ERROR) -> Finding:
+        return Finding(code, severity, message, member=native.member, distribution=native.distribution)
+
+    if facts.kind in ("macho", "pe"):
+        return [_not_linux(facts, basename, ctx, finding)]
+    if facts.kind == "unknown":
+        if native.data.lstrip()[:16].startswith(_LD_SCRIPT_STARTS):
+            return []
+        message = "is not a shared library (no ELF header): Lambda cannot load it"
+        return [finding(UNREADABLE, message, Severity.WARNING)]
+
+    out: list[Finding] = []
+    if facts.error is not None:
+        out.append(
+            finding(
+                UNREADABLE,
+                f"has a damaged ELF structure ({facts.error}); the checks below used what could be read",
+                Severity.WARNING,
+            )
+        )
+    tag = _CPYTHON_TAG.match(m["tag"]) if (m := _EXTENSION_TAG.search(basename)) else None
+    wrong_arch = _wrong_arch(facts, tag, ctx)
+    if wrong_arch is not None:
+        out.append(finding(WRONG_ARCH, wrong_arch))
+    wrong_python = _wrong_python(basename, tag, ctx)
+    if wrong_python is not None:
+        out.append(finding(WRONG_PYTHON, wrong_python))
+    if wrong_arch is not None:
+        return out  # code for another CPU: its glibc needs and libraries would be the wrong question
+    glibc = _glibc_too_new(facts, native, ctx)
+    if glibc is not None:
+        out.append(finding(GLIBC_TOO_NEW, glibc))
+    root = LAYER_ROOT if native.in_layer else TASK_ROOT
+    path = posixpath.join(root, normalized_name(native.member))
+    out.extend(finding(MISSING_LIBRARY, msg) for msg in _missing_libraries(path, facts, ctx.runtime, tree))
+    return out
+
+
+def _install_hint(ctx: CheckContext) -> str:
+    cpu = EXTENSION_PLATFORM[ctx.arch].split("-")[0]
+    return (
+        f"`pip install --platform manylinux2014_{cpu} --only-binary=:all: "
+        f"--python-version {ctx.runtime.minor} --target <dir> ...` or `lpkg build`"
+    )
+
+
+def _not_linux(facts: NativeFacts, basename: str, ctx: CheckContext, finding: _MakeFinding) -> Finding:
+    what = "macOS (Mach-O)" if facts.kind == "macho" else "Windows (PE/DLL)"
+    message = (
+        f"is built for {what}; Lambda runs Linux and cannot load it. The dependencies were installed "
+        f"for the wrong OS: install Linux wheels instead, e.g. {_install_hint(ctx)}"
+    )
+    # A .dylib is never what Linux Python imports; pure-Python wheels sometimes carry one for macOS
+    # users next to a Linux fallback, so it is only worth a warning.
+    severity = Severity.WARNING if basename.endswith(".dylib") else Severity.ERROR
+    return finding(NOT_LINUX, message, severity)
+
+
+def _wrong_arch(facts: NativeFacts, tag: re.Match[str] | None, ctx: CheckContext) -> str | None:
+    expected = ELF_MACHINE[ctx.arch]
+    advice = f"install wheels for {ctx.arch}, e.g. {_install_hint(ctx)}"
+    if facts.machine is not None and (facts.machine != expected or facts.elf_class not in (None, 64)):
+        label = _MACHINE_LABEL.get(facts.machine, facts.machine)
+        bits = f", {facts.elf_class}-bit" if facts.elf_class != 64 else ""
+        return (
+            f"is built for {label} ({facts.machine}{bits}) but the function runs on {ctx.arch} "
+            f"({expected}): {advice}, or deploy the function for the architecture of its wheels"
+        )
+    platform = tag["platform"] if tag is not None else None
+    if platform is None or "linux" not in platform:
+        return None  # musl, Darwin and friends show up as libraries or formats, not as a CPU
+    cpu = platform.split("-")[0]
+    if cpu == EXTENSION_PLATFORM[ctx.arch].split("-")[0]:
+        return None
+    return (
+        f"has a file name for {_CPU_ARCH.get(cpu, cpu)} ({platform}), so Python on {ctx.arch} will not "
+        f"import it (it looks for {EXTENSION_PLATFORM[ctx.arch]}): {advice}"
+    )
+
+
+def _wrong_python(basename: str, tag: re.Match[str] | None, ctx: CheckContext) -> str | None:
+    runtime = ctx.runtime
+    wanted = runtime.abi_tag
+    advice = (
+        f"{runtime.name} imports only {wanted}, abi3 or untagged extensions: install the dependencies for Python "
+        f"{runtime.minor}, e.g. {_install_hint(ctx)}"
+    )
+    if tag is None:
+        match = _EXTENSION_TAG.search(basename)
+        if match is None:
+            return None  # plain foo.so or abi3: importable by any CPython 3
+        return f"is an extension module for {match['tag'].split('-')[0]} (not CPython); {advice}"
+    found = f"cpython-{tag['major']}{tag['minor']}{tag['flags']}"
+    if found == wanted:
+        return None
+    return f"is an extension module for {found}; {advice}"
+
+
+def _glibc_too_new(facts: NativeFacts, native: NativeFile, ctx: CheckContext) -> str | None:
+    needed = facts.max_glibc
+    runtime = ctx.runtime
+    if needed is None or needed <= runtime.glibc:
+        return None
+    have = f"{runtime.glibc[0]}.{runtime.glibc[1]}"
+    manylinux = f"manylinux_{runtime.glibc[0]}_{runtime.glibc[1]}"
+    alternatives = [f"a wheel for {manylinux} or older ({_install_hint(ctx)})"]
+    if native.distribution:
+        alternatives.append(f"an older release of {native.distribution.split(' ')[0]}")
+    newer = _runtime_with_glibc(needed, runtime)
+    if newer is not None:
+        alternatives.append(f"the {newer.name} runtime (glibc {newer.glibc[0]}.{newer.glibc[1]})")
+    return (
+        f"needs GLIBC_{needed[0]}.{needed[1]} but {runtime.name} ({runtime.os_name}) has glibc {have}: "
+        f"use {', or '.join(alternatives)}"
+    )
+
+
+def _runtime_with_glibc(needed: tuple[int, int], current: Runtime) -> Runtime | None:
+    candidates = [rt for rt in RUNTIMES.values() if rt.glibc >= needed and rt.version > current.version]
+    return min(candidates, key=lambda rt: rt.version, default=None)
+
+
+def _missing_libraries(path: str, facts: NativeFacts, runtime: Runtime, tree: _LoaderTree) -> Iterable[str]:
+    dirs = tree.search_dirs(path, facts)
+    for name in facts.needed:
+        if "/" in name:
+            continue  # a path, not a name to search for: rare, and relative to an unknown directory
+        if name in runtime.system_libraries or _from_python(name, runtime):
+            continue
+        if any(posixpath.join(d, name) in tree.paths for d in dirs):
+            continue
+        yield _missing_message(name, runtime)
+
+
+def _from_python(name: str, runtime: Runtime) -> bool:
+    """libpython of the runtime's own interpreter lives in /var/lang/lib, which is on LD_LIBRARY_PATH."""
+    minor = runtime.minor
+    return name in (f"libpython{minor}.so.1.0", f"libpython{minor}.so", "libpython3.so")
+
+
+def _missing_message(name: str, runtime: Runtime) -> str:
+    where = f"the {runtime.name} runtime image ({runtime.os_name})"
+    if name.startswith(("libc.musl-", "ld-musl-")):
+        return (
+            f"needs {name}: it was built for musl libc (a musllinux wheel), and {where} uses glibc: "
+            f"install manylinux wheels instead"
+        )
+    if name.startswith("libpython"):
+        return (
+            f"needs {name}, which is not in {where} (its interpreter is Python {runtime.minor}): "
+            f"install the dependencies for Python {runtime.minor}"
+        )
+    advice = _LIBRARY_ADVICE.get(name, "")
+    return (
+        f"needs {name}, which is not in {where} nor in the zip or its layers: {advice}"
+        f"ship the library under lib/ in the zip, or in a layer's lib/ (/opt/lib)"
+    )
+

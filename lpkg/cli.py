@@ -1,0 +1,109 @@
+"""Command line: parse, call one function, render, exit. The one place that calls sys.exit."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+import click
+
+from lpkg import __version__
+from lpkg.errors import FindingsFailed, Interrupted, LpkgError, UsageError
+from lpkg.probing import choose_prober
+from lpkg.report import render_human, render_json
+from lpkg.runtimes import ARCHES, DEFAULT_RUNTIME, RUNTIMES, get_runtime, parse_arch
+from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
+
+_json_mode = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lpkg")
+def cli() -> None:
+    """Package AWS Lambda Python functions and prove, before deploy, that they import."""
+
+
+@cli.command()
+@click.argument("zips", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--handler", help="MODULE.FUNCTION; when absent, found in handler.py, lambda_function.py, app.py, …")
+@click.option("--runtime", type=click.Choice(list(RUNTIMES)),
+              help="Lambda runtime; default: the CPython version of the zip's extension modules, "
+              f"else {DEFAULT_RUNTIME}.")
+@click.option("--arch", type=click.Choice([*ARCHES, "amd64", "aarch64"]), default="x86_64", show_default=True)
+@click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path), help="A layer zip (repeatable).")
+@click.option("--image", help="Runtime image for the probe; default public.ecr.aws/lambda/python:3.X-ARCH.")
+@click.option("--timeout", type=click.FloatRange(1, 900), default=30.0, show_default=True,
+              help="Seconds the handler import may take.")
+@click.option("--probe", "probe_mode", type=click.Choice(["auto", "docker", "local", "none"]), default="auto",
+              show_default=True,
+              help="Where the handler is imported: Docker runtime image; a local python3.X (not sandboxed); "
+              "nowhere (host checks only). auto: Docker, else local.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def verify(
+    zips: tuple[Path, ...],
+    handler: str | None,
+    runtime: str | None,
+    arch: str,
+    layers: tuple[Path, ...],
+    image: str | None,
+    timeout: float,
+    probe_mode: str,
+    as_json: bool,
+) -> None:
+    """Check Lambda zips for what would fail at import, before deploy."""
+    global _json_mode
+    _json_mode = as_json
+    for path in (*zips, *layers):
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    lambda_arch = parse_arch(arch)
+    if runtime is None:
+        minor = guess_runtime_minor(zips[0])
+        runtime = f"python3.{minor}" if minor is not None and f"python3.{minor}" in RUNTIMES else DEFAULT_RUNTIME
+    rt = get_runtime(runtime)
+    options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers, timeout=timeout)
+    prober = choose_prober(probe_mode, rt, image or rt.runtime_image(lambda_arch))
+    reports = [verify_zip(path, options, prober) for path in zips]
+    click.echo(render_json(reports) if as_json else render_human(reports, color=sys.stdout.isatty()))
+    if not all(r.ok for r in reports):
+        raise FindingsFailed("verification found errors", hint=None)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through every context manager, so containers are removed
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cli.main(args=argv, prog_name="lpkg", standalone_mode=False)
+        status = 0
+    except FindingsFailed as exc:
+        status = exc.exit_code
+    except LpkgError as exc:
+        status = _report_error(exc)
+    except click.exceptions.Abort:
+        status = _report_error(Interrupted("interrupted; nothing was written"))
+    except KeyboardInterrupt:
+        status = _report_error(Interrupted("interrupted; nothing was written"))
+    except click.ClickException as exc:
+        exc.show()
+        status = exc.exit_code
+    except click.exceptions.Exit as exc:
+        status = exc.exit_code
+    sys.exit(status)
+
+
+def _report_error(exc: LpkgError) -> int:
+    click.echo(f"lpkg: error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"  hint: {exc.hint}", err=True)
+    if _json_mode:
+        import json
+
+        click.echo(json.dumps({"ok": False, "error": {"message": exc.message, "hint": exc.hint,
+                                                      "exit_code": exc.exit_code}}))
+    return exc.exit_code

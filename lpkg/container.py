@@ -1,0 +1,186 @@
+"""The only module that talks to Docker (through the docker SDK).
+
+A container is a context manager: created labelled, used, and removed in __exit__ whatever
+happened — Ctrl-C and SIGTERM included (the CLI turns SIGTERM into KeyboardInterrupt).
+Files go in and out as tar archives, never as bind mounts of the user's tree.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from lpkg.errors import EnvironmentProblem, LpkgError
+
+LABEL = "io.lpkg"
+LABEL_OWNER = "io.lpkg.owner"  # host:pid of the lpkg process that created it
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int | None  # None when it was killed at the timeout
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    oom_killed: bool
+
+
+class DockerSession:
+    """A client that answered a ping; translates the SDK's errors at this boundary."""
+
+    def __init__(self) -> None:
+        try:
+            self.client = docker.from_env(timeout=120)
+            self.client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            where = os.environ.get("DOCKER_HOST", "the default socket")
+            raise EnvironmentProblem(
+                f"no Docker daemon answers at {where} ({_short(exc)})",
+                hint="start Docker, or use --probe local to import in a local interpreter (not sandboxed)",
+            ) from None
+        self.remove_leftovers()
+
+    def has_image(self, image: str) -> bool:
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:
+            raise EnvironmentProblem(f"Docker could not look up image {image}: {_short(exc)}") from None
+        return True
+
+    def ensure_image(self, image: str) -> None:
+        if self.has_image(image):
+            return
+        try:
+            self.client.images.pull(image)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EnvironmentProblem(
+                f"image {image} is not here and could not be pulled ({_short(exc)})",
+                hint="docker pull it, or name a local image with --image",
+            ) from None
+
+    def remove_leftovers(self) -> None:
+        """Remove containers of lpkg runs on this host whose process is gone (a killed run)."""
+        host = socket.gethostname()
+        try:
+            stale = self.client.containers.list(all=True, filters={"label": LABEL})
+        except docker.errors.APIError:
+            return
+        for container in stale:
+            owner = container.labels.get(LABEL_OWNER, "")
+            owner_host, _, pid = owner.partition(":")
+            if owner_host == host and pid.isdigit() and _alive(int(pid)):
+                continue
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                pass
+
+    def container(self, image: str, command: Sequence[str], **options: Any) -> Container:
+        return Container(self, image, command, options)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+class Container:
+    def __init__(self, session: DockerSession, image: str, command: Sequence[str], options: Mapping[str, Any]):
+        self.session = session
+        self.image = image
+        self.command = list(command)
+        self.options = dict(options)
+        self._container: Any = None
+
+    def __enter__(self) -> Container:
+        labels = {LABEL: "1", LABEL_OWNER: _owner()}
+        try:
+            self._container = self.session.client.containers.create(
+                self.image, self.command, labels=labels, detach=True, **self.options
+            )
+        except docker.errors.ImageNotFound:
+            raise EnvironmentProblem(
+                f"image {self.image} is not available to the Docker daemon",
+                hint="docker pull it, or name a local image with --image/--build-image",
+            ) from None
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EnvironmentProblem(f"Docker could not create a container from {self.image}: {_short(exc)}") from None
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._container is not None:
+            try:
+                self._container.remove(force=True)
+            except (docker.errors.APIError, requests.exceptions.RequestException):
+                pass  # the next run's remove_leftovers() takes it
+            self._container = None
+
+    def put_archive(self, path: str, data: bytes | IO[bytes]) -> None:
+        try:
+            ok = self._container.put_archive(path, data)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EnvironmentProblem(f"could not copy files into the container: {_short(exc)}") from None
+        if not ok:
+            raise EnvironmentProblem(f"Docker refused the files for {path} in the container")
+
+    def get_archive(self, path: str) -> bytes:
+        try:
+            stream, _ = self._container.get_archive(path)
+            return b"".join(stream)
+        except docker.errors.NotFound:
+            raise LpkgError(f"{path} was not produced in the container") from None
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EnvironmentProblem(f"could not copy {path} out of the container: {_short(exc)}") from None
+
+    def run(self, timeout: float, stream_stderr: IO[str] | None = None) -> RunResult:
+        """Start, wait up to `timeout` seconds (then kill), and collect the output."""
+        container = self._container
+        try:
+            container.start()
+            if stream_stderr is not None:
+                for chunk in container.logs(stdout=False, stderr=True, stream=True, follow=True):
+                    stream_stderr.write(chunk.decode("utf-8", "replace"))
+                    stream_stderr.flush()
+            timed_out = False
+            deadline = time.monotonic() + timeout
+            try:
+                status = container.wait(timeout=max(1.0, deadline - time.monotonic()))
+                exit_code: int | None = int(status.get("StatusCode", -1))
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                timed_out = True
+                exit_code = None
+                container.kill()
+            container.reload()
+            oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            stdout = container.logs(stdout=True, stderr=False)
+            stderr = container.logs(stdout=False, stderr=True)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EnvironmentProblem(f"the container from {self.image} failed to run: {_short(exc)}") from None
+        return RunResult(exit_code, stdout, stderr, timed_out, oom)

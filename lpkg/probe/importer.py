@@ -1,0 +1,118 @@
+"""The real import: load the handler the way the Lambda runtime does, in a fresh interpreter.
+
+Uses awslambdaric's own `_get_handler` where the image has it; otherwise the same steps
+(split on the last dot, '/' to '.', importlib.import_module, getattr), so the error types
+match what Lambda reports. Standard library only; Python >= 3.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+MALFORMED = "Runtime.MalformedHandlerName"
+IMPORT_ERROR = "Runtime.ImportModuleError"
+SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+NOT_FOUND = "Runtime.HandlerNotFound"
+BUILTIN_CONFLICT = "Runtime.BuiltInModuleConflict"
+
+
+class Fault(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def load_handler_like_runtime(handler: str) -> Any:
+    """The runtime's steps, for images without awslambdaric."""
+    if "." not in handler:
+        raise Fault(MALFORMED, f"Bad handler '{handler}': not enough values to unpack (expected 2, got 1)")
+    modname, fname = handler.rsplit(".", 1)
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise Fault(BUILTIN_CONFLICT, f"Cannot use built-in module {modname} as a handler module")
+    try:
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as exc:
+        raise Fault(IMPORT_ERROR, f"Unable to import module '{modname}': {exc}") from exc
+    except SyntaxError as exc:
+        raise Fault(SYNTAX_ERROR, f"Syntax error in module '{modname}': {exc}") from exc
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise Fault(NOT_FOUND, f"Handler '{fname}' missing on module '{modname}'") from None
+
+
+def runtime_loader() -> tuple[Callable[[str], Any], str]:
+    try:
+        from awslambdaric.bootstrap import _get_handler  # type: ignore[import-not-found]
+    except Exception:  # noqa: BLE001 - any failure means: use the emulation
+        return load_handler_like_runtime, "emulated"
+    return _get_handler, "awslambdaric"
+
+
+def user_frames(tb: TracebackType | None, roots: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Frames in packaged code (under the task root or /opt), innermost last."""
+    frames = []
+    for frame in traceback.extract_tb(tb):
+        if frame.filename.startswith(roots):
+            frames.append({"file": frame.filename, "line": frame.lineno, "code": frame.line})
+    return frames
+
+
+def describe_failure(exc: BaseException, roots: tuple[str, ...]) -> dict[str, Any]:
+    error_type = getattr(exc, "exception_type", None) or getattr(exc, "error_type", None)
+    message = getattr(exc, "msg", None) or getattr(exc, "message", None) or str(exc)
+    cause = exc.__cause__ or exc.__context__ if error_type else exc
+    if cause is None:
+        cause = exc
+    frames = user_frames(cause.__traceback__, roots)
+    result: dict[str, Any] = {
+        "status": "failed",
+        "error_type": error_type or type(exc).__name__,
+        "message": message,
+        "exception": type(cause).__name__,
+        "frames": frames,
+    }
+    if isinstance(cause, SyntaxError):
+        result["syntax"] = {"file": cause.filename, "line": cause.lineno, "text": (cause.text or "").rstrip()}
+    if isinstance(cause, ImportError):
+        result["missing_name"] = cause.name
+        result["missing_path"] = cause.path
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--handler", required=True)
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--sys-path", required=True)
+    parser.add_argument("--task-root", required=True)
+    parser.add_argument("--opt", required=True)
+    parser.add_argument("--runtime-dir", required=True)
+    parser.add_argument("--probe-lib", required=True)
+    args = parser.parse_args()
+    sys.path[:] = json.loads(args.sys_path)
+    roots = (args.task_root.rstrip("/") + "/", args.opt.rstrip("/") + "/")
+    get_handler, how = runtime_loader()
+    result: dict[str, Any]
+    try:
+        handler = get_handler(args.handler)
+    except BaseException as exc:  # noqa: BLE001 - packaged code may raise anything, SystemExit included
+        result = describe_failure(exc, roots)
+    else:
+        result = {"status": "ok", "callable": callable(handler)}
+    result["loader"] = how
+    with open(args.result, "w", encoding="utf-8") as fh:
+        json.dump(result, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""The import-graph walk: modulegraph2 from the handler module, over Lambda's sys.path.
+
+Runs with the target interpreter in a fresh child process (modulegraph2 resolves modules with
+importlib.util.find_spec, which executes parent packages' __init__). Python >= 3.10.
+
+What it reports, for first-party code only (modules not installed from a wheel, i.e. not in
+any *.dist-info/RECORD): imports that resolve nowhere, `from X import Y` where X has no Y,
+syntax errors, and reliance on the runtime's boto3. Installed distributions are complete by
+construction, so the walk resolves the names first-party code takes from them but does not
+descend into them; the real import is the final judge of what loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import collections
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+OPTIONAL_EXCEPTIONS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+RUNTIME_PROVIDED = {"boto3", "botocore"}
+
+
+@dataclass(frozen=True)
+class ImportStatement:
+    """One import statement of a first-party module, with where it is and how it is guarded."""
+
+    line: int
+    module: str  # as written, without the leading dots
+    level: int  # leading dots
+    names: tuple[str, ...]  # from-import names; () for "import x"
+    star: bool
+    in_function: bool
+    guarded: bool  # inside try/except ImportError, or an if (other than TYPE_CHECKING)
+    type_checking: bool  # inside `if TYPE_CHECKING:` — never executed at run time
+
+    @property
+    def optional(self) -> bool:
+        return self.in_function or self.guarded
+
+
+class ImportScanner(ast.NodeVisitor):
+    def __init__(self) -> None:
+        self.statements: list[ImportStatement] = []
+        self._function_depth = 0
+        self._guard_depth = 0
+        self._type_checking_depth = 0
+
+    def _flags(self) -> tuple[bool, bool, bool]:
+        return self._function_depth > 0, self._guard_depth > 0, self._type_checking_depth > 0
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._in_function(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._in_function(node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._function_depth += 1
+        self.generic_visit(node)
+        self._function_depth -= 1
+
+    def _in_function(self, node: ast.AST) -> None:
+        self._function_depth += 1
+        self.generic_visit(node)
+        self._function_depth -= 1
+
+    def visit_Try(self, node: ast.Try) -> None:
+        handled = set()
+        for handler in node.handlers:
+            if handler.type is None:
+                handled.add("BaseException")
+            else:
+                for expr in handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]:
+                    handled.add(expr.attr if isinstance(expr, ast.Attribute) else getattr(expr, "id", ""))
+        guarded = bool(handled & OPTIONAL_EXCEPTIONS)
+        self._guard_depth += guarded
+        for stmt in node.body:
+            self.visit(stmt)
+        self._guard_depth -= guarded
+        # Imports in handlers, else and finally are as unguarded as the try itself.
+        for part in (*node.handlers, *node.orelse, *node.finalbody):
+            self.visit(part)
+
+    visit_TryStar = visit_Try
+
+    def visit_If(self, node: ast.If) -> None:
+        test = node.test
+        is_type_checking = (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+            isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+        )
+        if is_type_checking:
+            self._type_checking_depth += 1
+            for stmt in node.body:
+                self.visit(stmt)
+            self._type_checking_depth -= 1
+            for stmt in node.orelse:
+                self.visit(stmt)
+            return
+        self._guard_depth += 1
+        self.generic_visit(node)
+        self._guard_depth -= 1
+
+    def visit_Import(self, node: ast.Import) -> None:
+        in_function, guarded, type_checking = self._flags()
+        for alias in node.names:
+            self.statements.append(
+                ImportStatement(node.lineno, alias.name, 0, (), False, in_function, guarded, type_checking)
+            )
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        in_function, guarded, type_checking = self._flags()
+        names = tuple(a.name for a in node.names if a.name != "*")
+        star = any(a.name == "*" for a in node.names)
+        self.statements.append(
+            ImportStatement(
+                node.lineno, node.module or "", node.level, names, star, in_function, guarded, type_checking
+            )
+        )
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    statements: tuple[ImportStatement, ...]
+    has_star_import: bool
+    classes_with_attribute: dict[str, tuple[str, ...]]  # attribute name -> classes defining it
+    syntax_error: tuple[int, str] | None
+
+
+def read_source_facts(path: str) -> SourceFacts:
+    try:
+        with open(path, "rb") as fh:
+            tree = ast.parse(fh.read(), filename=path)
+    except SyntaxError as exc:
+        return SourceFacts((), False, {}, (exc.lineno or 1, exc.msg))
+    except (OSError, ValueError) as exc:
+        return SourceFacts((), False, {}, (1, str(exc)))
+    scanner = ImportScanner()
+    scanner.visit(tree)
+    owners: dict[str, list[str]] = collections.defaultdict(list)
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    owners[item.name].append(node.name)
+    return SourceFacts(
+        tuple(scanner.statements),
+        any(s.star for s in scanner.statements if not s.in_function),
+        {name: tuple(classes) for name, classes in owners.items()},
+        None,
+    )
+
+
+def record_files(roots: Iterable[str]) -> set[str]:
+    """Absolute paths of every file an installed distribution put under these roots."""
+    owned: set[str] = set()
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        for entry in os.listdir(root):
+            if not entry.endswith(".dist-info"):
+                continue
+            try:
+                with open(os.path.join(root, entry, "RECORD"), encoding="utf-8", errors="replace") as fh:
+                    for line in fh:
+                        path = line.rsplit(",", 2)[0].strip('"')
+                        if path:
+                            owned.add(os.path.normpath(os.path.join(root, path)))
+            except OSError:
+                continue
+    return owned
+
+
+class Walk:
+    def __init__(self, handler_module: str, task_root: str, opt: str, runtime_dir: str) -> None:
+        import modulegraph2
+
+        self.mg_nodes = modulegraph2
+        self.handler_module = handler_module
+        self.task_root = task_root.rstrip("/") + "/"
+        self.opt = opt.rstrip("/") + "/"
+        self.runtime_dir = runtime_dir.rstrip("/") + "/"
+        minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        self.packaged_roots = [
+            task_root,
+            os.path.join(opt, "python"),
+            os.path.join(opt, "python", "lib", f"python{minor}", "site-packages"),
+        ]
+        self.owned = record_files(self.packaged_roots)
+        self.findings: list[dict[str, Any]] = []
+        self.facts_cache: dict[str, SourceFacts] = {}
+
+        walk = self
+
+        class FirstPartyGraph(modulegraph2.ModuleGraph):
+            """Resolve everything, but read the imports of first-party modules only."""
+
+            def _process_import_list(self, node: Any, imports: Iterable[Any]) -> None:
+                if not walk.is_first_party(getattr(node, "filename", None)):
+                    imports = ()
+                super()._process_import_list(node, imports)
+
+        self.graph = FirstPartyGraph(use_stdlib_implies=False, use_builtin_hooks=False)
+
+    def is_packaged(self, filename: object) -> bool:
+        return filename is not None and str(filename).startswith((self.task_root, self.opt))
+
+    def is_first_party(self, filename: object) -> bool:
+        return self.is_packaged(filename) and os.path.normpath(str(filename)) not in self.owned
+
+    def member(self, filename: str) -> str:
+        if filename.startswith(self.task_root):
+            return filename[len(self.task_root):]
+        return filename
+
+    def facts(self, filename: str) -> SourceFacts:
+        if filename not in self.facts_cache:
+            self.facts_cache[filename] = read_source_facts(filename)
+        return self.facts_cache[filename]
+
+    def add(self, code: str, severity: str, message: str, filename: str | None, line: int | None,
+            chain: tuple[str, ...] = ()) -> None:
+        self.findings.append(
+            {
+                "code": code,
+                "severity": severity,
+                "message": message,
+                "member": self.member(filename) if filename else None,
+                "line": line,
+                "chain": list(chain),
+            }
+        )
+
+    def node(self, name: str) -> Any:
+        return self.graph.find_node(name)
+
+    def first_party_modules(self) -> Iterator[tuple[str, str, bool]]:
+        """(module name, source file, is package) of each first-party source module in the graph."""
+        mg = self.mg_nodes
+        for node in self.graph.iter_graph():
+            filename = getattr(node, "filename", None)
+            if not self.is_first_party(filename):
+                continue
+            if isinstance(node, mg.Package):
+                init = node.init_module
+                if isinstance(init, mg.SourceModule) or str(init.filename).endswith(".py"):
+                    yield node.identifier, str(init.filename), True
+            elif isinstance(node, (mg.SourceModule, mg.InvalidModule)) and str(filename).endswith(".py"):
+                yield node.identifier, str(filename), False
+
+    @staticmethod
+    def absolute(module: str, is_package: bool, stmt: ImportStatement) -> str | None:
+        if stmt.level == 0:
+            return stmt.module
+        parts = module.split(".")
+        base = parts if is_package else parts[:-1]
+        up = stmt.level - 1
+        if len(base) - up <= 0:
+            return None  # above the top-level package, or a relative import in a top-level module
+        anchor = base[: len(base) - up]
+        return ".".join(anchor + ([stmt.module] if stmt.module else []))
+
+    def resolved(self, name: str) -> Any:
+        """The node for `name`, or the first missing prefix of it (`a.b` for `a.b.c`)."""
+        mg = self.mg_nodes
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            node = self.node(".".join(parts[:i]))
+            if node is None or isinstance(node, (mg.MissingModule, mg.InvalidRelativeImport)):
+                return node if node is not None else None
+        return self.node(name)
+
+    def is_missing(self, node: Any) -> bool:
+        mg = self.mg_nodes
+        return node is None or isinstance(node, (mg.MissingModule, mg.InvalidRelativeImport))
+
+    def defines(self, target: Any, name: str) -> bool | None:
+        """Whether module `target` provides `name`; None when that cannot be known statically."""
+        mg = self.mg_nodes
+        if isinstance(target, mg.AliasNode):
+            return None
+        sub = self.node(f"{target.identifier}.{name}")
+        if sub is not None and not self.is_missing(sub):
+            return True
+        if isinstance(target, mg.NamespacePackage):
+            return False
+        if isinstance(target, mg.Package):
+            code_node = target.init_module
+        elif isinstance(target, mg.Module):
+            code_node = target
+        else:
+            return None
+        if not isinstance(code_node, (mg.SourceModule, mg.BytecodeModule)):
+            return None  # extension or builtin module: its names are only known by importing it
+        written: set[str] = getattr(code_node, "globals_written", set())
+        if name in written or "__getattr__" in written:
+            return True
+        filename = str(code_node.filename or "")
+        if filename.endswith(".py") and self.facts(filename).has_star_import:
+            return None
+        if not filename.endswith(".py"):
+            return None
+        return False
+
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        self.graph.add_module(self.handler_module)
+        modules = list(self.first_party_modules())
+        module_files = {name: (path, pkg) for name, path, pkg in modules}
+
+        # Which first-party modules are loaded at import time: reached from the handler through
+        # module-level, unguarded imports. Only there is a missing name certain to fail.
+        required_chain: dict[str, tuple[str, ...]] = {self.handler_module: (self.handler_module,)}
+        queue = collections.deque([self.handler_module])
+        while queue:
+            current = queue.popleft()
+            if current not in module_files:
+                continue
+            path, pkg = module_files[current]
+            for stmt in self.facts(path).statements:
+                if stmt.optional or stmt.type_checking:
+                    continue
+                base = self.absolute(current, pkg, stmt)
+                if base is None:
+                    continue
+                targets = [base] + [f"{base}.{n}" for n in stmt.names]
+                for target in targets:
+                    parts = target.split(".")
+                    for i in range(1, len(parts) + 1):
+                        prefix = ".".join(parts[:i])
+                        if prefix in module_files and prefix not in required_chain:
+                            required_chain[prefix] = required_chain[current] + (prefix,)
+                            queue.append(prefix)
+
+        boto_reported: set[str] = set()
+        for module, path, pkg in modules:
+            facts = self.facts(path)
+            chain = required_chain.get(module, ())
+            if facts.syntax_error is not None:
+                line, msg = facts.syntax_error
+                severity = "error" if chain else "warning"
+                self.add("SYNTAX_ERROR", severity, f"syntax error: {msg}", path, line, chain)
+                continue
+            for stmt in facts.statements:
+                if stmt.type_checking:
+                    continue
+                self.check_statement(module, path, pkg, stmt, chain, boto_reported)
+        return {
+            "status": "ok",
+            "findings": self.findings,
+            "first_party": sorted(self.member(p) for p, _ in module_files.values()),
+            "nodes": sum(1 for _ in self.graph.iter_graph()),
+            "walk_seconds": round(time.monotonic() - started, 3),
+        }
+
+    def check_statement(self, module: str, path: str, pkg: bool, stmt: ImportStatement,
+                        chain: tuple[str, ...], boto_reported: set[str]) -> None:
+        certain = bool(chain) and not stmt.optional
+        severity = "error" if certain else "warning"
+        how = "" if certain else (
+            " (inside a function)" if stmt.in_function else
+            " (guarded by try/except or if)" if stmt.guarded else
+            " (its module is not imported when the handler loads)"
+        )
+        base = self.absolute(module, pkg, stmt)
+        if base is None:
+            self.add("IMPORT_BAD_RELATIVE", severity,
+                     f"relative import {'.' * stmt.level}{stmt.module} goes above the top-level package",
+                     path, stmt.line, chain)
+            return
+        node = self.resolved(base)
+        if self.is_missing(node):
+            missing = node.identifier if node is not None else base
+            self.add("IMPORT_MISSING", severity,
+                     f"No module named '{missing}'{how}: {self.missing_hint(missing)}",
+                     path, stmt.line, chain)
+            return
+        top = base.split(".")[0]
+        if top in RUNTIME_PROVIDED and top not in boto_reported:
+            filename = str(getattr(self.node(top), "filename", "") or "")
+            if not self.is_packaged(filename):
+                boto_reported.add(top)
+                self.add("IMPORT_RUNTIME_BOTO3", "warning",
+                         f"'{top}' comes from the Lambda runtime, whose version changes by region and date;"
+                         f" pin {top} in your requirements to ship a known version",
+                         path, stmt.line, chain)
+        for name in stmt.names:
+            defined = self.defines(node, name)
+            if defined is False:
+                self.add("IMPORT_NAME_MISSING", severity,
+                         f"cannot import name '{name}' from '{base}'{how}: "
+                         f"{self.name_hint(node, base, name)}",
+                         path, stmt.line, chain)
+
+    def missing_hint(self, missing: str) -> str:
+        top = missing.split(".")[0]
+        local = [p for p in (os.path.join(self.task_root, top), os.path.join(self.task_root, top + ".py"))
+                 if os.path.exists(p)]
+        if local:
+            return f"'{top}' is in the zip but has no '{missing[len(top) + 1:]}'"
+        return (f"'{top}' is neither in the zip, in a layer, nor in the runtime; add it to the zip "
+                f"(first-party code such as a shared/ folder at its package path, or a dependency in "
+                f"requirements.txt)")
+
+    def name_hint(self, node: Any, base: str, name: str) -> str:
+        filename = str(getattr(node, "filename", "") or "")
+        mg = self.mg_nodes
+        if isinstance(node, mg.Package):
+            filename = str(node.init_module.filename or "")
+        where = self.member(filename) if filename else base
+        hint = f"{where} defines no '{name}'"
+        if filename.endswith(".py"):
+            owners = self.facts(filename).classes_with_attribute.get(name)
+            if owners:
+                cls = owners[0]
+                hint += (f"; it is a method of class {cls}: import {cls} "
+                         f"(`from {base} import {cls}`) and call {cls}.{name}()")
+        return hint
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--handler", required=True)
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--sys-path", required=True)
+    parser.add_argument("--task-root", required=True)
+    parser.add_argument("--opt", required=True)
+    parser.add_argument("--runtime-dir", required=True)
+    parser.add_argument("--probe-lib", required=True)
+    args = parser.parse_args()
+    # modulegraph2 comes from the probe's own folder; then sys.path becomes exactly Lambda's.
+    sys.path[:] = [args.probe_lib, *json.loads(args.sys_path)]
+    result: dict[str, Any]
+    try:
+        import modulegraph2  # noqa: F401
+
+        sys.path[:] = json.loads(args.sys_path)
+        module = args.handler.rsplit(".", 1)[0].replace("/", ".")
+        result = Walk(module, args.task_root, args.opt, args.runtime_dir).run()
+    except BaseException as exc:  # noqa: BLE001 - packaged __init__ code runs during the walk
+        import traceback
+
+        result = {"status": "failed", "message": f"{type(exc).__name__}: {exc}",
+                  "trace": traceback.format_exc()[-3000:]}
+    with open(args.result, "w", encoding="utf-8") as fh:
+        json.dump(result, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

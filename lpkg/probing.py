@@ -1,0 +1,255 @@
+"""Running the probe with the target interpreter, and reading what it found.
+
+Two ways to run it, one Protocol: in the Lambda runtime image through Docker (sandboxed:
+no network, non-root, root-owned task root, memory and time limits), or — only where there is
+no Docker and the user is told so — in a local interpreter of the same minor version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from lpkg.errors import EnvironmentProblem
+from lpkg.report import Finding, Severity
+from lpkg.runtimes import LAYER_ROOT, RUNTIME_DIR, SANDBOX_USER, TASK_ROOT, Runtime
+
+PROBE_ROOT = "/lpkg-probe"
+# Arcname prefixes inside the payload tar; the tar is unpacked at "/" in the container.
+TASK_PREFIX = TASK_ROOT.lstrip("/") + "/"
+LAYER_PREFIX = LAYER_ROOT.lstrip("/") + "/"
+PROBE_PREFIX = PROBE_ROOT.lstrip("/") + "/"
+# Modules the runtime provides that a local interpreter usually lacks.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "awslambdaric")
+GRACE_SECONDS = 20.0  # container start and the probe's own start, beyond the import timeout
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    document: dict[str, Any]
+    task_root: str  # where the task root was when the probe ran, to turn paths into members
+    opt: str
+    local: bool
+    description: str
+
+
+class Prober(Protocol):
+    description: str
+
+    def run(self, payload: IO[bytes], handler: str, timeout: float) -> ProbeOutcome: ...
+
+
+class DockerProber:
+    def __init__(self, image: str, memory_mb: int = 1024) -> None:
+        from lpkg.container import DockerSession
+
+        self.session = DockerSession()
+        self.image = image
+        self.memory_mb = memory_mb
+        self.session.ensure_image(image)
+        self.description = f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, read-only task root)"
+
+    def run(self, payload: IO[bytes], handler: str, timeout: float) -> ProbeOutcome:
+        command = [
+            "/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py",
+            "--handler", handler, "--timeout", str(timeout),
+        ]
+        options: dict[str, Any] = {
+            "entrypoint": [],
+            "user": SANDBOX_USER,
+            "network_mode": "none",
+            "mem_limit": f"{self.memory_mb}m",
+            "memswap_limit": f"{self.memory_mb}m",
+            "pids_limit": 256,
+            "working_dir": TASK_ROOT,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+        }
+        with self.session.container(self.image, command, **options) as container:
+            container.put_archive("/", payload)
+            result = container.run(timeout + GRACE_SECONDS)
+        if result.timed_out:
+            document: dict[str, Any] = {"import": {"status": "timeout", "seconds": timeout + GRACE_SECONDS}}
+        elif result.oom_killed or result.exit_code == 137:
+            document = {"import": {"status": "crashed", "returncode": 137, "output": "killed: out of memory"}}
+        else:
+            document = _parse_document(result.stdout, result.stderr, self.image)
+        return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, self.description)
+
+
+class LocalProber:
+    """The probe in a subprocess of a local python3.X: no sandbox, other OS and glibc."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        found = shutil.which(f"python{runtime.minor}")
+        if found is None:
+            raise EnvironmentProblem(
+                f"no Docker daemon and no local python{runtime.minor} to import the handler with",
+                hint=f"start Docker, install python{runtime.minor}, or use --probe none for host checks only",
+            )
+        self.interpreter = found
+        self.description = (
+            f"local:{found} (NOT sandboxed; this machine's OS and libraries, not Lambda's: "
+            "native libraries and glibc are checked on the host only)"
+        )
+
+    def run(self, payload: IO[bytes], handler: str, timeout: float) -> ProbeOutcome:
+        with tempfile.TemporaryDirectory(prefix="lpkg-local-probe-") as scratch:
+            root = Path(scratch)
+            payload.seek(0)
+            with tarfile.open(fileobj=payload, mode="r") as tar:
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(root, filter="data")
+                else:  # pragma: no cover - Python < 3.10.12; the tar is lpkg's own, names checked
+                    tar.extractall(root)
+            task_root, opt = str(root / TASK_PREFIX), str(root / LAYER_PREFIX)
+            os.makedirs(task_root, exist_ok=True)
+            os.makedirs(opt, exist_ok=True)
+            command = [
+                self.interpreter, "-I", "-S", str(root / PROBE_PREFIX / "entry.py"),
+                "--handler", handler, "--timeout", str(timeout),
+                "--task-root", task_root.rstrip("/"), "--opt", opt.rstrip("/"),
+                "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")),
+            ]
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": scratch, "TMPDIR": scratch}
+            try:
+                proc = subprocess.run(
+                    command, cwd=task_root, env=env, stdin=subprocess.DEVNULL,
+                    capture_output=True, timeout=timeout + GRACE_SECONDS,
+                )
+            except subprocess.TimeoutExpired:
+                document: dict[str, Any] = {"import": {"status": "timeout", "seconds": timeout}}
+            else:
+                document = _parse_document(proc.stdout, proc.stderr, self.interpreter)
+        return ProbeOutcome(document, task_root.rstrip("/"), opt.rstrip("/"), True, self.description)
+
+
+def _parse_document(stdout: bytes, stderr: bytes, where: str) -> dict[str, Any]:
+    try:
+        document = json.loads(stdout.decode("utf-8", "replace"))
+    except ValueError:
+        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise EnvironmentProblem(
+            f"the probe did not run in {where}: " + (" | ".join(tail) or "no output"),
+            hint="is it a Lambda Python image (a python at /var/lang/bin/python3)?",
+        ) from None
+    if not isinstance(document, dict):
+        raise EnvironmentProblem(f"the probe in {where} printed something other than its report")
+    return document
+
+
+def choose_prober(mode: str, runtime: Runtime, image: str) -> Prober | None:
+    """`auto`: Docker when a daemon answers, else a local interpreter (said on stderr)."""
+    if mode == "none":
+        return None
+    if mode == "docker":
+        return DockerProber(image)
+    if mode == "local":
+        return LocalProber(runtime)
+    try:
+        return DockerProber(image)
+    except EnvironmentProblem as docker_problem:
+        try:
+            prober = LocalProber(runtime)
+        except EnvironmentProblem:
+            raise EnvironmentProblem(
+                docker_problem.message + f"; and there is no local python{runtime.minor} either",
+                hint="the host checks (archive, sizes, permissions, native code) run without Docker: "
+                "use --probe none for those alone, or start Docker for the import checks",
+            ) from None
+        print(
+            f"lpkg: {docker_problem.message}; importing the handler with {prober.interpreter} instead,"
+            " NOT sandboxed and not on Lambda's OS",
+            file=sys.stderr,
+        )
+        return prober
+
+
+def _member(path: str | None, outcome: ProbeOutcome) -> str | None:
+    if not path:
+        return None
+    for root, prefix in ((outcome.task_root, ""), (outcome.opt, "/opt")):
+        if path.startswith(root + "/"):
+            return prefix + path[len(root):] if prefix else path[len(root) + 1:]
+    return path
+
+
+def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
+    doc = outcome.document
+    findings: list[Finding] = []
+    imp = doc.get("import") or {}
+    status = imp.get("status")
+    if status == "failed":
+        findings.append(_import_failure(imp, outcome))
+    elif status == "timeout":
+        findings.append(Finding(
+            "INIT_TIMEOUT", Severity.ERROR,
+            f"importing the handler did not finish within {timeout:g} s and was stopped; Lambda's init"
+            " phase would time out too: move slow work (network calls, big downloads) out of module level",
+        ))
+    elif status == "crashed":
+        code = imp.get("returncode")
+        why = "killed, probably out of memory" if code in (137, -9) else f"exited with status {code}"
+        findings.append(Finding(
+            "INIT_CRASHED", Severity.ERROR,
+            f"the interpreter importing the handler {why}: {(imp.get('output') or '').strip()[-300:]}",
+        ))
+    elif status == "ok" and not imp.get("callable", True):
+        findings.append(Finding("HANDLER_NOT_CALLABLE", Severity.ERROR,
+                                "the handler name resolves to something that is not a function"))
+    walk = doc.get("walk") or {}
+    if walk.get("status") == "ok":
+        for raw in walk.get("findings", []):
+            member = raw.get("member") or None
+            findings.append(Finding(
+                code=raw["code"],
+                severity=Severity[raw["severity"].upper()],
+                message=raw["message"],
+                member=_member(member, outcome) if member and member.startswith("/") else member,
+                line=raw.get("line"),
+                chain=tuple(raw.get("chain", ())),
+            ))
+    elif walk.get("status") in ("failed", "crashed", "timeout"):
+        findings.append(Finding("WALK_INCOMPLETE", Severity.WARNING,
+                                f"the import-graph walk did not finish ({walk.get('message') or walk.get('status')});"
+                                " the real import above is still the judge"))
+    elif walk.get("status") == "skipped":
+        findings.append(Finding("WALK_SKIPPED", Severity.INFO, f"import-graph walk skipped: {walk.get('reason')}"))
+    if outcome.local:
+        findings = [_soften_runtime_provided(f) for f in findings]
+    return findings
+
+
+def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
+    error_type = str(imp.get("error_type") or "INIT_EXCEPTION")
+    message = str(imp.get("message") or "")
+    member, line = None, None
+    syntax = imp.get("syntax")
+    frames = imp.get("frames") or []
+    if syntax:
+        member, line = _member(syntax.get("file"), outcome), syntax.get("line")
+    elif frames:
+        member, line = _member(frames[-1]["file"], outcome), frames[-1]["line"]
+    code = error_type if error_type.startswith("Runtime.") else "INIT_EXCEPTION"
+    if code == "INIT_EXCEPTION":
+        message = f"{error_type} raised while importing the handler: {message}"
+    return Finding(code, Severity.ERROR, f"Lambda would fail with {error_type}: {message}", member, line)
+
+
+def _soften_runtime_provided(finding: Finding) -> Finding:
+    """Locally, a missing boto3 says nothing about Lambda, whose runtime provides it."""
+    text = finding.message
+    if finding.severity is Severity.ERROR and any(f"'{m}'" in text and "No module named" in text
+                                                  for m in RUNTIME_PROVIDED):
+        return Finding("RUNTIME_PROVIDED_UNCHECKED", Severity.INFO,
+                       "not checked locally: " + text + " (the Lambda runtime provides it)",
+                       finding.member, finding.line, finding.chain)
+    return finding
