@@ -6,15 +6,18 @@ members stream through a size budget that is enforced on the bytes actually prod
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import posixpath
 import stat
 import tarfile
+import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -53,11 +56,13 @@ class SizeBudget:
 
     limit: int
     used: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def spend(self, member: str, count: int) -> None:
-        self.used += count
-        if self.used > self.limit:
-            raise BudgetExceeded(member, self.used, self.limit)
+        with self._lock:  # members are unpacked by several threads
+            self.used += count
+            if self.used > self.limit:
+                raise BudgetExceeded(member, self.used, self.limit)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class ZipMember:
     is_symlink: bool
     encrypted: bool
     compress_type: int
+    date_time: tuple[int, int, int, int, int, int] = ZIP_EPOCH
 
     @property
     def unsafe_reason(self) -> str | None:
@@ -103,6 +109,7 @@ def _member_from_info(info: zipfile.ZipInfo) -> ZipMember:
         is_symlink=is_symlink,
         encrypted=bool(info.flag_bits & 0x1),
         compress_type=info.compress_type,
+        date_time=info.date_time,
     )
 
 
@@ -148,17 +155,31 @@ class ZipArchive:
         return frozenset(m.name for m in self.members)
 
     def read(self, name: str, budget: SizeBudget | None = None) -> bytes:
-        """The member's bytes, decompressed in chunks so a lying directory cannot blow memory."""
+        """The member's bytes, decompressed in chunks so a lying directory cannot blow memory.
+
+        zipfile stops producing at the size the directory claims, so data longer than its claim would be
+        cut silently (or fail as a bad CRC) and never meet the budget. Here the data itself says where it
+        ends, bounded by the budget (without one: by the claimed size), and any other size is corruption.
+        """
         info = self._infos[name]
+        unbounded = copy.copy(info)
+        unbounded.file_size = 1 << 62  # ZipExtFile's stop (_left); the budget is the real bound
+        limit = budget if budget is not None else SizeBudget(info.file_size)
         out = io.BytesIO()
         try:
-            with self._zip.open(info) as stream:
+            with self._zip.open(unbounded) as stream:
                 while chunk := stream.read(_CHUNK):
-                    if budget is not None:
-                        budget.spend(name, len(chunk))
+                    limit.spend(name, len(chunk))
                     out.write(chunk)
+        except BudgetExceeded:
+            if budget is not None:
+                raise
+            raise MemberCorrupt(name, f"its data is longer than the {info.file_size:,} bytes the directory claims") \
+                from None
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
             raise MemberCorrupt(name, str(exc) or type(exc).__name__) from None
+        if out.tell() != info.file_size:
+            raise MemberCorrupt(name, f"its data is {out.tell():,} bytes, the directory claims {info.file_size:,}")
         return out.getvalue()
 
     def read_text(self, name: str, limit: int = 4 << 20) -> str | None:
@@ -186,6 +207,36 @@ class ZipArchive:
 
 def normalized_name(name: str) -> str:
     return posixpath.normpath(name.replace("\\", "/")).lstrip("/") if name else ""
+
+
+def unpack_member(root: Path, name: str, data: bytes, mode: int, date_time: tuple[int, ...] | None = None) -> None:
+    """Write one member under `root` with its own permission bits whatever the umask, folders 0755.
+
+    Only names that `ZipMember.unsafe_reason` passed may come here (no '..', not absolute, no links);
+    normalized_name() is applied again so nothing can climb out of `root`.
+    """
+    relative = normalized_name(name)
+    if not relative or relative == ".." or relative.startswith("../"):
+        raise ValueError(f"refusing to unpack {name!r} outside {root}")
+    target = root / relative
+    parent = target.parent
+    if not parent.is_dir():
+        missing = []
+        while not parent.is_dir():
+            missing.append(parent)
+            parent = parent.parent
+        for folder in reversed(missing):
+            folder.mkdir(exist_ok=True)  # another thread may have just made it
+            folder.chmod(0o755)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        os.fchmod(fh.fileno(), mode)
+        if date_time is not None:
+            # As unzip does: the zip's local time. Keeps shipped .pyc files valid against their sources.
+            year, month, day, hour, minute, second = date_time[:6]
+            stamp = time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+            os.utime(fh.fileno(), (stamp, stamp))
 
 
 def add_to_tar(tar: tarfile.TarFile, arcname: str, data: bytes, mode: int) -> None:
@@ -230,7 +281,5 @@ def source_date_epoch() -> tuple[int, int, int, int, int, int]:
     raw = os.environ.get("SOURCE_DATE_EPOCH")
     if raw is None or not raw.strip().isdigit():
         return ZIP_EPOCH
-    import time
-
     stamp = time.gmtime(max(int(raw), 315532800))  # zip cannot store dates before 1980
     return (stamp.tm_year, stamp.tm_mon, stamp.tm_mday, stamp.tm_hour, stamp.tm_min, stamp.tm_sec - stamp.tm_sec % 2)

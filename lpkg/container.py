@@ -52,6 +52,9 @@ class DockerSession:
                 hint="start Docker, or use --probe local to import in a local interpreter (not sandboxed)",
             ) from None
         self.remove_leftovers()
+        host = os.environ.get("DOCKER_HOST", "")
+        # Bind mounts name this machine's folders; only a daemon on this machine can see them.
+        self.is_local = host == "" or host.startswith(("unix://", "npipe://"))
 
     def has_image(self, image: str) -> bool:
         try:

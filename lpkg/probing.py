@@ -7,6 +7,7 @@ no Docker and the user is told so — in a local interpreter of the same minor v
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,17 +17,19 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
+from lpkg.archive import unpack_member
 from lpkg.errors import EnvironmentProblem
+from lpkg.probe import payload_files
 from lpkg.report import Finding, Severity
 from lpkg.runtimes import LAYER_ROOT, RUNTIME_DIR, SANDBOX_USER, TASK_ROOT, Runtime
 
 PROBE_ROOT = "/lpkg-probe"
-# Arcname prefixes inside the payload tar; the tar is unpacked at "/" in the container.
-TASK_PREFIX = TASK_ROOT.lstrip("/") + "/"
-LAYER_PREFIX = LAYER_ROOT.lstrip("/") + "/"
-PROBE_PREFIX = PROBE_ROOT.lstrip("/") + "/"
+# Folders under the scratch root that verify unpacks into; each is mounted at "/" + its name.
+TASK_DIR = TASK_ROOT.lstrip("/")
+LAYER_DIR = LAYER_ROOT.lstrip("/")
+PROBE_DIR = PROBE_ROOT.lstrip("/")
 # Modules the runtime provides that a local interpreter usually lacks.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "awslambdaric")
 GRACE_SECONDS = 20.0  # container start and the probe's own start, beyond the import timeout
@@ -44,7 +47,18 @@ class ProbeOutcome:
 class Prober(Protocol):
     description: str
 
-    def run(self, payload: IO[bytes], handler: str, timeout: float) -> ProbeOutcome: ...
+    def run(self, root: Path, handler: str, timeout: float) -> ProbeOutcome:
+        """Import the handler from `root`/var/task (layers in `root`/opt); the probe is added here."""
+        ...
+
+
+def write_probe(root: Path) -> Path:
+    """The probe's files under root/lpkg-probe, world-readable whatever the umask."""
+    target = root / PROBE_DIR
+    for rel, content in payload_files():
+        unpack_member(target, rel, content, 0o644)
+    target.chmod(0o755)
+    return target
 
 
 class DockerProber:
@@ -57,7 +71,8 @@ class DockerProber:
         self.session.ensure_image(image)
         self.description = f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, read-only task root)"
 
-    def run(self, payload: IO[bytes], handler: str, timeout: float) -> ProbeOutcome:
+    def run(self, root: Path, handler: str, timeout: float) -> ProbeOutcome:
+        write_probe(root)
         command = [
             "/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py",
             "--handler", handler, "--timeout", str(timeout),
@@ -73,8 +88,15 @@ class DockerProber:
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
         }
+        mounts = {TASK_DIR: TASK_ROOT, LAYER_DIR: LAYER_ROOT, PROBE_DIR: PROBE_ROOT}
+        if self.session.is_local:
+            # Read-only bind mounts of lpkg's own scratch copy: no copying, and nothing can write back.
+            options["volumes"] = {str(root / rel): {"bind": dest, "mode": "ro"} for rel, dest in mounts.items()}
         with self.session.container(self.image, command, **options) as container:
-            container.put_archive("/", payload)
+            if not self.session.is_local:
+                # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
+                # sandbox user cannot write to them either).
+                container.put_archive("/", tar_of(root, list(mounts)))
             result = container.run(timeout + GRACE_SECONDS)
         if result.timed_out:
             document: dict[str, Any] = {"import": {"status": "timeout", "seconds": timeout + GRACE_SECONDS}}
@@ -101,25 +123,17 @@ class LocalProber:
             "native libraries and glibc are checked on the host only)"
         )
 
-    def run(self, payload: IO[bytes], handler: str, timeout: float) -> ProbeOutcome:
-        with tempfile.TemporaryDirectory(prefix="lpkg-local-probe-") as scratch:
-            root = Path(scratch)
-            payload.seek(0)
-            with tarfile.open(fileobj=payload, mode="r") as tar:
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(root, filter="data")
-                else:  # pragma: no cover - Python < 3.10.12; the tar is lpkg's own, names checked
-                    tar.extractall(root)
-            task_root, opt = str(root / TASK_PREFIX), str(root / LAYER_PREFIX)
-            os.makedirs(task_root, exist_ok=True)
-            os.makedirs(opt, exist_ok=True)
-            command = [
-                self.interpreter, "-I", "-S", str(root / PROBE_PREFIX / "entry.py"),
-                "--handler", handler, "--timeout", str(timeout),
-                "--task-root", task_root.rstrip("/"), "--opt", opt.rstrip("/"),
-                "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")),
-            ]
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": scratch, "TMPDIR": scratch}
+    def run(self, root: Path, handler: str, timeout: float) -> ProbeOutcome:
+        probe = write_probe(root)
+        task_root, opt = str(root / TASK_DIR), str(root / LAYER_DIR)
+        command = [
+            self.interpreter, "-I", "-S", str(probe / "entry.py"),
+            "--handler", handler, "--timeout", str(timeout),
+            "--task-root", task_root, "--opt", opt,
+            "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")),
+        ]
+        with tempfile.TemporaryDirectory(prefix="lpkg-local-home-") as home:
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TMPDIR": home}
             try:
                 proc = subprocess.run(
                     command, cwd=task_root, env=env, stdin=subprocess.DEVNULL,
@@ -129,7 +143,21 @@ class LocalProber:
                 document: dict[str, Any] = {"import": {"status": "timeout", "seconds": timeout}}
             else:
                 document = _parse_document(proc.stdout, proc.stderr, self.interpreter)
-        return ProbeOutcome(document, task_root.rstrip("/"), opt.rstrip("/"), True, self.description)
+        return ProbeOutcome(document, task_root, opt, True, self.description)
+
+
+def tar_of(root: Path, folders: list[str]) -> bytes:
+    """The folders under root as a root-owned tar, for a daemon that cannot bind-mount them."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for folder in folders:
+            def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+                info.uid = info.gid = 0
+                info.uname = info.gname = "root"
+                return info
+
+            tar.add(root / folder, arcname=folder, filter=owned_by_root)
+    return buffer.getvalue()
 
 
 def _parse_document(stdout: bytes, stderr: bytes, where: str) -> dict[str, Any]:

@@ -3,40 +3,40 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from lpkg.archive import (
     BudgetExceeded,
     MemberCorrupt,
     SizeBudget,
     ZipArchive,
-    add_dirs_to_tar,
-    add_to_tar,
+    ZipMember,
     file_mode,
     normalized_name,
-    open_tar_writer,
+    unpack_member,
 )
 from lpkg.checks import CheckContext, Layer, NativeFile
 from lpkg.checks.native import check_native
 from lpkg.checks.permissions import check_permissions
 from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
-from lpkg.dists import index_distributions
+from lpkg.dists import DistributionIndex, index_distributions
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
-from lpkg.probe import payload_files
-from lpkg.probing import LAYER_PREFIX, PROBE_PREFIX, TASK_PREFIX, Prober, findings_from_probe
+from lpkg.probing import LAYER_DIR, TASK_DIR, Prober, findings_from_probe
 from lpkg.report import ArtifactReport, Finding, Severity, sort_findings
 from lpkg.runtimes import UNZIPPED_LIMIT_BYTES, Arch, Runtime
 
 NATIVE_SUFFIX = re.compile(r"\.(so(\.[0-9]+)*|pyd|dylib)$")
 # Findings after which unpacking or importing would be unsafe or meaningless.
 BLOCKING = {"SIZE_UNZIPPED", "ZIP_CORRUPT", "ZIP_EMPTY"}
+UNPACK_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -101,47 +101,55 @@ def handler_module_present(handler: Handler, names: set[str], layers: Sequence[Z
     return False
 
 
-def write_payload(ctx: CheckContext, tar_file: IO[bytes]) -> Payload:
-    """One pass over every safe member of the zip and its layers: CRCs and the size limit are checked
-    on the bytes actually produced, native files are kept for the ELF checks, and everything goes
-    into a tar for the probe (root-owned, the zip's own permission bits)."""
+def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
+    """One pass over every safe member of the zip and its layers, unpacked under `root` (task root
+    and /opt as they will be in Lambda): CRCs and the size limit are checked on the bytes actually
+    produced, native files are kept for the ELF checks. Nothing unpacked is ever imported here."""
     budget = SizeBudget(UNZIPPED_LIMIT_BYTES)
     native: list[NativeFile] = []
     findings: list[Finding] = []
-    written: set[str] = set()
-    sources = [(ctx.archive, ctx.dists, TASK_PREFIX, False, "")] + [
-        (layer.archive, layer.dists, LAYER_PREFIX, True, f"{layer.archive.path.name}!") for layer in ctx.layers
+    sources = [(ctx.archive, ctx.dists, root / TASK_DIR, False, "")] + [
+        (layer.archive, layer.dists, root / LAYER_DIR, True, f"{layer.archive.path.name}!") for layer in ctx.layers
     ]
-    with open_tar_writer(tar_file) as tar:
+    for _, _, folder, _, _ in sources:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)
+    def unpack(archive: ZipArchive, dists: DistributionIndex, folder: Path, in_layer: bool, label: str,
+               member: ZipMember) -> None:
+        name = normalized_name(member.name)
         try:
-            for archive, dists, prefix, in_layer, label in sources:
-                for member in archive.safe_files():
-                    name = normalized_name(member.name)
-                    try:
-                        data = archive.read(member.name, budget)
-                    except MemberCorrupt as exc:
-                        findings.append(Finding("ZIP_CORRUPT", Severity.ERROR,
-                                                f"member is corrupt ({exc.reason}); rebuild the zip",
-                                                member=label + name))
-                        continue
-                    if NATIVE_SUFFIX.search(name):
-                        native.append(NativeFile(name, data, dists.of(name), in_layer))
-                    add_to_tar(tar, prefix + name, data, file_mode(member))
-                    written.add(prefix + name)
-        except BudgetExceeded as exc:
-            # The central directory understated the sizes: stop before producing more.
-            findings.append(Finding(
-                "SIZE_UNZIPPED", Severity.ERROR,
-                f"unpacking produced more than Lambda's limit of {exc.limit:,} bytes although the zip's "
-                f"directory claims {mb(sum(a.claimed_unzipped_size for a, *_ in sources))}: the directory "
-                "lies (a zip bomb?) — unpacking was stopped",
-                member=exc.member,
-            ))
-        payload_names = {f"{PROBE_PREFIX}{rel}" for rel, _ in payload_files()}
-        for rel, content in payload_files():
-            add_to_tar(tar, PROBE_PREFIX + rel, content, 0o644)
-        add_dirs_to_tar(tar, written | payload_names)
-    return Payload(tuple(native), tuple(findings), budget.used)
+            data = archive.read(member.name, budget)
+        except MemberCorrupt as exc:
+            findings.append(Finding("ZIP_CORRUPT", Severity.ERROR,
+                                    f"member is corrupt ({exc.reason}); rebuild the zip", member=label + name))
+            return
+        if NATIVE_SUFFIX.search(name):
+            native.append(NativeFile(name, data, dists.of(name), in_layer))
+        unpack_member(folder, name, data, file_mode(member), member.date_time)
+
+    # zlib and file writes release the GIL: two threads keep both cores busy.
+    try:
+        with ThreadPoolExecutor(max_workers=UNPACK_THREADS) as pool:
+            futures = [
+                pool.submit(unpack, archive, dists, folder, in_layer, label, member)
+                for archive, dists, folder, in_layer, label in sources
+                for member in archive.safe_files()
+            ]
+            for future in futures:
+                future.result()
+    except BudgetExceeded as exc:
+        # The central directory understated the sizes: stop before producing more.
+        for future in futures:
+            future.cancel()
+        findings.append(Finding(
+            "SIZE_UNZIPPED", Severity.ERROR,
+            f"unpacking produced more than Lambda's limit of {exc.limit:,} bytes although the zip's "
+            f"directory claims {mb(sum(a.claimed_unzipped_size for a, *_ in sources))}: the directory "
+            "lies (a zip bomb?) — unpacking was stopped",
+            member=exc.member,
+        ))
+    native.sort(key=lambda f: (f.in_layer, f.member))
+    return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")), budget.used)
 
 
 def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> ArtifactReport:
@@ -172,9 +180,10 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
         ]
         probe_description = "not run: " + ("--probe none" if prober is None else "the zip cannot be unpacked")
         if not _blocked(findings):
-            with tempfile.TemporaryFile(prefix="lpkg-payload-") as tar_file:
+            with tempfile.TemporaryDirectory(prefix="lpkg-verify-", dir=scratch_parent()) as scratch:
+                root = Path(scratch)
                 with watch.lap("unpack"):
-                    payload = write_payload(ctx, tar_file)
+                    payload = unpack_payload(ctx, root)
                 findings += payload.findings
                 with watch.lap("native"):
                     findings += check_native(payload.native, ctx)
@@ -191,10 +200,13 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
                 elif _blocked(findings):
                     probe_description = "not run: the zip cannot be unpacked"
                 elif prober is not None:
-                    tar_file.seek(0)
                     with watch.lap("probe"):
-                        outcome = prober.run(tar_file, handler.string, options.timeout)
+                        outcome = prober.run(root, handler.string, options.timeout)
                     findings += findings_from_probe(outcome, options.timeout)
+                    for job in ("import", "walk"):
+                        seconds = (outcome.document.get(job) or {}).get("seconds")
+                        if isinstance(seconds, (int, float)):
+                            watch.laps.append((f"probe {job} (inside)", float(seconds)))
                     probe_description = outcome.description
         else:
             probe_description = "not run: " + ", ".join(sorted({f.code for f in findings if f.code in BLOCKING}))
@@ -208,6 +220,22 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
         timings=tuple(watch.laps),
         facts=tuple(facts),
     )
+
+
+def scratch_parent() -> str | None:
+    """Where to unpack: memory-backed /dev/shm when it has room (unpacking is mostly file
+    creation), else the system temp folder. LPKG_SCRATCH_DIR overrides."""
+    chosen = os.environ.get("LPKG_SCRATCH_DIR")
+    if chosen:
+        return chosen
+    shm = "/dev/shm"
+    try:
+        stats = os.statvfs(shm)
+    except OSError:
+        return None
+    if os.access(shm, os.W_OK) and stats.f_bavail * stats.f_frsize > 2 * UNZIPPED_LIMIT_BYTES:
+        return shm
+    return None
 
 
 def _blocked(findings: Sequence[Finding]) -> bool:

@@ -115,9 +115,9 @@ def macho_universal() -> bytes:
     align = 12
     out = bytearray(struct.pack(">II", FAT_MAGIC, len(slices)))
     offsets = [(i + 1) << align for i in range(len(slices))]
-    for (cputype, subtype, body), offset in zip(slices, offsets):
+    for (cputype, subtype, body), offset in zip(slices, offsets, strict=True):
         out += struct.pack(">iiIII", cputype, subtype, offset, len(body), align)
-    for (_, _, body), offset in zip(slices, offsets):
+    for (_, _, body), offset in zip(slices, offsets, strict=True):
         out += b"\0" * (offset - len(out)) + body
     return bytes(out)
 

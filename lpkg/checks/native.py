@@ -11,7 +11,6 @@ import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from lpkg.archive import normalized_name
 from lpkg.checks import CheckContext, NativeFile
@@ -46,7 +45,7 @@ _VISIBLE_LIBRARY_PATH = (TASK_ROOT, f"{TASK_ROOT}/lib", f"{LAYER_ROOT}/lib")
 
 _MACHINE_LABEL = {
     "EM_X86_64": "x86_64",
-    "EM_AARCH64": "arm64 (aarch64)",
+    "EM_AARCH64": "arm64/aarch64",
     "EM_386": "32-bit x86",
     "EM_ARM": "32-bit ARM",
     "EM_PPC64": "POWER (ppc64)",
@@ -57,15 +56,9 @@ _CPU_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
 
 # Libraries that manylinux lets a wheel assume but the Lambda image lacks, and what to do instead.
 _LIBRARY_ADVICE = {
-    "libpq.so.5": "use psycopg2-binary or psycopg[binary], whose wheels bundle it, ",
-    "libGL.so.1": "use opencv-python-headless, which does not need it, ",
+    "libpq.so.5": "use psycopg2-binary or psycopg[binary], whose wheels bundle it; or ",
+    "libGL.so.1": "use opencv-python-headless, which does not need it; or ",
 }
-
-
-class _MakeFinding(Protocol):
-    """The signature of the per-file `finding` helper in _check_file."""
-
-    def __call__(self, code: str, message: str, severity: Severity = ...) -> Finding: ...
 
 
 def is_native_name(name: str) -> bool:
@@ -133,7 +126,8 @@ def _check_file(native: NativeFile, ctx: CheckContext, tree: _LoaderTree) -> lis
         return Finding(code, severity, message, member=native.member, distribution=native.distribution)
 
     if facts.kind in ("macho", "pe"):
-        return [_not_linux(facts, basename, ctx, finding)]
+        message, severity = _not_linux(facts, basename, ctx)
+        return [finding(NOT_LINUX, message, severity)]
     if facts.kind == "unknown":
         if native.data.lstrip()[:16].startswith(_LD_SCRIPT_STARTS):
             return []
@@ -145,15 +139,16 @@ def _check_file(native: NativeFile, ctx: CheckContext, tree: _LoaderTree) -> lis
         out.append(
             finding(
                 UNREADABLE,
-                f"has a damaged ELF structure ({facts.error}); the checks below used what could be read",
+                f"has a damaged ELF structure ({facts.error}); the other checks used only what could be read",
                 Severity.WARNING,
             )
         )
-    tag = _CPYTHON_TAG.match(m["tag"]) if (m := _EXTENSION_TAG.search(basename)) else None
+    ext_tag = m["tag"] if (m := _EXTENSION_TAG.search(basename)) else None
+    tag = _CPYTHON_TAG.match(ext_tag) if ext_tag else None
     wrong_arch = _wrong_arch(facts, tag, ctx)
     if wrong_arch is not None:
         out.append(finding(WRONG_ARCH, wrong_arch))
-    wrong_python = _wrong_python(basename, tag, ctx)
+    wrong_python = _wrong_python(ext_tag, tag, ctx)
     if wrong_python is not None:
         out.append(finding(WRONG_PYTHON, wrong_python))
     if wrong_arch is not None:
@@ -175,7 +170,7 @@ def _install_hint(ctx: CheckContext) -> str:
     )
 
 
-def _not_linux(facts: NativeFacts, basename: str, ctx: CheckContext, finding: _MakeFinding) -> Finding:
+def _not_linux(facts: NativeFacts, basename: str, ctx: CheckContext) -> tuple[str, Severity]:
     what = "macOS (Mach-O)" if facts.kind == "macho" else "Windows (PE/DLL)"
     message = (
         f"is built for {what}; Lambda runs Linux and cannot load it. The dependencies were installed "
@@ -183,8 +178,7 @@ def _not_linux(facts: NativeFacts, basename: str, ctx: CheckContext, finding: _M
     )
     # A .dylib is never what Linux Python imports; pure-Python wheels sometimes carry one for macOS
     # users next to a Linux fallback, so it is only worth a warning.
-    severity = Severity.WARNING if basename.endswith(".dylib") else Severity.ERROR
-    return finding(NOT_LINUX, message, severity)
+    return message, Severity.WARNING if basename.endswith(".dylib") else Severity.ERROR
 
 
 def _wrong_arch(facts: NativeFacts, tag: re.Match[str] | None, ctx: CheckContext) -> str | None:
@@ -209,18 +203,19 @@ def _wrong_arch(facts: NativeFacts, tag: re.Match[str] | None, ctx: CheckContext
     )
 
 
-def _wrong_python(basename: str, tag: re.Match[str] | None, ctx: CheckContext) -> str | None:
+def _wrong_python(ext_tag: str | None, tag: re.Match[str] | None, ctx: CheckContext) -> str | None:
     runtime = ctx.runtime
     wanted = runtime.abi_tag
     advice = (
-        f"{runtime.name} imports only {wanted}, abi3 or untagged extensions: install the dependencies for Python "
-        f"{runtime.minor}, e.g. {_install_hint(ctx)}"
+        f"{runtime.name} imports only {wanted}, abi3 or untagged extensions: "
+        f"install the dependencies for Python {runtime.minor}, e.g. {_install_hint(ctx)}"
     )
+    if ext_tag is None:
+        return None  # plain foo.so or abi3: importable by any CPython 3
+    if ext_tag.startswith("pypy"):
+        return f"is an extension module for PyPy ({ext_tag.split('-')[0]}), Lambda runs CPython; {advice}"
     if tag is None:
-        match = _EXTENSION_TAG.search(basename)
-        if match is None:
-            return None  # plain foo.so or abi3: importable by any CPython 3
-        return f"is an extension module for {match['tag'].split('-')[0]} (not CPython); {advice}"
+        return None  # a "cpython..." tag of no known shape: leave the verdict to the probe
     found = f"cpython-{tag['major']}{tag['minor']}{tag['flags']}"
     if found == wanted:
         return None
@@ -284,6 +279,6 @@ def _missing_message(name: str, runtime: Runtime) -> str:
     advice = _LIBRARY_ADVICE.get(name, "")
     return (
         f"needs {name}, which is not in {where} nor in the zip or its layers: {advice}"
-        f"ship the library under lib/ in the zip, or in a layer's lib/ (/opt/lib)"
+        f"ship the library under lib/ in the zip or in a layer's lib/ (/opt/lib)"
     )
 

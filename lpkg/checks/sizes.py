@@ -11,7 +11,11 @@ from lpkg.runtimes import MAX_LAYERS, UNZIPPED_LIMIT_BYTES, ZIPPED_DIRECT_UPLOAD
 
 
 def mb(n: int) -> str:
-    return f"{n / 1_000_000:.1f} MB"
+    """Decimal units, as the AWS console shows sizes."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 def largest_top_level(archives: Sequence[ZipArchive], count: int = 5) -> list[tuple[str, int]]:

@@ -62,53 +62,51 @@ def lambda_environment(handler: str, task_root: str, runtime_dir: str) -> dict[s
     return env
 
 
-def run_job(job: str, args: argparse.Namespace, deadline: float) -> dict[str, Any]:
-    """Run one job in a fresh interpreter; a hang is cut at the deadline."""
+def start_job(job: str, args: argparse.Namespace, scratch: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start one job in a fresh interpreter; it writes its result to a file in `scratch`."""
     script = os.path.join(HERE, "importer.py" if job == "import" else "walk.py")
-    with tempfile.TemporaryDirectory(prefix="lpkg-probe-") as scratch:
-        result_path = os.path.join(scratch, "result.json")
-        command = [
-            sys.executable,
-            "-S",  # no site: sys.path is exactly Lambda's, set by the job
-            script,
-            "--handler", args.handler,
-            "--result", result_path,
-            "--sys-path", json.dumps(lambda_sys_path(args.task_root, args.opt, args.runtime_dir)),
-            "--task-root", args.task_root,
-            "--opt", args.opt,
-            "--runtime-dir", args.runtime_dir,
-            "--probe-lib", os.path.join(HERE, "lib"),
-        ]
-        started = time.monotonic()
-        remaining = max(1.0, deadline - started)
-        try:
-            proc = subprocess.run(
-                command,
-                cwd=args.task_root,
-                env=lambda_environment(args.handler, args.task_root, args.runtime_dir),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                timeout=remaining,
-            )
-        except subprocess.TimeoutExpired as exc:
-            return {
-                "status": "timeout",
-                "seconds": round(time.monotonic() - started, 3),
-                "output": _tail(exc.output),
-            }
-        elapsed = round(time.monotonic() - started, 3)
-        try:
-            with open(result_path, encoding="utf-8") as fh:
-                result: dict[str, Any] = json.load(fh)
-        except (OSError, ValueError):
-            # The child died before writing: killed (memory), or the code called os._exit.
-            return {
-                "status": "crashed", "returncode": proc.returncode, "seconds": elapsed, "output": _tail(proc.stdout)
-            }
-        result["seconds"] = elapsed
-        result["output"] = _tail(proc.stdout)
-        return result
+    result_path = os.path.join(scratch, f"{job}.json")
+    command = [
+        sys.executable,
+        "-S",  # no site: sys.path is exactly Lambda's, set by the job
+        script,
+        "--handler", args.handler,
+        "--result", result_path,
+        "--sys-path", json.dumps(lambda_sys_path(args.task_root, args.opt, args.runtime_dir)),
+        "--task-root", args.task_root,
+        "--opt", args.opt,
+        "--runtime-dir", args.runtime_dir,
+        "--probe-lib", os.path.join(HERE, "lib"),
+    ]
+    proc = subprocess.Popen(
+        command,
+        cwd=args.task_root,
+        env=lambda_environment(args.handler, args.task_root, args.runtime_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, result_path
+
+
+def finish_job(proc: subprocess.Popen[bytes], result_path: str, started: float, deadline: float) -> dict[str, Any]:
+    """Wait for a job until the deadline (a hang is killed), then read what it wrote."""
+    try:
+        output, _ = proc.communicate(timeout=max(0.5, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        return {"status": "timeout", "seconds": round(time.monotonic() - started, 3), "output": _tail(output)}
+    elapsed = round(time.monotonic() - started, 3)
+    try:
+        with open(result_path, encoding="utf-8") as fh:
+            result: dict[str, Any] = json.load(fh)
+    except (OSError, ValueError):
+        # The child died before writing: killed (memory), or the code called os._exit.
+        return {"status": "crashed", "returncode": proc.returncode, "seconds": elapsed, "output": _tail(output)}
+    result["seconds"] = elapsed
+    result["output"] = _tail(output)
+    return result
 
 
 def _tail(data: bytes | str | None, limit: int = 4000) -> str:
@@ -132,11 +130,16 @@ def main() -> int:
         "python": ".".join(str(n) for n in sys.version_info[:3]),
         "user": os.getuid() if hasattr(os, "getuid") else None,
     }
-    for job in args.jobs.split(","):
-        if job == "walk" and sys.version_info < (3, 10):
-            document[job] = {"status": "skipped", "reason": "modulegraph2 needs Python 3.10 or newer"}
-            continue
-        document[job] = run_job(job, args, deadline)
+    # The jobs run side by side: the real import and the graph walk are independent.
+    with tempfile.TemporaryDirectory(prefix="lpkg-probe-") as scratch:
+        running = {}
+        for job in args.jobs.split(","):
+            if job == "walk" and sys.version_info < (3, 10):
+                document[job] = {"status": "skipped", "reason": "modulegraph2 needs Python 3.10 or newer"}
+                continue
+            running[job] = (time.monotonic(), *start_job(job, args, scratch))
+        for job, (started, proc, result_path) in running.items():
+            document[job] = finish_job(proc, result_path, started, deadline)
     sys.stdout.write(json.dumps(document))
     sys.stdout.flush()
     return 0

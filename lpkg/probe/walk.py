@@ -207,12 +207,55 @@ class Walk:
                 super()._process_import_list(node, imports)
 
         self.graph = FirstPartyGraph(use_stdlib_implies=False, use_builtin_hooks=False)
+        # Installed and runtime-provided packages are not resolved by modulegraph2 (find_spec would
+        # run their __init__, e.g. all of pandas); whether what first-party code names exists in
+        # them is looked up on disk instead, and the real import judges the rest.
+        self.installed_tops = self.installed_top_levels()
+        self.graph.add_excludes(sorted(self.installed_tops))
+
+    def installed_top_levels(self) -> set[str]:
+        names: set[str] = set()
+        for path in self.owned:
+            for root in self.packaged_roots:
+                root = root.rstrip("/") + "/"
+                if path.startswith(root):
+                    head = path[len(root):].split("/", 1)[0]
+                    names.add(head.split(".", 1)[0])
+        minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        for folder in (self.runtime_dir, f"/var/lang/lib/python{minor}/site-packages"):
+            if os.path.isdir(folder):
+                names.update(entry.split(".", 1)[0] for entry in os.listdir(folder))
+        names = {n for n in names if n.isidentifier()}
+        # A first-party module of the same name shadows the installed one: that one is walked.
+        return {n for n in names if not self.is_first_party(self.find_on_disk(n))}
+
+    def find_on_disk(self, name: str) -> str | None:
+        """Where `name` would load from, found without importing anything (None: nowhere)."""
+        from importlib.machinery import PathFinder
+
+        search: list[str] | None = None
+        origin: str | None = None
+        parts = name.split(".")
+        for i in range(len(parts)):
+            spec = PathFinder.find_spec(".".join(parts[: i + 1]), search)
+            if spec is None:
+                return None
+            search = list(spec.submodule_search_locations or [])
+            origin = spec.origin if spec.origin not in (None, "namespace") else (search[0] if search else None)
+            if i < len(parts) - 1 and not search:
+                return None
+        return origin
 
     def is_packaged(self, filename: object) -> bool:
         return filename is not None and str(filename).startswith((self.task_root, self.opt))
 
     def is_first_party(self, filename: object) -> bool:
-        return self.is_packaged(filename) and os.path.normpath(str(filename)) not in self.owned
+        if not self.is_packaged(filename):
+            return False
+        path = os.path.normpath(str(filename))
+        if os.path.isdir(path):  # a package: RECORD lists its __init__, not the folder
+            path = os.path.join(path, "__init__.py")
+        return path not in self.owned
 
     def member(self, filename: str) -> str:
         if filename.startswith(self.task_root):
@@ -226,16 +269,31 @@ class Walk:
 
     def add(self, code: str, severity: str, message: str, filename: str | None, line: int | None,
             chain: tuple[str, ...] = ()) -> None:
+        member = self.member(filename) if filename else None
+        for earlier in self.findings:
+            # The same problem again in the same file (`from shared.a import x` then `from shared.b ...`):
+            # one finding, with the other lines named.
+            if (earlier["code"], earlier["message"], earlier["member"]) == (code, message, member):
+                earlier["also_lines"].append(line)
+                return
         self.findings.append(
             {
                 "code": code,
                 "severity": severity,
                 "message": message,
-                "member": self.member(filename) if filename else None,
+                "member": member,
                 "line": line,
                 "chain": list(chain),
+                "also_lines": [],
             }
         )
+
+    def finished_findings(self) -> list[dict[str, Any]]:
+        for finding in self.findings:
+            also = finding.pop("also_lines")
+            if also:
+                finding["message"] += f" (also at line{'s' if len(also) > 1 else ''} {', '.join(map(str, also))})"
+        return self.findings
 
     def node(self, name: str) -> Any:
         return self.graph.find_node(name)
@@ -353,7 +411,7 @@ class Walk:
                 self.check_statement(module, path, pkg, stmt, chain, boto_reported)
         return {
             "status": "ok",
-            "findings": self.findings,
+            "findings": self.finished_findings(),
             "first_party": sorted(self.member(p) for p, _ in module_files.values()),
             "nodes": sum(1 for _ in self.graph.iter_graph()),
             "walk_seconds": round(time.monotonic() - started, 3),
@@ -375,6 +433,9 @@ class Walk:
                      path, stmt.line, chain)
             return
         node = self.resolved(base)
+        if isinstance(node, self.mg_nodes.ExcludedModule):
+            self.check_installed(base, path, stmt, chain, severity, how, boto_reported)
+            return
         if self.is_missing(node):
             missing = node.identifier if node is not None else base
             self.add("IMPORT_MISSING", severity,
@@ -398,15 +459,35 @@ class Walk:
                          f"{self.name_hint(node, base, name)}",
                          path, stmt.line, chain)
 
+    def check_installed(self, base: str, path: str, stmt: ImportStatement, chain: tuple[str, ...],
+                        severity: str, how: str, boto_reported: set[str]) -> None:
+        """An import of an installed or runtime-provided package, checked on disk."""
+        origin = self.find_on_disk(base)
+        if origin is None:
+            parts = base.split(".")
+            prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
+            first_missing = next((p for p in prefixes if self.find_on_disk(p) is None), base)
+            self.add("IMPORT_MISSING", severity,
+                     f"No module named '{first_missing}'{how}: {self.missing_hint(first_missing)}",
+                     path, stmt.line, chain)
+            return
+        top = base.split(".")[0]
+        if top in RUNTIME_PROVIDED and top not in boto_reported and not self.is_packaged(origin):
+            boto_reported.add(top)
+            self.add("IMPORT_RUNTIME_BOTO3", "warning",
+                     f"'{top}' comes from the Lambda runtime, whose version changes by region and date;"
+                     f" pin {top} in your requirements to ship a known version",
+                     path, stmt.line, chain)
+
     def missing_hint(self, missing: str) -> str:
         top = missing.split(".")[0]
         local = [p for p in (os.path.join(self.task_root, top), os.path.join(self.task_root, top + ".py"))
                  if os.path.exists(p)]
         if local:
             return f"'{top}' is in the zip but has no '{missing[len(top) + 1:]}'"
-        return (f"'{top}' is neither in the zip, in a layer, nor in the runtime; add it to the zip "
-                f"(first-party code such as a shared/ folder at its package path, or a dependency in "
-                f"requirements.txt)")
+        return (f"'{top}' is neither in the zip, in a layer, nor in the runtime — if it is your own code "
+                f"(a {top}/ folder beside the function), put it in the zip at {top}/; if it is a dependency, "
+                f"add it to requirements.txt")
 
     def name_hint(self, node: Any, base: str, name: str) -> str:
         filename = str(getattr(node, "filename", "") or "")

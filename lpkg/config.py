@@ -1,0 +1,282 @@
+"""Build settings from `[tool.lpkg]` in pyproject.toml or from lpkg.toml, resolved per function.
+
+Precedence, per setting: command-line flags > `[tool.lpkg.functions.<folder name>]` > the defaults
+table > built-in defaults. Paths written in a file are relative to that file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lpkg.errors import UsageError
+from lpkg.handler import Handler, parse_handler
+from lpkg.runtimes import DEFAULT_RUNTIME, Arch, Runtime, get_runtime, parse_arch
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomllib is 3.11+; needs the dependency `tomli; python_version < "3.11"`
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+LPKG_TOML = "lpkg.toml"
+PYPROJECT = "pyproject.toml"
+DEFAULT_ARCH: Arch = "x86_64"
+DEFAULT_OUT = "dist"
+T = TypeVar("T")
+
+# The defaults table's keys; "functions" holds the per-function tables.
+DEFAULT_KEYS = ("runtime", "arch", "out", "build-image", "image", "layers", "source-roots", "exclude", "functions")
+FUNCTION_KEYS = ("handler", "runtime", "arch", "exclude", "source-roots")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of a config file, validated; None means "not set here"."""
+
+    runtime: Runtime | None = None
+    arch: Arch | None = None
+    out: Path | None = None
+    build_image: str | None = None
+    image: str | None = None
+    layers: tuple[Path, ...] | None = None
+    source_roots: tuple[Path, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+    handler: Handler | None = None
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """A config file's content. `path` is None when no file was found."""
+
+    path: Path | None = None
+    defaults: Table = Table()
+    functions: Mapping[str, Table] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line flags; None (or an empty tuple) means the flag was not given. Paths as the user typed them."""
+
+    runtime: str | None = None
+    arch: str | None = None
+    handler: str | None = None
+    out: Path | None = None
+    build_image: str | None = None
+    image: str | None = None
+    layers: tuple[Path, ...] = ()
+    source_roots: tuple[Path, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """Everything a build of one function folder needs to know, resolved. Paths are absolute."""
+
+    function_dir: Path
+    name: str  # the folder name: the artifact's name and the key of its per-function table
+    runtime: Runtime
+    arch: Arch
+    handler: Handler | None  # None: inferred from the folder's files
+    out: Path
+    build_image: str
+    image: str
+    layers: tuple[Path, ...]
+    source_roots: tuple[Path, ...]
+    exclude: tuple[str, ...]  # glob patterns, matched against zip paths
+    config_file: Path | None
+
+    @property
+    def artifact(self) -> Path:
+        return self.out / f"{self.name}.zip"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a syntax error or an unreadable file is a UsageError naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read ({exc})") from None
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_error_line(exc)
+        where = f"{path}:{line}" if line else str(path)
+        raise UsageError(f"{where}: invalid TOML: {exc}", hint="fix the file's syntax") from None
+    return data
+
+
+def _toml_error_line(exc: Exception) -> int | None:
+    # tomllib has .lineno only from 3.14 (tomli 2.1); older versions put "(at line N, column M)" in the message.
+    line = getattr(exc, "lineno", None)
+    if isinstance(line, int):
+        return line
+    match = re.search(r"at line (\d+)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest lpkg.toml, or pyproject.toml with a [tool.lpkg] table, from `start` upwards.
+
+    A pyproject.toml without [tool.lpkg] (a function's own, holding its dependencies) does not stop the
+    search; the search stops at the repository root (a folder with .git), like ruff's.
+    """
+    for folder in (start, *start.parents):
+        lpkg_toml = folder / LPKG_TOML
+        if lpkg_toml.is_file():
+            return lpkg_toml
+        pyproject = folder / PYPROJECT
+        if pyproject.is_file() and _has_lpkg_table(read_toml(pyproject)):
+            return pyproject
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
+def _has_lpkg_table(data: Mapping[str, Any]) -> bool:
+    tool = data.get("tool")
+    return isinstance(tool, dict) and "lpkg" in tool
+
+
+def load_config(path: Path) -> ProjectConfig:
+    """Read and validate a config file: lpkg.toml (keys at the top) or pyproject.toml ([tool.lpkg])."""
+    data = read_toml(path)
+    if path.name == LPKG_TOML:
+        table, prefix = data, ""
+    else:
+        tool = data.get("tool", {})
+        table = tool.get("lpkg", {}) if isinstance(tool, dict) else {}
+        prefix = "tool.lpkg."
+        if not isinstance(table, dict):
+            raise UsageError(f"{path}: tool.lpkg must be a table")
+    base = path.parent
+    defaults = _parse_table(table, DEFAULT_KEYS, path, prefix, base)
+    functions: dict[str, Table] = {}
+    raw_functions = table.get("functions", {})
+    if not isinstance(raw_functions, dict):
+        raise UsageError(f"{path}: {prefix}functions must be a table of tables, one per function folder")
+    for name, raw in raw_functions.items():
+        key = f"{prefix}functions.{_toml_key(name)}"
+        if not isinstance(raw, dict):
+            raise UsageError(f"{path}: {key} must be a table")
+        functions[name] = _parse_table(raw, FUNCTION_KEYS, path, key + ".", base)
+    return ProjectConfig(path=path, defaults=defaults, functions=functions)
+
+
+def _toml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
+
+
+def _parse_table(raw: Mapping[str, Any], allowed: tuple[str, ...], path: Path, prefix: str, base: Path) -> Table:
+    for key in raw:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(allowed)}"
+            raise UsageError(f"{path}: unknown key {prefix}{key}", hint=hint)
+
+    def text(key: str) -> str | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise UsageError(f"{path}: {prefix}{key} must be a non-empty string, not {value!r}")
+        return value
+
+    def strings(key: str) -> tuple[str, ...] | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise UsageError(f"{path}: {prefix}{key} must be a list of strings, not {value!r}")
+        return tuple(value)
+
+    def paths(key: str) -> tuple[Path, ...] | None:
+        values = strings(key)
+        return None if values is None else tuple(_relative_to(base, v) for v in values)
+
+    def checked(key: str, convert: Callable[[str], T]) -> T | None:
+        value = text(key)
+        if value is None:
+            return None
+        try:
+            return convert(value)
+        except UsageError as exc:
+            raise UsageError(f"{path}: {prefix}{key}: {exc.message}", hint=exc.hint) from None
+
+    out = text("out")
+    return Table(
+        runtime=checked("runtime", get_runtime),
+        arch=checked("arch", parse_arch),
+        out=None if out is None else _relative_to(base, out),
+        build_image=text("build-image"),
+        image=text("image"),
+        layers=paths("layers"),
+        source_roots=paths("source-roots"),
+        exclude=strings("exclude"),
+        handler=checked("handler", parse_handler),
+    )
+
+
+def _relative_to(base: Path, value: str | Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def resolve_settings(
+    function_dir: Path,
+    overrides: Overrides | None = None,
+    *,
+    cwd: Path | None = None,
+    config: ProjectConfig | None = None,
+) -> FunctionSettings:
+    """Settings for one function folder. `config` defaults to the file found from the folder upwards.
+
+    Paths on the command line are relative to `cwd` (default: the current directory), as is the built-in
+    output folder `dist`.
+    """
+    flags = overrides or Overrides()
+    here = (cwd or Path.cwd()).absolute()
+    folder = _relative_to(here, function_dir).resolve()
+    if not folder.is_dir():
+        raise UsageError(f"{function_dir}: not a folder", hint="give the function's folder, e.g. lambda/my-function")
+    if config is None:
+        found = find_config(folder)
+        config = load_config(found) if found else ProjectConfig()
+    own = config.functions.get(folder.name, Table())
+    dflt = config.defaults
+
+    def cli_paths(values: tuple[Path, ...]) -> tuple[Path, ...] | None:
+        return tuple(_relative_to(here, p) for p in values) or None
+
+    runtime = _first(get_runtime(flags.runtime) if flags.runtime else None, own.runtime, dflt.runtime)
+    runtime = runtime or get_runtime(DEFAULT_RUNTIME)
+    arch: Arch = _first(parse_arch(flags.arch) if flags.arch else None, own.arch, dflt.arch) or DEFAULT_ARCH
+    source_roots = _first(cli_paths(flags.source_roots), own.source_roots, dflt.source_roots) or (folder.parent,)
+    for root in source_roots:
+        if not root.is_dir():
+            origin = "--source-root" if flags.source_roots else f"source-roots in {config.path}"
+            raise UsageError(f"{root}: not a folder ({origin})", hint="source roots are folders that hold packages")
+    out = _first(_relative_to(here, flags.out) if flags.out else None, dflt.out) or here / DEFAULT_OUT
+    return FunctionSettings(
+        function_dir=folder,
+        name=folder.name,
+        runtime=runtime,
+        arch=arch,
+        handler=_first(parse_handler(flags.handler) if flags.handler else None, own.handler),
+        out=out.absolute(),
+        build_image=_first(flags.build_image, dflt.build_image) or runtime.build_image(arch),
+        image=_first(flags.image, dflt.image) or runtime.runtime_image(arch),
+        layers=tuple(p.absolute() for p in _first(cli_paths(flags.layers), dflt.layers) or ()),
+        source_roots=tuple(dict.fromkeys(p.resolve() for p in source_roots)),
+        exclude=_first(flags.exclude or None, own.exclude, dflt.exclude) or (),
+        config_file=config.path,
+    )
+
+
+def _first(*values: T | None) -> T | None:
+    """The first value that is set: a flag, then the function's table, then the defaults table."""
+    return next((v for v in values if v is not None), None)
