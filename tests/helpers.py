@@ -1,0 +1,57 @@
+"""Helpers for tests: run lpkg as users do, and write real zips."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+PROJECT = FIXTURES / "projects" / "rds-dashboard" / "lambda"
+
+
+@dataclass(frozen=True)
+class LpkgRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_lpkg(*args: str | Path, env: Mapping[str, str] | None = None, timeout: float = 600) -> LpkgRun:
+    """lpkg as users run it: a separate process, real exit codes."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lpkg", *map(str, args)],
+        capture_output=True, text=True, env=full_env, timeout=timeout,
+    )
+    return LpkgRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def write_zip(path: Path, files: Mapping[str, str | bytes], modes: Mapping[str, int] | None = None) -> Path:
+    """A zip of the given members (Unix modes 0644 unless named in `modes`)."""
+    modes = modes or {}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = (0o100000 | modes.get(name, 0o644)) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def zip_folders(path: Path, folders: Mapping[Path, str]) -> Path:
+    """Zip whole folders: {source folder: prefix in the zip} (prefix "" = zip root)."""
+    files: dict[str, bytes] = {}
+    for folder, prefix in folders.items():
+        for file in sorted(folder.rglob("*")):
+            if file.is_file() and "__pycache__" not in file.parts:
+                files[prefix + file.relative_to(folder).as_posix()] = file.read_bytes()
+    return write_zip(path, files)

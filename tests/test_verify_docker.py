@@ -1,0 +1,175 @@
+"""lpkg verify end to end: real zips, the real CLI, the stand-in runtime image in a real container."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import PROJECT, run_lpkg, write_zip, zip_folders
+
+pytestmark = pytest.mark.docker
+
+GOOD_HANDLER = "def handler(event, context):\n    return {'ok': True}\n"
+
+
+def verify_json(zip_path: Path, image: str, *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    run = run_lpkg("verify", zip_path, "--runtime", "python3.11", "--image", image, "--probe", "docker",
+                   "--json", *extra)
+    assert "Traceback" not in run.stderr
+    document = json.loads(run.stdout)  # exactly one JSON document, nothing else on stdout
+    return run.returncode, document["artifacts"][0] if "artifacts" in document else document
+
+
+def codes(artifact: dict) -> set[str]:  # type: ignore[type-arg]
+    return {f["code"] for f in artifact["findings"]}
+
+
+def finding(artifact: dict, code: str) -> dict:  # type: ignore[type-arg]
+    return next(f for f in artifact["findings"] if f["code"] == code)
+
+
+def test_postmortem_function_folder_alone_fails_naming_shared(tmp_path: Path, standin_image: str) -> None:
+    broken = zip_folders(tmp_path / "cc.zip", {PROJECT / "compliance-checker": ""})
+    status, artifact = verify_json(broken, standin_image)
+    assert status == 1
+    missing = finding(artifact, "IMPORT_MISSING")
+    assert "'shared'" in missing["message"]
+    assert (missing["member"], missing["line"]) == ("handler.py", 7)
+    runtime_error = finding(artifact, "Runtime.ImportModuleError")
+    assert "No module named 'shared'" in runtime_error["message"]
+
+
+def test_postmortem_function_with_shared_passes(tmp_path: Path, standin_image: str) -> None:
+    good = zip_folders(tmp_path / "cc.zip", {PROJECT / "compliance-checker": "", PROJECT / "shared": "shared/"})
+    status, artifact = verify_json(good, standin_image)
+    assert status == 0, artifact["findings"]
+    assert artifact["ok"] is True
+    assert artifact["probe"].startswith("docker:")
+    # boto3 comes from the runtime here: worth a warning, not an error.
+    assert finding(artifact, "IMPORT_RUNTIME_BOTO3")["severity"] == "warning"
+
+
+def test_function_style_import_of_class_method_names_name_file_line(tmp_path: Path, standin_image: str) -> None:
+    qh = zip_folders(tmp_path / "qh.zip", {PROJECT / "query-handler": "", PROJECT / "shared": "shared/"})
+    status, artifact = verify_json(qh, standin_image)
+    assert status == 1
+    name_missing = finding(artifact, "IMPORT_NAME_MISSING")
+    assert (name_missing["member"], name_missing["line"]) == ("handler.py", 7)
+    assert "get_rds_client" in name_missing["message"]
+    assert "AWSClients" in name_missing["message"]  # points at the class that has the method
+    assert "get_rds_client" in finding(artifact, "Runtime.ImportModuleError")["message"]
+
+
+def test_human_output_is_member_line_code(tmp_path: Path, standin_image: str) -> None:
+    qh = zip_folders(tmp_path / "qh.zip", {PROJECT / "query-handler": "", PROJECT / "shared": "shared/"})
+    run = run_lpkg("verify", qh, "--runtime", "python3.11", "--image", standin_image)
+    assert run.returncode == 1
+    assert "handler.py:7: IMPORT_NAME_MISSING" in run.stdout
+    assert "1 failed" in run.stdout.splitlines()[-1]
+
+
+def test_code_that_writes_at_import_leaves_nothing_on_the_host(tmp_path: Path, standin_image: str) -> None:
+    marker = tmp_path / "written-by-packaged-code"
+    package_init = (
+        "import pathlib\n"
+        f"for target in ({str(marker)!r}, '/tmp/lpkg-marker'):\n"
+        "    try:\n"
+        "        pathlib.Path(target).write_text('x')\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
+    files = {"handler.py": "import sneaky\n" + GOOD_HANDLER, "sneaky/__init__.py": package_init}
+    z = write_zip(tmp_path / "w.zip", files)
+    status, artifact = verify_json(z, standin_image)
+    assert status == 0, artifact["findings"]
+    assert not marker.exists()
+    assert not Path("/tmp/lpkg-marker").exists()
+
+
+def test_task_root_is_read_only_for_the_sandbox_user(tmp_path: Path, standin_image: str) -> None:
+    code = "open('/var/task/cache.json', 'w').write('{}')\n" + GOOD_HANDLER
+    status, artifact = verify_json(write_zip(tmp_path / "ro.zip", {"handler.py": code}), standin_image)
+    assert status == 1
+    failure = finding(artifact, "INIT_EXCEPTION")
+    assert "OSError" in failure["message"] or "Error" in failure["message"]
+    assert (failure["member"], failure["line"]) == ("handler.py", 1)
+
+
+def test_probe_has_no_network(tmp_path: Path, standin_image: str) -> None:
+    code = "import socket\nsocket.create_connection(('1.1.1.1', 443), timeout=2)\n" + GOOD_HANDLER
+    status, artifact = verify_json(write_zip(tmp_path / "net.zip", {"handler.py": code}), standin_image)
+    assert status == 1
+    assert "OSError" in finding(artifact, "INIT_EXCEPTION")["message"]
+
+
+def test_hang_at_import_is_cut_at_the_timeout(tmp_path: Path, standin_image: str) -> None:
+    code = "import time\ntime.sleep(3600)\n" + GOOD_HANDLER
+    status, artifact = verify_json(write_zip(tmp_path / "hang.zip", {"handler.py": code}), standin_image,
+                                   "--timeout", "3")
+    assert status == 1
+    assert "INIT_TIMEOUT" in codes(artifact)
+
+
+def test_syntax_error_is_reported_as_the_runtime_would(tmp_path: Path, standin_image: str) -> None:
+    code = "def handler(event, context)\n    return 1\n"
+    status, artifact = verify_json(write_zip(tmp_path / "syn.zip", {"handler.py": code}), standin_image)
+    assert status == 1
+    failure = finding(artifact, "Runtime.UserCodeSyntaxError")
+    assert (failure["member"], failure["line"]) == ("handler.py", 1)
+
+
+def test_missing_handler_function(tmp_path: Path, standin_image: str) -> None:
+    z = write_zip(tmp_path / "nf.zip", {"app.py": GOOD_HANDLER})
+    status, artifact = verify_json(z, standin_image, "--handler", "app.main")
+    assert status == 1
+    assert "Handler 'main' missing" in finding(artifact, "Runtime.HandlerNotFound")["message"]
+
+
+def test_exception_at_import_names_file_and_line(tmp_path: Path, standin_image: str) -> None:
+    z = write_zip(tmp_path / "ex.zip", {"handler.py": "import os\nTABLE = os.environ['TABLE_NAME']\n" + GOOD_HANDLER})
+    status, artifact = verify_json(z, standin_image)
+    assert status == 1
+    failure = finding(artifact, "INIT_EXCEPTION")
+    assert "KeyError" in failure["message"]
+    assert (failure["member"], failure["line"]) == ("handler.py", 2)
+
+
+def test_optional_and_lazy_imports_are_warnings(tmp_path: Path, standin_image: str) -> None:
+    code = (
+        "try:\n    import ujson as json\nexcept ImportError:\n    import json\n"
+        "def handler(event, context):\n    import yaml\n    return json.dumps(event)\n"
+    )
+    status, artifact = verify_json(write_zip(tmp_path / "opt.zip", {"handler.py": code}), standin_image)
+    assert status == 0, artifact["findings"]
+    missing = [f for f in artifact["findings"] if f["code"] == "IMPORT_MISSING"]
+    assert {(f["line"], f["severity"]) for f in missing} == {(2, "warning"), (6, "warning")}
+
+
+def test_unreadable_file_fails_like_lambda(tmp_path: Path, standin_image: str) -> None:
+    z = write_zip(tmp_path / "perm.zip", {"handler.py": "import secret\n" + GOOD_HANDLER, "secret.py": "X = 1\n"},
+                  modes={"secret.py": 0o600})
+    status, artifact = verify_json(z, standin_image)
+    assert status == 1
+    assert finding(artifact, "PERM_NOT_READABLE")["member"] == "secret.py"
+    # The sandbox user really cannot read it, as Lambda's user cannot.
+    import_failure = finding(artifact, "INIT_EXCEPTION")
+    assert "PermissionError" in import_failure["message"]
+    assert "Permission denied" in import_failure["message"]
+
+
+def test_no_docker_daemon_is_exit_3_and_says_what_runs_without(tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "h.zip", {"handler.py": GOOD_HANDLER})
+    run = run_lpkg("verify", z, "--probe", "docker", env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    assert run.returncode == 3
+    assert "no Docker daemon" in run.stderr
+    assert "--probe local" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_missing_image_is_exit_3(tmp_path: Path, standin_image: str) -> None:
+    z = write_zip(tmp_path / "h.zip", {"handler.py": GOOD_HANDLER})
+    run = run_lpkg("verify", z, "--probe", "docker", "--image", "lpkg-test/no-such-image:1")
+    assert run.returncode == 3
+    assert "no-such-image" in run.stderr
+    assert "Traceback" not in run.stderr
