@@ -1,0 +1,41 @@
+"""The probe without Docker: a local interpreter of the runtime's version, in a subprocess, said plainly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import PROJECT, run_lpkg, write_zip, zip_folders
+
+needs_python311 = pytest.mark.skipif(shutil.which("python3.11") is None, reason="no python3.11 on PATH")
+
+
+@needs_python311
+def test_local_probe_finds_the_postmortem_import(tmp_path: Path) -> None:
+    qh = zip_folders(tmp_path / "qh.zip", {PROJECT / "query-handler": "", PROJECT / "shared": "shared/"})
+    run = run_lpkg("verify", qh, "--runtime", "python3.11", "--probe", "local", "--json")
+    artifact = json.loads(run.stdout)["artifacts"][0]
+    assert run.returncode == 1
+    assert "NOT sandboxed" in artifact["probe"]
+    name_missing = next(f for f in artifact["findings"] if f["code"] == "IMPORT_NAME_MISSING")
+    assert (name_missing["member"], name_missing["line"]) == ("handler.py", 7)
+    # boto3 is the runtime's; a local interpreter without it must not turn that into an error.
+    assert not any("boto3" in f["message"] and f["severity"] == "error" for f in artifact["findings"])
+
+
+@needs_python311
+def test_local_probe_says_what_it_does_not_prove(tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "ok.zip", {"handler.py": "def handler(e, c):\n    return 1\n"})
+    run = run_lpkg("verify", z, "--runtime", "python3.11", "--probe", "local")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "NOT sandboxed" in run.stdout
+    assert "not Lambda's" in run.stdout
+
+
+def test_host_checks_only(tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "h.zip", {"handler.py": "import nothing_like_this\ndef handler(e, c):\n    return 1\n"})
+    run = run_lpkg("verify", z, "--probe", "none")
+    assert run.returncode == 0
+    assert "probe: not run: --probe none" in run.stdout
