@@ -7,6 +7,7 @@ no Docker and the user is told so — in a local interpreter of the same minor v
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,11 +47,15 @@ class ProbeOutcome:
     description: str
 
 
+ProbeRun = Callable[[], ProbeOutcome]
+
+
 class Prober(Protocol):
     description: str
 
-    def run(self, root: Path, handler: str, timeout: float) -> ProbeOutcome:
-        """Import the handler from `root`/var/task (layers in `root`/opt); the probe is added here."""
+    def prepare(self, root: Path, handler: str, timeout: float) -> AbstractContextManager[ProbeRun]:
+        """Get ready to import the handler from `root`/var/task (layers in `root`/opt) while the caller
+        fills those folders; the context gives the function that runs the probe once they are full."""
         ...
 
 
@@ -71,7 +78,8 @@ class DockerProber:
         self.session.ensure_image(image)
         self.description = f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, read-only task root)"
 
-    def run(self, root: Path, handler: str, timeout: float) -> ProbeOutcome:
+    @contextlib.contextmanager
+    def prepare(self, root: Path, handler: str, timeout: float) -> Iterator[ProbeRun]:
         write_probe(root)
         command = [
             "/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py",
@@ -89,22 +97,30 @@ class DockerProber:
             "security_opt": ["no-new-privileges"],
         }
         mounts = {TASK_DIR: TASK_ROOT, LAYER_DIR: LAYER_ROOT, PROBE_DIR: PROBE_ROOT}
+        for rel in mounts:
+            (root / rel).mkdir(parents=True, exist_ok=True)
+            (root / rel).chmod(0o755)
         if self.session.is_local:
             # Read-only bind mounts of lpkg's own scratch copy: no copying, and nothing can write back.
             options["volumes"] = {str(root / rel): {"bind": dest, "mode": "ro"} for rel, dest in mounts.items()}
+        # Created now, while the caller unpacks; started by run().
         with self.session.container(self.image, command, **options) as container:
-            if not self.session.is_local:
-                # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
-                # sandbox user cannot write to them either).
-                container.put_archive("/", tar_of(root, list(mounts)))
-            result = container.run(timeout + GRACE_SECONDS)
-        if result.timed_out:
-            document: dict[str, Any] = {"import": {"status": "timeout", "seconds": timeout + GRACE_SECONDS}}
-        elif result.oom_killed or result.exit_code == 137:
-            document = {"import": {"status": "crashed", "returncode": 137, "output": "killed: out of memory"}}
-        else:
-            document = _parse_document(result.stdout, result.stderr, self.image)
-        return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, self.description)
+
+            def run() -> ProbeOutcome:
+                if not self.session.is_local:
+                    # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
+                    # sandbox user cannot write to them either).
+                    container.put_archive("/", tar_of(root, list(mounts)))
+                result = container.run(timeout + GRACE_SECONDS)
+                if result.timed_out:
+                    document: dict[str, Any] = {"import": {"status": "timeout", "seconds": timeout + GRACE_SECONDS}}
+                elif result.oom_killed or result.exit_code == 137:
+                    document = {"import": {"status": "crashed", "returncode": 137, "output": "killed: out of memory"}}
+                else:
+                    document = _parse_document(result.stdout, result.stderr, self.image)
+                return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, self.description)
+
+            yield run
 
 
 class LocalProber:
@@ -122,6 +138,10 @@ class LocalProber:
             f"local:{found} (NOT sandboxed; this machine's OS and libraries, not Lambda's: "
             "native libraries and glibc are checked on the host only)"
         )
+
+    @contextlib.contextmanager
+    def prepare(self, root: Path, handler: str, timeout: float) -> Iterator[ProbeRun]:
+        yield lambda: self.run(root, handler, timeout)
 
     def run(self, root: Path, handler: str, timeout: float) -> ProbeOutcome:
         probe = write_probe(root)

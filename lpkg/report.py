@@ -119,7 +119,7 @@ def render_human(reports: Sequence[ArtifactReport], color: bool = False) -> str:
         verdict = "ok" if report.ok else "FAILED"
         out.append(
             f"  {verdict}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
-            + (f" in {sum(t for _, t in report.timings):.1f}s" if report.timings else "")
+            + (f" in {dict(report.timings)['total']:.1f}s" if "total" in dict(report.timings) else "")
         )
     failed = sum(1 for r in reports if not r.ok)
     out.append(f"{len(reports)} artifact(s) checked, {failed} failed")
