@@ -19,7 +19,10 @@ import time
 import zipfile
 from pathlib import Path
 
-HANDLER = "import numpy as np\nimport pandas as pd\n\ndef handler(event, context):\n    return int(pd.Series(np.arange(3)).sum())\n"
+HANDLER = (
+    "import numpy as np\nimport pandas as pd\n\n"
+    "def handler(event, context):\n    return int(pd.Series(np.arange(3)).sum())\n"
+)
 
 
 def build_zip(python_minor: str) -> Path:
@@ -76,7 +79,8 @@ def main() -> None:
     print(f"zip: numpy + pandas, {members} members, {zip_path.stat().st_size / 1e6:.1f} MB zipped, "
           f"{unzipped / 1e6:.1f} MB unzipped")
     print(f"python -m zipfile -t   median {base_median:6.2f} s   runs: {' '.join(f'{t:.2f}' for t in base_times)}")
-    print(f"lpkg verify ({args.probe:<6})  median {lpkg_median:6.2f} s   runs: {' '.join(f'{t:.2f}' for t in lpkg_times)}")
+    runs = " ".join(f"{t:.2f}" for t in lpkg_times)
+    print(f"lpkg verify ({args.probe:<6})  median {lpkg_median:6.2f} s   runs: {runs}")
     print(f"ratio lpkg / zipfile -t: {lpkg_median / base_median:.2f}x (aim: at most 3x)")
 
 

@@ -6,8 +6,8 @@ import re
 
 from helpers import REPO
 
-CODE_LITERAL = re.compile(r'"((?:ZIP|SIZE|LAYER|PERM|NATIVE|HANDLER|IMPORT|SYNTAX|INIT|WALK|RUNTIME|FIRST_PARTY|BUILD)_[A-Z0-9_]+'
-                          r'|Runtime\.[A-Za-z]+)"')
+PREFIXES = "ZIP|SIZE|LAYER|PERM|NATIVE|HANDLER|IMPORT|SYNTAX|INIT|WALK|RUNTIME|FIRST_PARTY|BUILD"
+CODE_LITERAL = re.compile(rf'"((?:{PREFIXES})_[A-Z0-9_]+|Runtime\.[A-Za-z]+)"')
 
 
 def emitted_codes() -> set[str]:
