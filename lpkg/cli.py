@@ -11,9 +11,11 @@ from typing import NoReturn
 import click
 
 from lpkg import __version__
+from lpkg.build import BuildOptions, build_function
+from lpkg.config import Overrides
 from lpkg.errors import FindingsFailed, Interrupted, LpkgError, UsageError
 from lpkg.probing import choose_prober
-from lpkg.report import render_human, render_json
+from lpkg.report import render_build_human, render_build_json, render_human, render_json
 from lpkg.runtimes import ARCHES, DEFAULT_RUNTIME, RUNTIMES, get_runtime, parse_arch
 from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
 
@@ -70,6 +72,53 @@ def verify(
     click.echo(render_json(reports) if as_json else render_human(reports, color=sys.stdout.isatty()))
     if not all(r.ok for r in reports):
         raise FindingsFailed("verification found errors", hint=None)
+
+
+@cli.command()
+@click.argument("function_dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder; default dist/ (or `out` in the config).")
+@click.option("--runtime", type=click.Choice(list(RUNTIMES)), help=f"Lambda runtime; default {DEFAULT_RUNTIME}.")
+@click.option("--arch", type=click.Choice([*ARCHES, "amd64", "aarch64"]), help="Default x86_64.")
+@click.option("--handler", help="MODULE.FUNCTION; default: inferred from the function folder.")
+@click.option("--build-image", help="Image pip runs in; default public.ecr.aws/sam/build-python3.X:latest-ARCH.")
+@click.option("--image", help="Runtime image for the import test; default public.ecr.aws/lambda/python:3.X-ARCH.")
+@click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path), help="A layer zip (repeatable).")
+@click.option("--source-root", "source_roots", multiple=True, type=click.Path(path_type=Path),
+              help="Folder holding first-party packages (repeatable); default: the function folder's parent.")
+@click.option("--no-test", is_flag=True, help="Skip the import test in the runtime image (host checks still run).")
+@click.option("--backend", type=click.Choice(["auto", "docker", "local"]), default="auto", show_default=True,
+              help="Where pip installs dependencies: the build image (Docker), or pip here asking for the "
+              "runtime's wheels. auto: Docker when a daemon answers.")
+@click.option("--probe", "probe_mode", type=click.Choice(["auto", "docker", "local"]), default="auto",
+              show_default=True, help="Where the import test runs (see lpkg verify --help).")
+@click.option("--timeout", type=click.FloatRange(1, 900), default=30.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def build(
+    function_dirs: tuple[Path, ...],
+    out: Path | None,
+    runtime: str | None,
+    arch: str | None,
+    handler: str | None,
+    build_image: str | None,
+    image: str | None,
+    layers: tuple[Path, ...],
+    source_roots: tuple[Path, ...],
+    no_test: bool,
+    backend: str,
+    probe_mode: str,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Build each function folder into OUT/<folder name>.zip, published only when it verifies."""
+    global _json_mode
+    _json_mode = as_json
+    overrides = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, build_image=build_image,
+                          image=image, layers=layers, source_roots=source_roots)
+    options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, timeout=timeout)
+    reports = [build_function(d, overrides, options) for d in (function_dirs or (Path("."),))]
+    click.echo(render_build_json(reports) if as_json else render_build_human(reports, color=sys.stdout.isatty()))
+    if not all(r.ok for r in reports):
+        raise FindingsFailed("build failed")
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -153,24 +154,33 @@ class Container:
         if not ok:
             raise EnvironmentProblem(f"Docker refused the files for {path} in the container")
 
-    def get_archive(self, path: str) -> bytes:
+    def get_archive_file(self, path: str) -> tempfile.SpooledTemporaryFile[bytes]:
+        """`path` in the container as a tar, spooled to disk when large."""
+        spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=64 << 20)
         try:
             stream, _ = self._container.get_archive(path)
-            return b"".join(stream)
+            for chunk in stream:
+                spool.write(chunk)
         except docker.errors.NotFound:
+            spool.close()
             raise LpkgError(f"{path} was not produced in the container") from None
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            spool.close()
             raise EnvironmentProblem(f"could not copy {path} out of the container: {_short(exc)}") from None
+        spool.seek(0)
+        return spool
 
-    def run(self, timeout: float, stream_stderr: IO[str] | None = None) -> RunResult:
-        """Start, wait up to `timeout` seconds (then kill), and collect the output."""
+    def run(self, timeout: float, stream_output: IO[str] | None = None) -> RunResult:
+        """Start, wait up to `timeout` seconds (then kill), and collect the output.
+
+        With `stream_output`, what the container prints goes there as it comes (pip's progress)."""
         container = self._container
         try:
             container.start()
-            if stream_stderr is not None:
-                for chunk in container.logs(stdout=False, stderr=True, stream=True, follow=True):
-                    stream_stderr.write(chunk.decode("utf-8", "replace"))
-                    stream_stderr.flush()
+            if stream_output is not None:
+                for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
+                    stream_output.write(chunk.decode("utf-8", "replace"))
+                    stream_output.flush()
             timed_out = False
             deadline = time.monotonic() + timeout
             try:

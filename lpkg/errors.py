@@ -43,3 +43,9 @@ class Interrupted(LpkgError):
     """Ctrl-C or SIGTERM: cleaned up, nothing written (exit 130)."""
 
     exit_code = 130
+
+
+class BuildFailed(LpkgError):
+    """Dependencies could not be installed (pip failed: no such release, no wheel, network) (exit 1)."""
+
+    exit_code = 1

@@ -91,28 +91,57 @@ class ArtifactReport:
         }
 
 
+@dataclass(frozen=True)
+class BuildReport:
+    """One function's build: what discovery found, and the verification of the zip it produced."""
+
+    function: str
+    function_dir: str
+    artifact: str | None  # the published zip; None when nothing was written
+    intended: str  # where it would be published
+    handler: str
+    runtime: str
+    arch: str
+    findings: tuple[Finding, ...]  # discovery and build findings (verification's are in `verify`)
+    verify: ArtifactReport | None
+    timings: tuple[tuple[str, float], ...] = ()
+    facts: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.artifact is not None
+
+    def all_findings(self) -> tuple[Finding, ...]:
+        return sort_findings((*self.findings, *(self.verify.findings if self.verify else ())))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "function_dir": self.function_dir,
+            "ok": self.ok,
+            "artifact": self.artifact,
+            "intended": self.intended,
+            "handler": self.handler,
+            "runtime": self.runtime,
+            "arch": self.arch,
+            "findings": [f.to_json() for f in self.all_findings()],
+            "facts": dict(self.facts),
+            "largest": dict(self.verify.facts).get("largest") if self.verify else None,
+            "probe": self.verify.probe if self.verify else None,
+            "timings": {name: round(sec, 3) for name, sec in self.timings},
+        }
+
+
 def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(findings, key=lambda f: (-f.severity, f.member or "", f.line or 0, f.code)))
 
 
 def render_human(reports: Sequence[ArtifactReport], color: bool = False) -> str:
-    def paint(text: str, severity: Severity) -> str:
-        if not color:
-            return text
-        codes = {Severity.ERROR: "31", Severity.WARNING: "33", Severity.INFO: "36"}
-        return f"\x1b[{codes[severity]}m{text}\x1b[0m"
-
     out: list[str] = []
     for report in reports:
         out.append(f"{report.artifact} ({report.runtime}, {report.arch}, handler {report.handler or '?'})")
         for finding in report.findings:
-            where = finding.location() or report.artifact
-            line = f"  {where}: {paint(finding.code, finding.severity)} {finding.severity.label}: {finding.message}"
-            out.append(line)
-            if finding.chain:
-                out.append(f"      import chain: {' -> '.join(finding.chain)}")
-            if finding.distribution:
-                out.append(f"      from distribution: {finding.distribution}")
+            out += _finding_lines(finding, report.artifact, color)
         for key, value in report.facts:
             out.append(f"  {key}: {value}")
         out.append(f"  probe: {report.probe}")
@@ -124,6 +153,42 @@ def render_human(reports: Sequence[ArtifactReport], color: bool = False) -> str:
     failed = sum(1 for r in reports if not r.ok)
     out.append(f"{len(reports)} artifact(s) checked, {failed} failed")
     return "\n".join(out)
+
+
+def _finding_lines(finding: Finding, fallback: str, color: bool) -> list[str]:
+    codes = {Severity.ERROR: "31", Severity.WARNING: "33", Severity.INFO: "36"}
+    code = f"\x1b[{codes[finding.severity]}m{finding.code}\x1b[0m" if color else finding.code
+    lines = [f"  {finding.location() or fallback}: {code} {finding.severity.label}: {finding.message}"]
+    if finding.chain:
+        lines.append(f"      import chain: {' -> '.join(finding.chain)}")
+    if finding.distribution:
+        lines.append(f"      from distribution: {finding.distribution}")
+    return lines
+
+
+def render_build_human(reports: Sequence[BuildReport], color: bool = False) -> str:
+    out: list[str] = []
+    for report in reports:
+        out.append(f"{report.function} ({report.runtime}, {report.arch}, handler {report.handler})")
+        for finding in report.all_findings():
+            out += _finding_lines(finding, report.function_dir, color)
+        for key, value in report.facts:
+            out.append(f"  {key}: {value}")
+        if report.verify is not None:
+            out.append(f"  largest: {dict(report.verify.facts).get('largest', '')}")
+            out.append(f"  probe: {report.verify.probe}")
+        out.append("  time: " + ", ".join(f"{name} {sec:.1f}s" for name, sec in report.timings))
+        if report.ok:
+            out.append(f"  built: {report.artifact}")
+        else:
+            out.append(f"  FAILED: nothing written to {report.intended}")
+    failed = sum(1 for r in reports if not r.ok)
+    out.append(f"{len(reports)} function(s) built, {failed} failed")
+    return "\n".join(out)
+
+
+def render_build_json(reports: Sequence[BuildReport]) -> str:
+    return json.dumps({"ok": all(r.ok for r in reports), "functions": [r.to_json() for r in reports]}, indent=2)
 
 
 def render_json(reports: Sequence[ArtifactReport]) -> str:

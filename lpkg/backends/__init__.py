@@ -1,0 +1,93 @@
+"""How dependencies get installed for the target runtime: in the Lambda build image through Docker,
+or with pip on this machine asking for the target platform's wheels (inside the build image of a
+CDK bundling step, or wherever there is no Docker)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from lpkg.errors import UsageError
+from lpkg.runtimes import Arch, Runtime
+
+# The host's pip settings that decide where packages come from; passed on to the install.
+PIP_SETTINGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
+PROXY_SETTINGS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
+
+
+@dataclass(frozen=True)
+class InstallRequest:
+    requirement_files: tuple[Path, ...]
+    dependencies: tuple[str, ...]  # requirement strings (from a pyproject.toml)
+    runtime: Runtime
+    arch: Arch
+
+    @property
+    def empty(self) -> bool:
+        return not self.requirement_files and not self.dependencies
+
+
+class Installer(Protocol):
+    description: str
+
+    def install(self, request: InstallRequest, target: Path) -> None:
+        """pip install --target `target` everything the request names; raise BuildFailed if pip fails."""
+        ...
+
+
+def pip_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {key: environ[key] for key in (*PIP_SETTINGS, *PROXY_SETTINGS) if environ.get(key)}
+
+
+def ca_bundle(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The CA bundle pip is told to trust (a proxy that re-signs TLS needs it passed on)."""
+    environ = os.environ if environ is None else environ
+    for key in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = environ.get(key)
+        if value and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def requirement_args(request: InstallRequest, staged: Mapping[Path, str], deps_file: str | None) -> list[str]:
+    """pip's -r arguments, naming each requirements file where it was staged."""
+    args: list[str] = []
+    for path in request.requirement_files:
+        args += ["-r", staged[path]]
+    if deps_file is not None:
+        args += ["-r", deps_file]
+    return args
+
+
+def stage_requirements(request: InstallRequest, folder: Path) -> tuple[dict[Path, str], str | None]:
+    """Copy each requirements file, with the .txt files beside it (for `-r base.txt` lines), into its own
+    subfolder of `folder`; write pyproject dependencies to deps.txt. Returns paths relative to `folder`."""
+    staged: dict[Path, str] = {}
+    for index, path in enumerate(request.requirement_files):
+        if not path.is_file():
+            raise UsageError(f"{path}: requirements file not found")
+        sub = folder / str(index)
+        sub.mkdir(parents=True)
+        for sibling in path.parent.glob("*.txt"):
+            shutil.copyfile(sibling, sub / sibling.name)
+        staged[path] = f"{index}/{path.name}"
+    deps_file = None
+    if request.dependencies:
+        (folder / "deps.txt").write_text("\n".join(request.dependencies) + "\n", encoding="utf-8")
+        deps_file = "deps.txt"
+    return staged, deps_file
+
+
+def manylinux_platforms(runtime: Runtime, arch: Arch) -> list[str]:
+    """Every wheel platform tag that loads on the runtime's glibc, newest first."""
+    machine = "x86_64" if arch == "x86_64" else "aarch64"
+    tags = [f"manylinux_2_{minor}_{machine}" for minor in range(runtime.glibc[1], 16, -1)]
+    tags.append(f"manylinux2014_{machine}")
+    if machine == "x86_64":
+        tags += ["manylinux2010_x86_64", "manylinux1_x86_64"]
+    return tags
