@@ -7,8 +7,9 @@ Every zip holds a valid `handler.py` (`def handler(event, context): return 1`) u
 that impossible, so the handler is inferred.
 
 Deterministic and idempotent: fixed timestamps (1980-01-01 00:00:00) and modes, fixed data, files are
-only rewritten when their bytes change. Writing a zip the zipfile module cannot (an encrypted member, a
-central directory that lies about sizes) goes through `raw_zip` below, which packs the headers with struct.
+only rewritten when their bytes change. What the zipfile module cannot write (a ZipCrypto-encrypted member,
+headers that lie about sizes) and the zeros of the bombs, deflated once and reused, go through `raw_zip`
+below, which packs the headers with struct.
 
 `deflate64-good.zip` needs 7-Zip (Debian: `apt-get install p7zip-full`): the zipfile module cannot
 compress with Deflate64. Without 7z on PATH the committed file is kept as it is.
@@ -108,26 +109,6 @@ def handler_py(perm: int = 0o644) -> Entry:
     return f("handler.py", HANDLER, perm)
 
 
-def zeros_member(zf: zipfile.ZipFile, name: str, size: int) -> None:
-    """Stream `size` zero bytes into one deflated member, 1 MiB at a time."""
-    zinfo = info(name, FILE | 0o644)
-    zinfo.file_size = size  # lets zipfile choose zip64 up front when needed
-    chunk = bytes(MB)
-    with zf.open(zinfo, "w") as out:
-        for _ in range(size // MB):
-            out.write(chunk)
-        out.write(bytes(size % MB))
-
-
-def zeros_zip(members: int, size: int) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compresslevel=9) as zf:
-        zf.writestr(info("handler.py", FILE | 0o644), HANDLER)
-        for i in range(members):
-            zeros_member(zf, f"data/zeros{i}.bin", size)
-    return buf.getvalue()
-
-
 # --- writing headers by hand ------------------------------------------------------------------------
 
 
@@ -216,7 +197,9 @@ def zeros_deflated(size: int) -> tuple[bytes, int]:
     for _ in range(size // MB):
         parts.append(co.compress(chunk))
         crc = zlib.crc32(chunk, crc)
-    parts.append(co.flush())
+    rest = bytes(size % MB)
+    parts += [co.compress(rest), co.flush()]
+    crc = zlib.crc32(rest, crc)
     return b"".join(parts), crc
 
 
@@ -285,13 +268,13 @@ def fixture_bytes() -> dict[str, Callable[[], bytes]]:
             RawMember("data.py", deflate(DATA_PY), zipfile.ZIP_DEFLATED, zlib.crc32(DATA_PY[:100]), 100),
         ]),
         # Unreadable input (exit 2): the first half of a good zip (no central directory), and text.
-        "truncated.zip": lambda: (lambda z: z[: len(z) // 2])(build([handler_py(), f("data.py", DATA_PY)])),
+        "truncated.zip": lambda: first_half(build([handler_py(), f("data.py", DATA_PY)])),
         "not-a-zip.zip": lambda: b"this is not a zip file\n",
         # SIZE_UNZIPPED from the directory: 4 x 100 MiB of zeros, honestly declared.
         "zip-bomb-bad.zip": lambda: zeros_zip(BOMB_MEMBERS, BOMB_MEMBER_SIZE),
         "zip-bomb-good.zip": lambda: zeros_zip(BOMB_MEMBERS, BOMB_GOOD_MEMBER_SIZE),
         # SIZE_UNZIPPED while unpacking: 300 MiB of zeros whose headers claim 3 MiB (the CRC is the real one).
-        "zip-bomb-lying-bad.zip": lying_bomb,
+        "zip-bomb-lying-bad.zip": lambda: zeros_zip(1, LYING_BOMB_SIZE, LYING_BOMB_CLAIM),
         # Handler inference: util.py defines handler but is no candidate module; two candidates; the
         # console's default (lambda_function.lambda_handler).
         "handler-none-bad.zip": lambda: build([f("util.py", HANDLER)]),
@@ -300,10 +283,17 @@ def fixture_bytes() -> dict[str, Callable[[], bytes]]:
     }
 
 
-def lying_bomb() -> bytes:
-    payload, crc = zeros_deflated(LYING_BOMB_SIZE)
-    return raw_zip([raw_file("handler.py", HANDLER),
-                    RawMember("data/zeros.bin", payload, zipfile.ZIP_DEFLATED, crc, LYING_BOMB_CLAIM)])
+def first_half(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def zeros_zip(members: int, size: int, claim: int | None = None) -> bytes:
+    """handler.py and `members` members of `size` zero bytes each (deflate level 9), whose headers state
+    `claim` bytes (the CRC stays that of the real data, so only the size lies)."""
+    payload, crc = zeros_deflated(size)
+    zeros = [RawMember(f"data/zeros{i}.bin", payload, zipfile.ZIP_DEFLATED, crc, size if claim is None else claim)
+             for i in range(members)]
+    return raw_zip([raw_file("handler.py", HANDLER), *zeros])
 
 
 def deflate64_zip(sevenzip: str) -> bytes:

@@ -80,7 +80,9 @@ def test_every_macho_magic(magic: int) -> None:
     assert detect_kind(struct.pack(">I", magic) + bytes(28)) == "macho"
 
 
-@pytest.mark.parametrize("data", [b"", b"\x7fEL", b"hello world", b"/* GNU ld script */\nGROUP(x)", bytes(64)])
+@pytest.mark.parametrize(
+    "data", [b"", b"\x7fEL", b"hello world", b"/* GNU ld script */\nGROUP(x)", bytes(64)]
+)
 def test_unknown(data: bytes) -> None:
     facts = read_native_facts(data)
     assert facts.kind == "unknown"
