@@ -1,7 +1,9 @@
-"""Reading zips safely and writing them deterministically.
+"""Reading zips safely: the central directory's facts, members streamed through a size budget that is
+enforced on the bytes actually produced (the directory may lie), and unpacking of names already checked
+to stay inside the target folder. Also the fixed timestamp of the zips lpkg writes (see assemble.py).
 
-Reading never extracts to the host's disk and never trusts the central directory's sizes:
-members stream through a size budget that is enforced on the bytes actually produced.
+Deflate64 (method 9, written by Windows Explorer) is read through `inflate64`, registered with zipfile
+below: zipfile-deflate64 ships no wheels past Python 3.10 and needs a C compiler elsewhere.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import io
 import os
 import posixpath
 import stat
-import tarfile
 import threading
 import time
 import zipfile
@@ -20,15 +21,49 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
-import zipfile_deflate64  # noqa: F401  # registers Deflate64 (method 9) with zipfile
+import inflate64
 
 from lpkg.errors import UnreadableInput
 
 _CHUNK = 1 << 20
 # The fixed timestamp of reproducible zips when SOURCE_DATE_EPOCH is unset (the zip epoch).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+ZIP_DEFLATED64 = 9
+
+
+class _Deflate64Decompressor:
+    """The interface ZipExtFile expects of a decompressor other than zlib's (as for bz2 and lzma)."""
+
+    def __init__(self) -> None:
+        self._inflater = inflate64.Inflater()
+
+    def decompress(self, data: bytes) -> bytes:
+        return bytes(self._inflater.inflate(data))
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._inflater.eof)
+
+
+def _register_deflate64() -> None:
+    # zipfile has no registry of methods: ZipExtFile asks zipfile._get_decompressor for each member.
+    original = zipfile._get_decompressor  # type: ignore[attr-defined]
+    if getattr(original, "lpkg_deflate64", False):
+        return
+
+    def get_decompressor(compress_type: int) -> object:
+        if compress_type == ZIP_DEFLATED64:
+            return _Deflate64Decompressor()
+        return original(compress_type)
+
+    get_decompressor.lpkg_deflate64 = True  # type: ignore[attr-defined]
+    zipfile._get_decompressor = get_decompressor  # type: ignore[attr-defined]
+
+
+_register_deflate64()
 
 
 class BudgetExceeded(Exception):
@@ -237,38 +272,6 @@ def unpack_member(root: Path, name: str, data: bytes, mode: int, date_time: tupl
             year, month, day, hour, minute, second = date_time[:6]
             stamp = time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
             os.utime(fh.fileno(), (stamp, stamp))
-
-
-def add_to_tar(tar: tarfile.TarFile, arcname: str, data: bytes, mode: int) -> None:
-    """Add a root-owned file, keeping only permission bits: ownership is what makes it read-only."""
-    info = tarfile.TarInfo(arcname)
-    info.size = len(data)
-    info.mode = mode
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    info.mtime = 0
-    tar.addfile(info, io.BytesIO(data))
-
-
-def add_dirs_to_tar(tar: tarfile.TarFile, names: set[str]) -> None:
-    """Parent folders of the files, 0755 and root-owned, so a non-root user can traverse but not write."""
-    dirs: set[str] = set()
-    for name in names:
-        parent = posixpath.dirname(name)
-        while parent and parent not in dirs:
-            dirs.add(parent)
-            parent = posixpath.dirname(parent)
-    for d in sorted(dirs):
-        info = tarfile.TarInfo(d)
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-        info.uid = info.gid = 0
-        info.mtime = 0
-        tar.addfile(info)
-
-
-def open_tar_writer(fileobj: IO[bytes]) -> tarfile.TarFile:
-    return tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT)
 
 
 def file_mode(member: ZipMember) -> int:

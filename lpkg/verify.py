@@ -28,6 +28,7 @@ from lpkg.checks.permissions import check_permissions
 from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
 from lpkg.dists import DistributionIndex, index_distributions
+from lpkg.errors import UsageError
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
 from lpkg.probing import LAYER_DIR, TASK_DIR, Prober, findings_from_probe
 from lpkg.report import ArtifactReport, Finding, Severity, sort_findings
@@ -130,11 +131,16 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
     # zlib and file writes release the GIL: two threads keep both cores busy.
     try:
         with ThreadPoolExecutor(max_workers=UNPACK_THREADS) as pool:
-            futures = [
-                pool.submit(unpack, archive, dists, folder, in_layer, label, member)
-                for archive, dists, folder, in_layer, label in sources
-                for member in archive.safe_files()
-            ]
+            # Layers are unpacked in order into /opt, a later one replacing an earlier one's file:
+            # walking them backwards, each path is written once, by the layer that wins.
+            claimed: set[tuple[Path, str]] = set()
+            futures = []
+            for archive, dists, folder, in_layer, label in reversed(sources):
+                for member in archive.safe_files():
+                    key = (folder, normalized_name(member.name))
+                    if key not in claimed:
+                        claimed.add(key)
+                        futures.append(pool.submit(unpack, archive, dists, folder, in_layer, label, member))
             for future in futures:
                 future.result()
     except BudgetExceeded as exc:
@@ -167,20 +173,26 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
                 arch=options.arch,
                 layers=tuple(Layer(la, index_distributions(la)) for la in layer_archives),
             )
-            handler = resolve_handler(archive, options.handler)
             findings += check_structure(archive)
             findings += check_permissions(archive)
             for layer in layer_archives:
                 findings += check_structure(layer, f"{layer.path.name}!")
                 findings += check_permissions(layer, f"{layer.path.name}!")
             findings += check_sizes(archive, layer_archives)
+            # A zip with nothing in it has no handler to infer; say that, not "cannot tell the handler".
+            try:
+                handler: Handler | None = resolve_handler(archive, options.handler)
+            except UsageError:
+                if not _blocked(findings):
+                    raise
+                handler = None
         facts = [
             ("zipped", mb(archive.zipped_size)),
             ("unzipped", mb(archive.claimed_unzipped_size + sum(la.claimed_unzipped_size for la in layer_archives))),
             ("largest", describe_largest([archive, *layer_archives])),
         ]
         probe_description = "not run: " + ("--probe none" if prober is None else "the zip cannot be unpacked")
-        if not _blocked(findings):
+        if handler is not None and not _blocked(findings):
             with contextlib.ExitStack() as scratch_stack:
                 root = Path(scratch_stack.enter_context(
                     tempfile.TemporaryDirectory(prefix="lpkg-verify-", dir=scratch_parent())))
@@ -224,7 +236,7 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
     watch.laps.append(("total", time.perf_counter() - started))
     return ArtifactReport(
         artifact=str(path),
-        handler=handler.string,
+        handler=handler.string if handler else None,
         runtime=options.runtime.name,
         arch=options.arch,
         findings=sort_findings(findings),

@@ -195,8 +195,6 @@ def test_layer_findings_are_labelled_with_the_layer(pair: Pair) -> None:
     assert verify("handler-lambda-function-good.zip", layers=(pair.good,)).findings == ()
 
 
-@pytest.mark.xfail(raises=FileExistsError, reason="two layers that hold the same file: Lambda unpacks them in "
-                   "order, the later one wins; the host unpacking refuses the second copy")
 def test_layers_may_hold_the_same_file() -> None:
     report = verify("handler-lambda-function-good.zip", layers=("perm-good.zip", "unsafe-path-good.zip"))
     assert report.ok
@@ -219,7 +217,7 @@ EXIT_CODES = {
     "deflate64-good.zip": 0,
     "duplicate-bad.zip": 1,
     "duplicate-good.zip": 0,
-    "empty-bad.zip": 2,  # no handler to infer; see test_empty_zip_without_handler_reports_zip_empty
+    "empty-bad.zip": 1,  # ZIP_EMPTY, although there is no handler to infer
     "empty-good.zip": 0,
     "encrypted-bad.zip": 1,
     "encrypted-good.zip": 0,
@@ -312,8 +310,6 @@ def test_cli_several_zips_one_document() -> None:
     assert [a["ok"] for a in doc["artifacts"]] == [True, False]
 
 
-@pytest.mark.xfail(strict=True, reason="verify_zip infers the handler before the structure checks run: an empty "
-                   "zip ends as 'cannot tell the handler' (exit 2) instead of ZIP_EMPTY (exit 1)")
 def test_empty_zip_without_handler_reports_zip_empty() -> None:
     result = run_cli("--json", str(ZIPS / "empty-bad.zip"))
     assert result.code == 1
