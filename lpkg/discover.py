@@ -663,14 +663,14 @@ _OPTIONAL_NOTE = ("; the import is inside a function, a try/except ImportError o
 def _finding(problem: _Problem, always: bool, chains: dict[str, tuple[str, ...]]) -> Finding:
     module = problem.module
     record = problem.record
-    where = module.zip_path + (f":{record.line}" if record else "")
     consequence = ("; Lambda would fail with Runtime.ImportModuleError when it imports the handler"
                    if always else _OPTIONAL_NOTE)
-    text = f" `{record.text}`" if record else ""
+    # The finding's location already says file:line; the message quotes the statement.
+    text = f"`{record.text}`: " if record else ""
     return Finding(
         problem.code,
         Severity.ERROR if always else Severity.WARNING,
-        f"{where}{text}: {problem.message}{consequence}{problem.suggestion}{_source_note(module)}",
+        f"{text}{problem.message}{consequence}{problem.suggestion}{_source_note(module)}",
         member=module.zip_path,
         line=record.line if record else None,
         chain=chains.get(module.name, (module.name,)),
@@ -773,7 +773,7 @@ def _syntax_findings(finder: _Finder, walk: _Walk, files: dict[str, Path], manda
                       "interpreter decides" if newer else "it is imported only when optional code runs")
         findings.append(Finding(
             "FIRST_PARTY_SYNTAX", severity,
-            f"{zip_path}:{line} does not parse ({reason}); {effect}{note}",
+            f"does not parse ({reason}); {effect}{note}",
             member=zip_path,
             line=line,
             chain=chains.get(module.name, ()) if module else (),

@@ -78,7 +78,7 @@ def test_query_handler_function_style_import_of_a_class_method_fails() -> None:
     [finding] = by_code(findings, "FIRST_PARTY_MISSING")
     assert finding.severity is Severity.ERROR
     assert (finding.member, finding.line) == ("handler.py", line)
-    assert f"handler.py:{line}" in finding.message
+    assert "`from shared.aws_clients import get_rds_client`" in finding.message  # the statement, quoted
     assert "get_rds_client" in finding.message
     assert "`from shared.aws_clients import AWSClients` and `AWSClients.get_rds_client()`" in finding.message
     assert "Runtime.ImportModuleError" in finding.message
@@ -95,7 +95,7 @@ def test_syntax_error_in_a_shared_module_names_file_and_line(tmp_path: Path) -> 
     [finding] = by_code(findings, "FIRST_PARTY_SYNTAX")
     assert finding.severity is Severity.ERROR
     assert (finding.member, finding.line) == ("shared/config.py", line)
-    assert f"shared/config.py:{line} does not parse" in finding.message
+    assert finding.message.startswith("does not parse")
     assert "config.py" in finding.message and "Runtime.UserCodeSyntaxError" in finding.message
     assert finding.chain == ("handler", "shared.config")
 
