@@ -8,7 +8,9 @@ below: zipfile-deflate64 ships no wheels past Python 3.10 and needs a C compiler
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import io
 import os
 import posixpath
@@ -248,30 +250,41 @@ def unpack_member(root: Path, name: str, data: bytes, mode: int, date_time: tupl
     """Write one member under `root` with its own permission bits whatever the umask, folders 0755.
 
     Only names that `ZipMember.unsafe_reason` passed may come here (no '..', not absolute, no links);
-    normalized_name() is applied again so nothing can climb out of `root`.
+    normalized_name() is applied again so nothing can climb out of `root`. Plain os calls: this runs
+    once per member, thousands of times per zip.
     """
     relative = normalized_name(name)
     if not relative or relative == ".." or relative.startswith("../"):
         raise ValueError(f"refusing to unpack {name!r} outside {root}")
-    target = root / relative
-    parent = target.parent
-    if not parent.is_dir():
+    target = os.path.join(root, relative)
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
         missing = []
-        while not parent.is_dir():
+        while not os.path.isdir(parent):
             missing.append(parent)
-            parent = parent.parent
+            parent = os.path.dirname(parent)
         for folder in reversed(missing):
-            folder.mkdir(exist_ok=True)  # another thread may have just made it
-            folder.chmod(0o755)
+            with contextlib.suppress(FileExistsError):  # another thread may have just made it
+                os.mkdir(folder)
+            os.chmod(folder, 0o755)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        os.fchmod(fh.fileno(), mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
         if date_time is not None:
-            # As unzip does: the zip's local time. Keeps shipped .pyc files valid against their sources.
-            year, month, day, hour, minute, second = date_time[:6]
-            stamp = time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
-            os.utime(fh.fileno(), (stamp, stamp))
+            stamp = _local_timestamp(tuple(date_time[:6]))
+            os.utime(fd, (stamp, stamp))
+    finally:
+        os.close(fd)
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_timestamp(date_time: tuple[int, ...]) -> float:
+    """As unzip does: the zip's local time. Keeps shipped .pyc files valid against their sources."""
+    year, month, day, hour, minute, second = date_time
+    return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
 
 
 def file_mode(member: ZipMember) -> int:

@@ -11,8 +11,6 @@ from typing import NoReturn
 import click
 
 from lpkg import __version__
-from lpkg.build import BuildOptions, build_function
-from lpkg.config import Overrides
 from lpkg.errors import FindingsFailed, Interrupted, LpkgError, UsageError
 from lpkg.probing import choose_prober
 from lpkg.report import render_build_human, render_build_json, render_human, render_json
@@ -112,6 +110,10 @@ def build(
     """Build each function folder into OUT/<folder name>.zip, published only when it verifies."""
     global _json_mode
     _json_mode = as_json
+    # Imported here: `lpkg verify` has no use for the build machinery, and start-up time counts.
+    from lpkg.build import BuildOptions, build_function
+    from lpkg.config import Overrides
+
     overrides = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, build_image=build_image,
                           image=image, layers=layers, source_roots=source_roots)
     options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, timeout=timeout)
