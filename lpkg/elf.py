@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,8 +98,10 @@ class _ElfReader:
         # Unknown e_machine values come back as plain ints.
         self.machine = str(elf["e_machine"])
         self.elf_class = int(elf.elfclass)
-        self._read_dynamic(elf)
-        for section in elf.iter_sections():
+        # Section headers are parsed once (each parse is costly in pyelftools; a wheel has dozens of .so).
+        sections = list(elf.iter_sections())
+        self._read_dynamic(elf, sections)
+        for section in sections:
             if isinstance(section, GNUVerNeedSection):
                 for _verneed, auxiliaries in section.iter_versions():
                     for aux in auxiliaries:
@@ -106,13 +109,12 @@ class _ElfReader:
                         if version is not None:
                             self.glibc.add(version)
 
-    def _read_dynamic(self, elf: ELFFile) -> None:
-        # The loader reads PT_DYNAMIC; section headers may be stripped, so they are only the fallback.
-        tables: list[DynamicSegment | DynamicSection] = [
-            s for s in elf.iter_segments() if isinstance(s, DynamicSegment)
-        ]
+    def _read_dynamic(self, elf: ELFFile, sections: Sequence[object]) -> None:
+        # The dynamic section and PT_DYNAMIC hold the same table; when section headers are stripped,
+        # the loader's view (the segment) is the one left.
+        tables: list[DynamicSegment | DynamicSection] = [s for s in sections if isinstance(s, DynamicSection)]
         if not tables:
-            tables = [s for s in elf.iter_sections() if isinstance(s, DynamicSection)]
+            tables = [s for s in elf.iter_segments() if isinstance(s, DynamicSegment)]
         for table in tables[:1]:
             for tag in table.iter_tags():
                 self._take(tag)

@@ -224,10 +224,10 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
                         with watch.lap("probe"):
                             outcome = run_probe()
                         findings += findings_from_probe(outcome, options.timeout)
-                        for job in ("import", "walk"):
-                            seconds = (outcome.document.get(job) or {}).get("seconds")
+                        for job, key in (("import", "import_seconds"), ("walk", "walk_seconds")):
+                            seconds = (outcome.document.get(job) or {}).get(key)
                             if isinstance(seconds, (int, float)):
-                                watch.laps.append((f"probe {job} (inside)", float(seconds)))
+                                watch.laps.append((f"{job} (inside the probe)", float(seconds)))
                         probe_description = outcome.description
                     findings += native_future.result()
                     watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from types import TracebackType
@@ -102,12 +103,14 @@ def main() -> int:
     roots = (args.task_root.rstrip("/") + "/", args.opt.rstrip("/") + "/")
     get_handler, how = runtime_loader()
     result: dict[str, Any]
+    started = time.monotonic()
     try:
         handler = get_handler(args.handler)
     except BaseException as exc:  # noqa: BLE001 - packaged code may raise anything, SystemExit included
         result = describe_failure(exc, roots)
     else:
         result = {"status": "ok", "callable": callable(handler)}
+    result["import_seconds"] = round(time.monotonic() - started, 3)
     result["loader"] = how
     with open(args.result, "w", encoding="utf-8") as fh:
         json.dump(result, fh)
