@@ -45,41 +45,13 @@ _GLIBC_LIBS = frozenset(
         "libanl.so.1",
     }
 )
-_AL2_LIBS = _GLIBC_LIBS | frozenset(
+# Shipped by both Amazon Linux images (the runtime's own Python needs them).
+_BASE_OS_LIBS = _GLIBC_LIBS | frozenset(
     {
         "libgcc_s.so.1",
         "libstdc++.so.6",
         "libz.so.1",
         "libexpat.so.1",
-        "libffi.so.6",
-        "libssl.so.10",
-        "libcrypto.so.10",
-        "libsqlite3.so.0",
-        "libbz2.so.1",
-        "liblzma.so.5",
-        "libselinux.so.1",
-        "libpcre.so.1",
-        "libcom_err.so.2",
-        "libkeyutils.so.1",
-        "libkrb5.so.3",
-        "libk5crypto.so.3",
-        "libgssapi_krb5.so.2",
-        "libkrb5support.so.0",
-        "libtinfo.so.6",
-        "libncursesw.so.6",
-        "libreadline.so.6",
-        "libuuid.so.1",
-    }
-)
-_AL2023_LIBS = _GLIBC_LIBS | frozenset(
-    {
-        "libgcc_s.so.1",
-        "libstdc++.so.6",
-        "libz.so.1",
-        "libexpat.so.1",
-        "libffi.so.8",
-        "libssl.so.3",
-        "libcrypto.so.3",
         "libsqlite3.so.0",
         "libbz2.so.1",
         "liblzma.so.5",
@@ -94,6 +66,10 @@ _AL2023_LIBS = _GLIBC_LIBS | frozenset(
         "libuuid.so.1",
     }
 )
+# What differs: OpenSSL 1.0 and libffi 6 on Amazon Linux 2, OpenSSL 3 and libffi 8 on AL2023.
+_AL2_LIBS = _BASE_OS_LIBS | {"libffi.so.6", "libssl.so.10", "libcrypto.so.10", "libselinux.so.1",
+                             "libpcre.so.1", "libreadline.so.6"}
+_AL2023_LIBS = _BASE_OS_LIBS | {"libffi.so.8", "libssl.so.3", "libcrypto.so.3"}
 
 
 @dataclass(frozen=True)
