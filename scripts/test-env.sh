@@ -5,7 +5,7 @@
 # A stand-in has the layout of public.ecr.aws/lambda/python (interpreter under /var/lang,
 # awslambdaric and boto3 in /var/runtime, user sbx_user1051, the runtime's ENV).
 # Work already done is skipped, so running this again is cheap.
-# Usage: scripts/test-env.sh [PYTHON_MINOR...]   (default: 3.11)
+# Usage: scripts/test-env.sh [PYTHON_MINOR...]   (default: 3.11 3.13)
 set -euo pipefail
 
 log() { printf 'test-env: %s\n' "$*" >&2; }
@@ -121,7 +121,7 @@ ENTRY
 
 start_docker
 minors=("$@")
-[ ${#minors[@]} -gt 0 ] || minors=(3.11)
+[ ${#minors[@]} -gt 0 ] || minors=(3.11 3.13)
 for minor in "${minors[@]}"; do
   build_runtime_image "$minor"
 done

@@ -11,6 +11,7 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 STANDIN_IMAGE = os.environ.get("LPKG_TEST_IMAGE", "lpkg-standin/lambda-python:3.11-x86_64")
+STANDIN_IMAGE_313 = os.environ.get("LPKG_TEST_IMAGE_313", "lpkg-standin/lambda-python:3.13-x86_64")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -44,3 +45,12 @@ def standin_image() -> str:
     if problem:
         pytest.skip(problem)
     return STANDIN_IMAGE
+
+
+@pytest.fixture(scope="session")
+def standin_image_313() -> str:
+    """A Python 3.13 stand-in (Debian trixie): the probe on a newer interpreter and bytecode."""
+    problem = _docker_ready(STANDIN_IMAGE_313)
+    if problem:
+        pytest.skip(problem)
+    return STANDIN_IMAGE_313

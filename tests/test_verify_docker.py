@@ -173,3 +173,14 @@ def test_missing_image_is_exit_3(tmp_path: Path, standin_image: str) -> None:
     assert run.returncode == 3
     assert "no-such-image" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_postmortem_findings_on_python_3_13(tmp_path: Path, standin_image_313: str) -> None:
+    qh = zip_folders(tmp_path / "qh.zip", {PROJECT / "query-handler": "", PROJECT / "shared": "shared/"})
+    run = run_lpkg("verify", qh, "--runtime", "python3.13", "--image", standin_image_313, "--probe", "docker",
+                   "--json")
+    artifact = json.loads(run.stdout)["artifacts"][0]
+    assert run.returncode == 1
+    name_missing = finding(artifact, "IMPORT_NAME_MISSING")
+    assert (name_missing["member"], name_missing["line"]) == ("handler.py", 7)
+    assert "get_rds_client" in finding(artifact, "Runtime.ImportModuleError")["message"]
