@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from lpkg.errors import UsageError
+from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError, UsageError
 from lpkg.runtimes import Arch, Runtime
 
 # The host's pip settings that decide where packages come from; passed on to the install.
@@ -91,3 +91,25 @@ def manylinux_platforms(runtime: Runtime, arch: Arch) -> list[str]:
     if machine == "x86_64":
         tags += ["manylinux2010_x86_64", "manylinux1_x86_64"]
     return tags
+
+
+# pip's words when the index cannot be reached at all (as opposed to: no such release).
+_NETWORK_SIGNS = ("NewConnectionError", "name resolution", "ConnectTimeout", "ProxyError", "SSLError",
+                  "CERTIFICATE_VERIFY_FAILED", "Network is unreachable", "Connection refused")
+
+
+def pip_failure(output: str, where: str, exit_code: int | None) -> LpkgError:
+    """One readable error from pip's output: a network problem (exit 3) or a failed install (exit 1)."""
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    tail = "\n    ".join(lines[-8:])
+    if any(sign in output for sign in _NETWORK_SIGNS):
+        return EnvironmentProblem(
+            f"pip in {where} could not reach the package index:\n    {tail}",
+            hint="check the network (LPKG_DOCKER_NETWORK sets the build container's), PIP_INDEX_URL, "
+            "and PIP_CERT for a proxy that re-signs TLS",
+        )
+    return BuildFailed(
+        f"pip install in {where} failed (exit {exit_code}):\n    {tail}",
+        hint="check the requirement names and versions; a package without a wheel for the runtime is built "
+        "from source only in the build image (--backend docker)",
+    )

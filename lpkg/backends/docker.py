@@ -9,9 +9,15 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from lpkg.backends import InstallRequest, ca_bundle, pip_environment, requirement_args, stage_requirements
+from lpkg.backends import (
+    InstallRequest,
+    ca_bundle,
+    pip_environment,
+    pip_failure,
+    requirement_args,
+    stage_requirements,
+)
 from lpkg.container import DockerSession
-from lpkg.errors import BuildFailed
 
 INPUT = "/lpkg-in"
 OUTPUT = "/lpkg-out"
@@ -56,12 +62,8 @@ class DockerInstaller:
             container.put_archive("/", inputs)
             result = container.run(timeout=3600, stream_output=sys.stderr)
             if result.exit_code != 0:
-                tail = (result.stdout + result.stderr).decode("utf-8", "replace").strip().splitlines()[-12:]
-                raise BuildFailed(
-                    f"pip install in {self.image} failed (exit {result.exit_code}):\n    " + "\n    ".join(tail),
-                    hint="check the requirement names and versions; behind a proxy, set PIP_INDEX_URL/PIP_CERT; "
-                    "LPKG_DOCKER_NETWORK picks the build container's network",
-                )
+                output = (result.stdout + result.stderr).decode("utf-8", "replace")
+                raise pip_failure(output, self.image, result.exit_code)
             archive = container.get_archive_file(OUTPUT)
         with archive:
             target.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lpkg.backends import InstallRequest, manylinux_platforms, requirement_args, stage_requirements
-from lpkg.errors import BuildFailed
+from lpkg.backends import InstallRequest, manylinux_platforms, pip_failure, requirement_args, stage_requirements
 
 
 class LocalInstaller:
@@ -41,9 +40,4 @@ class LocalInstaller:
             # pip's output goes to our stderr as it comes; stdout stays free for --json.
             proc = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-12:]
-            raise BuildFailed(
-                "pip install (target platform wheels) failed:\n    " + "\n    ".join(tail),
-                hint="a dependency without a wheel for the runtime needs the Docker backend (the build image "
-                "compiles it); behind a proxy, set PIP_INDEX_URL/PIP_CERT",
-            )
+            raise pip_failure(proc.stderr, "this machine (target platform wheels)", proc.returncode)
