@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -238,10 +239,14 @@ def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
     if status == "failed":
         findings.append(_import_failure(imp, outcome))
     elif status == "timeout":
+        member, line = _hung_at(imp.get("output") or "", outcome)
         findings.append(Finding(
             "INIT_TIMEOUT", Severity.ERROR,
-            f"importing the handler did not finish within {timeout:g} s and was stopped; Lambda's init"
-            " phase would time out too: move slow work (network calls, big downloads) out of module level",
+            f"importing the handler did not finish within {timeout:g} s and was stopped"
+            + (" while running this line" if member else "")
+            + "; Lambda's init phase would time out too: move slow work (network calls, big downloads) out of"
+            " module level",
+            member, line,
         ))
     elif status == "crashed":
         code = imp.get("returncode")
@@ -274,6 +279,17 @@ def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
     if outcome.local:
         findings = [_soften_runtime_provided(f) for f in findings]
     return findings
+
+
+_FAULTHANDLER_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+def _hung_at(output: str, outcome: ProbeOutcome) -> tuple[str | None, int | None]:
+    """The packaged line a hung import was running, from the stack faulthandler dumped (innermost first)."""
+    for match in _FAULTHANDLER_FRAME.finditer(output):
+        if match["file"].startswith((outcome.task_root + "/", outcome.opt + "/")):
+            return _member(match["file"], outcome), int(match["line"])
+    return None, None
 
 
 def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:

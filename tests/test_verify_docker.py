@@ -108,7 +108,8 @@ def test_hang_at_import_is_cut_at_the_timeout(tmp_path: Path, standin_image: str
     status, artifact = verify_json(write_zip(tmp_path / "hang.zip", {"handler.py": code}), standin_image,
                                    "--timeout", "3")
     assert status == 1
-    assert "INIT_TIMEOUT" in codes(artifact)
+    hang = finding(artifact, "INIT_TIMEOUT")
+    assert (hang["member"], hang["line"]) == ("handler.py", 2)  # the line that was running when it was cut
 
 
 def test_syntax_error_is_reported_as_the_runtime_would(tmp_path: Path, standin_image: str) -> None:
@@ -123,7 +124,9 @@ def test_missing_handler_function(tmp_path: Path, standin_image: str) -> None:
     z = write_zip(tmp_path / "nf.zip", {"app.py": GOOD_HANDLER})
     status, artifact = verify_json(z, standin_image, "--handler", "app.main")
     assert status == 1
-    assert "Handler 'main' missing" in finding(artifact, "Runtime.HandlerNotFound")["message"]
+    not_found = finding(artifact, "Runtime.HandlerNotFound")
+    assert "Handler 'main' missing" in not_found["message"]
+    assert not_found["member"] == "app.py"
 
 
 def test_exception_at_import_names_file_and_line(tmp_path: Path, standin_image: str) -> None:

@@ -62,7 +62,9 @@ def lambda_environment(handler: str, task_root: str, runtime_dir: str) -> dict[s
     return env
 
 
-def start_job(job: str, args: argparse.Namespace, scratch: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_job(
+    job: str, args: argparse.Namespace, scratch: str, deadline: float
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start one job in a fresh interpreter; it writes its result to a file in `scratch`."""
     script = os.path.join(HERE, "importer.py" if job == "import" else "walk.py")
     result_path = os.path.join(scratch, f"{job}.json")
@@ -77,6 +79,7 @@ def start_job(job: str, args: argparse.Namespace, scratch: str) -> tuple[subproc
         "--opt", args.opt,
         "--runtime-dir", args.runtime_dir,
         "--probe-lib", os.path.join(HERE, "lib"),
+        "--timeout", str(round(max(1.0, deadline - time.monotonic()), 3)),
     ]
     proc = subprocess.Popen(
         command,
@@ -137,7 +140,7 @@ def main() -> int:
             if job == "walk" and sys.version_info < (3, 10):
                 document[job] = {"status": "skipped", "reason": "modulegraph2 needs Python 3.10 or newer"}
                 continue
-            running[job] = (time.monotonic(), *start_job(job, args, scratch))
+            running[job] = (time.monotonic(), *start_job(job, args, scratch, deadline))
         for job, (started, proc, result_path) in running.items():
             document[job] = finish_job(proc, result_path, started, deadline)
     sys.stdout.write(json.dumps(document))

@@ -8,6 +8,7 @@ match what Lambda reports. Standard library only; Python >= 3.9.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import json
 import sys
@@ -98,11 +99,14 @@ def main() -> int:
     parser.add_argument("--opt", required=True)
     parser.add_argument("--runtime-dir", required=True)
     parser.add_argument("--probe-lib", required=True)
+    parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args()
     sys.path[:] = json.loads(args.sys_path)
     roots = (args.task_root.rstrip("/") + "/", args.opt.rstrip("/") + "/")
     get_handler, how = runtime_loader()
     result: dict[str, Any]
+    # If the import hangs, the stack shortly before the kill says on which line.
+    faulthandler.dump_traceback_later(max(0.5, args.timeout - 0.7), exit=False)
     started = time.monotonic()
     try:
         handler = get_handler(args.handler)
@@ -110,7 +114,14 @@ def main() -> int:
         result = describe_failure(exc, roots)
     else:
         result = {"status": "ok", "callable": callable(handler)}
+    faulthandler.cancel_dump_traceback_later()
     result["import_seconds"] = round(time.monotonic() - started, 3)
+    if result.get("error_type") == NOT_FOUND:
+        # The module loaded but lacks the function: point at the module's file.
+        module = sys.modules.get(args.handler.rsplit(".", 1)[0].replace("/", "."))
+        module_file = getattr(module, "__file__", None)
+        if module_file:
+            result["frames"] = [{"file": module_file, "line": None, "code": None}]
     result["loader"] = how
     with open(args.result, "w", encoding="utf-8") as fh:
         json.dump(result, fh)

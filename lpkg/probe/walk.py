@@ -514,6 +514,7 @@ def main() -> int:
     parser.add_argument("--opt", required=True)
     parser.add_argument("--runtime-dir", required=True)
     parser.add_argument("--probe-lib", required=True)
+    parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args()
     # modulegraph2 comes from the probe's own folder; then sys.path becomes exactly Lambda's.
     sys.path[:] = [args.probe_lib, *json.loads(args.sys_path)]
