@@ -191,7 +191,7 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
             ("unzipped", mb(archive.claimed_unzipped_size + sum(la.claimed_unzipped_size for la in layer_archives))),
             ("largest", describe_largest([archive, *layer_archives])),
         ]
-        probe_description = "not run: " + ("--probe none" if prober is None else "the zip cannot be unpacked")
+        probe_description = "not run: " + ("not asked for" if prober is None else "the zip cannot be unpacked")
         if handler is not None and not _blocked(findings):
             with contextlib.ExitStack() as scratch_stack:
                 root = Path(scratch_stack.enter_context(
