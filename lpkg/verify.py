@@ -13,14 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lpkg.archive import (
-    BudgetExceeded,
-    MemberCorrupt,
-    SizeBudget,
     ZipArchive,
-    ZipMember,
     file_mode,
     normalized_name,
-    unpack_member,
 )
 from lpkg.checks import CheckContext, Layer, NativeFile
 from lpkg.checks.native import check_native
@@ -33,6 +28,7 @@ from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handle
 from lpkg.probing import LAYER_DIR, TASK_DIR, Prober, findings_from_probe
 from lpkg.report import ArtifactReport, Finding, Severity, sort_findings
 from lpkg.runtimes import UNZIPPED_LIMIT_BYTES, Arch, Runtime
+from lpkg.unpack import UnpackJob, unpack_all
 
 NATIVE_SUFFIX = re.compile(r"\.(so(\.[0-9]+)*|pyd|dylib)$")
 # Findings after which unpacking or importing would be unsafe or meaningless.
@@ -105,57 +101,50 @@ def handler_module_present(handler: Handler, names: set[str], layers: Sequence[Z
 def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
     """One pass over every safe member of the zip and its layers, unpacked under `root` (task root
     and /opt as they will be in Lambda): CRCs and the size limit are checked on the bytes actually
-    produced, native files are kept for the ELF checks. Nothing unpacked is ever imported here."""
-    budget = SizeBudget(UNZIPPED_LIMIT_BYTES)
-    native: list[NativeFile] = []
-    findings: list[Finding] = []
+    produced, and native files are read back for the ELF checks. Nothing unpacked is ever imported here."""
     sources = [(ctx.archive, ctx.dists, root / TASK_DIR, False, "")] + [
         (layer.archive, layer.dists, root / LAYER_DIR, True, f"{layer.archive.path.name}!") for layer in ctx.layers
     ]
     for _, _, folder, _, _ in sources:
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o755)
-    def unpack(archive: ZipArchive, dists: DistributionIndex, folder: Path, in_layer: bool, label: str,
-               member: ZipMember) -> None:
-        name = normalized_name(member.name)
-        try:
-            data = archive.read(member.name, budget)
-        except MemberCorrupt as exc:
-            findings.append(Finding("ZIP_CORRUPT", Severity.ERROR,
-                                    f"member is corrupt ({exc.reason}); rebuild the zip", member=label + name))
-            return
-        if NATIVE_SUFFIX.search(name):
-            native.append(NativeFile(name, data, dists.of(name), in_layer))
-        unpack_member(folder, name, data, file_mode(member), member.date_time)
-
-    # zlib and file writes release the GIL: two threads keep both cores busy.
-    try:
-        with ThreadPoolExecutor(max_workers=UNPACK_THREADS) as pool:
-            # Layers are unpacked in order into /opt, a later one replacing an earlier one's file:
-            # walking them backwards, each path is written once, by the layer that wins.
-            claimed: set[tuple[Path, str]] = set()
-            futures = []
-            for archive, dists, folder, in_layer, label in reversed(sources):
-                for member in archive.safe_files():
-                    key = (folder, normalized_name(member.name))
-                    if key not in claimed:
-                        claimed.add(key)
-                        futures.append(pool.submit(unpack, archive, dists, folder, in_layer, label, member))
-            for future in futures:
-                future.result()
-    except BudgetExceeded as exc:
-        # The central directory understated the sizes: stop before producing more.
-        for future in futures:
-            future.cancel()
+    # Layers are unpacked in order into /opt, a later one replacing an earlier one's file:
+    # walking them backwards, each path is written once, by the layer that wins.
+    jobs: list[UnpackJob] = []
+    origin: dict[tuple[str, str], tuple[DistributionIndex, bool, str]] = {}
+    for archive, dists, folder, in_layer, label in reversed(sources):
+        for member in archive.safe_files():
+            name = normalized_name(member.name)
+            if (str(folder), name) in origin:
+                continue
+            origin[(str(folder), name)] = (dists, in_layer, label)
+            jobs.append(UnpackJob(str(archive.path), member.name, name, str(folder), file_mode(member),
+                                  member.date_time, member.compressed_size))
+    result = unpack_all(jobs, UNZIPPED_LIMIT_BYTES)
+    findings = [
+        Finding("ZIP_CORRUPT", Severity.ERROR, f"member is corrupt ({reason}); rebuild the zip",
+                member=origin[(job.target_dir, job.name)][2] + job.name)
+        for job, reason in result.corrupt
+    ]
+    if result.over_budget is not None:
+        # The central directory understated the sizes: unpacking was stopped there.
         findings.append(Finding(
             "SIZE_UNZIPPED", Severity.ERROR,
-            f"unpacking produced more than Lambda's limit of {exc.limit:,} bytes although the zip's "
-            f"directory claims {mb(sum(a.claimed_unzipped_size for a, *_ in sources))}: the directory "
+            f"unpacking produced more than Lambda's limit of {result.over_budget.limit:,} bytes although the "
+            f"zip's directory claims {mb(sum(a.claimed_unzipped_size for a, *_ in sources))}: the directory "
             "lies (a zip bomb?) — unpacking was stopped",
-            member=exc.member,
+            member=result.over_budget.member,
         ))
+        return Payload((), tuple(findings), result.produced)
+    bad = {(job.target_dir, job.name) for job, _ in result.corrupt}
+    native = [
+        NativeFile(job.name, (Path(job.target_dir) / job.name).read_bytes(), dists.of(job.name), in_layer)
+        for job in jobs
+        if NATIVE_SUFFIX.search(job.name) and (job.target_dir, job.name) not in bad
+        for dists, in_layer, _ in [origin[(job.target_dir, job.name)]]
+    ]
     native.sort(key=lambda f: (f.in_layer, f.member))
-    return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")), budget.used)
+    return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")), result.produced)
 
 
 def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> ArtifactReport:
