@@ -33,7 +33,6 @@ from lpkg.unpack import UnpackJob, unpack_all
 NATIVE_SUFFIX = re.compile(r"\.(so(\.[0-9]+)*|pyd|dylib)$")
 # Findings after which unpacking or importing would be unsafe or meaningless.
 BLOCKING = {"SIZE_UNZIPPED", "ZIP_CORRUPT", "ZIP_EMPTY"}
-UNPACK_THREADS = 2
 
 
 @dataclass(frozen=True)
