@@ -25,7 +25,7 @@ from lpkg.checks.structure import check_structure
 from lpkg.dists import DistributionIndex, index_distributions
 from lpkg.errors import UsageError
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
-from lpkg.probing import LAYER_DIR, TASK_DIR, Prober, findings_from_probe
+from lpkg.probing import LAYER_DIR, TASK_DIR, ProbeOutcome, Prober, findings_from_probe
 from lpkg.report import ArtifactReport, Finding, Severity, sort_findings
 from lpkg.runtimes import UNZIPPED_LIMIT_BYTES, Arch, Runtime
 from lpkg.unpack import UnpackJob, unpack_all
@@ -149,7 +149,6 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
 def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> ArtifactReport:
     watch = Stopwatch()
     started = time.perf_counter()
-    findings: list[Finding] = []
     with contextlib.ExitStack() as stack:
         archive = stack.enter_context(ZipArchive(path))
         layer_archives = [stack.enter_context(ZipArchive(p)) for p in options.layers]
@@ -161,66 +160,19 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
                 arch=options.arch,
                 layers=tuple(Layer(la, index_distributions(la)) for la in layer_archives),
             )
-            findings += check_structure(archive)
-            findings += check_permissions(archive)
-            for layer in layer_archives:
-                findings += check_structure(layer, f"{layer.path.name}!")
-                findings += check_permissions(layer, f"{layer.path.name}!")
-            findings += check_sizes(archive, layer_archives)
-            # A zip with nothing in it has no handler to infer; say that, not "cannot tell the handler".
-            try:
-                handler: Handler | None = resolve_handler(archive, options.handler)
-            except UsageError:
-                if not _blocked(findings):
-                    raise
-                handler = None
-        facts = [
+            findings = directory_findings(ctx)
+            handler = _handler_unless_blocked(archive, options.handler, findings)
+        everything = [archive, *layer_archives]
+        facts = (
             ("zipped", mb(archive.zipped_size)),
-            ("unzipped", mb(archive.claimed_unzipped_size + sum(la.claimed_unzipped_size for la in layer_archives))),
-            ("largest", describe_largest([archive, *layer_archives])),
-        ]
-        probe_description = "not run: " + ("not asked for" if prober is None else "the zip cannot be unpacked")
-        if handler is not None and not _blocked(findings):
-            with contextlib.ExitStack() as scratch_stack:
-                root = Path(scratch_stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix="lpkg-verify-", dir=scratch_parent())))
-                names = {normalized_name(n) for n in archive.names}
-                present = handler_module_present(handler, names, layer_archives, options.runtime.minor)
-                run_probe = None
-                if prober is not None and present:
-                    # The container is created while the zip is unpacked.
-                    run_probe = scratch_stack.enter_context(prober.prepare(root, handler.string, options.timeout))
-                with watch.lap("unpack"):
-                    payload = unpack_payload(ctx, root)
-                findings += payload.findings
-                if not present:
-                    findings.append(Finding(
-                        "HANDLER_MISSING", Severity.ERROR,
-                        f"the handler module {handler.module} is not in the zip or a layer "
-                        f"(looked for {', '.join(handler.module_files())}); Lambda would fail with "
-                        "Runtime.ImportModuleError — check the handler setting and the zip's top level",
-                    ))
-                    probe_description = "not run: the handler module is missing"
-                elif _blocked(findings):
-                    probe_description = "not run: the zip cannot be unpacked"
-                    run_probe = None
-                with ThreadPoolExecutor(max_workers=1) as native_pool:
-                    # The ELF checks are pure CPU; the probe mostly waits on the container.
-                    native_started = time.perf_counter()
-                    native_future = native_pool.submit(check_native, payload.native, ctx)
-                    if run_probe is not None:
-                        with watch.lap("probe"):
-                            outcome = run_probe()
-                        findings += findings_from_probe(outcome, options.timeout)
-                        for job, key in (("import", "import_seconds"), ("walk", "walk_seconds")):
-                            seconds = (outcome.document.get(job) or {}).get(key)
-                            if isinstance(seconds, (int, float)):
-                                watch.laps.append((f"{job} (inside the probe)", float(seconds)))
-                        probe_description = outcome.description
-                    findings += native_future.result()
-                    watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
-        else:
+            ("unzipped", mb(sum(a.claimed_unzipped_size for a in everything))),
+            ("largest", describe_largest(everything)),
+        )
+        if handler is None or _blocked(findings):
             probe_description = "not run: " + ", ".join(sorted({f.code for f in findings if f.code in BLOCKING}))
+        else:
+            more, probe_description = _unpack_and_probe(ctx, handler, options, prober, watch)
+            findings += more
     watch.laps.append(("total", time.perf_counter() - started))
     return ArtifactReport(
         artifact=str(path),
@@ -230,8 +182,79 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
         findings=sort_findings(findings),
         probe=probe_description,
         timings=tuple(watch.laps),
-        facts=tuple(facts),
+        facts=facts,
     )
+
+
+def directory_findings(ctx: CheckContext) -> list[Finding]:
+    """What the central directories alone show: structure, permissions, sizes. Nothing is unpacked."""
+    findings = check_structure(ctx.archive) + check_permissions(ctx.archive)
+    for layer in ctx.layers:
+        label = f"{layer.archive.path.name}!"
+        findings += check_structure(layer.archive, label) + check_permissions(layer.archive, label)
+    return findings + check_sizes(ctx.archive, [layer.archive for layer in ctx.layers])
+
+
+def _handler_unless_blocked(archive: ZipArchive, given: str | None, findings: Sequence[Finding]) -> Handler | None:
+    # A zip with nothing in it has no handler to infer: say that, not "cannot tell the handler".
+    try:
+        return resolve_handler(archive, given)
+    except UsageError:
+        if not _blocked(findings):
+            raise
+        return None
+
+
+def _unpack_and_probe(
+    ctx: CheckContext, handler: Handler, options: VerifyOptions, prober: Prober | None, watch: Stopwatch
+) -> tuple[list[Finding], str]:
+    """Unpack to a scratch folder, then run the ELF checks and the probe side by side on it."""
+    findings: list[Finding] = []
+    description = "not run: not asked for"
+    names = {normalized_name(n) for n in ctx.archive.names}
+    present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime.minor)
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lpkg-verify-", dir=scratch_parent())))
+        run_probe = None
+        if prober is not None and present:
+            # The container is created while the zip is unpacked.
+            run_probe = stack.enter_context(prober.prepare(root, handler.string, options.timeout))
+        with watch.lap("unpack"):
+            payload = unpack_payload(ctx, root)
+        findings += payload.findings
+        if not present:
+            findings.append(Finding(
+                "HANDLER_MISSING", Severity.ERROR,
+                f"the handler module {handler.module} is not in the zip or a layer "
+                f"(looked for {', '.join(handler.module_files())}); Lambda would fail with "
+                "Runtime.ImportModuleError — check the handler setting and the zip's top level",
+            ))
+            description = "not run: the handler module is missing"
+        elif _blocked(findings):
+            description = "not run: the zip cannot be unpacked"
+            run_probe = None
+        with ThreadPoolExecutor(max_workers=1) as native_pool:
+            # The ELF checks are pure CPU; the probe mostly waits on the container.
+            native_started = time.perf_counter()
+            native_future = native_pool.submit(check_native, payload.native, ctx)
+            if run_probe is not None:
+                with watch.lap("probe"):
+                    outcome = run_probe()
+                findings += findings_from_probe(outcome, options.timeout)
+                watch.laps.extend(_inside_laps(outcome))
+                description = outcome.description
+            findings += native_future.result()
+            watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
+    return findings, description
+
+
+def _inside_laps(outcome: ProbeOutcome) -> list[tuple[str, float]]:
+    laps = []
+    for job, key in (("import", "import_seconds"), ("walk", "walk_seconds")):
+        seconds = (outcome.document.get(job) or {}).get(key)
+        if isinstance(seconds, (int, float)):
+            laps.append((f"{job} (inside the probe)", float(seconds)))
+    return laps
 
 
 def scratch_parent() -> str | None:
