@@ -302,10 +302,11 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
         member, line = _member(syntax.get("file"), outcome), syntax.get("line")
     elif frames:
         member, line = _member(frames[-1]["file"], outcome), frames[-1]["line"]
-    code = error_type if error_type.startswith("Runtime.") else "INIT_EXCEPTION"
-    if code == "INIT_EXCEPTION":
-        message = f"{error_type} raised while importing the handler: {message}"
-    return Finding(code, Severity.ERROR, f"Lambda would fail with {error_type}: {message}", member, line)
+    if error_type.startswith("Runtime."):
+        return Finding(error_type, Severity.ERROR, f"Lambda would fail with {error_type}: {message}", member, line)
+    return Finding("INIT_EXCEPTION", Severity.ERROR,
+                   f"importing the handler raised {error_type}: {message} — Lambda's init would fail the same way",
+                   member, line)
 
 
 def _soften_runtime_provided(finding: Finding) -> Finding:
