@@ -66,7 +66,10 @@ def verify(
     rt = get_runtime(runtime)
     options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers, timeout=timeout)
     prober = choose_prober(probe_mode, rt, image or rt.runtime_image(lambda_arch))
-    reports = [verify_zip(path, options, prober) for path in zips]
+    reports = []
+    for path in zips:
+        _progress(f"checking {path} ({rt.name}, {lambda_arch})")
+        reports.append(verify_zip(path, options, prober))
     click.echo(render_json(reports) if as_json else render_human(reports, color=sys.stdout.isatty()))
     if not all(r.ok for r in reports):
         raise FindingsFailed("verification found errors", hint=None)
@@ -117,10 +120,19 @@ def build(
     overrides = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, build_image=build_image,
                           image=image, layers=layers, source_roots=source_roots)
     options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, timeout=timeout)
-    reports = [build_function(d, overrides, options) for d in (function_dirs or (Path("."),))]
+    reports = []
+    for function_dir in function_dirs or (Path("."),):
+        _progress(f"building {function_dir}")
+        reports.append(build_function(function_dir, overrides, options))
     click.echo(render_build_json(reports) if as_json else render_build_human(reports, color=sys.stdout.isatty()))
     if not all(r.ok for r in reports):
         raise FindingsFailed("build failed")
+
+
+def _progress(message: str) -> None:
+    """Progress for a person at a terminal; scripts and CI logs get only the report."""
+    if sys.stderr.isatty():
+        click.echo(f"lpkg: {message} …", err=True)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -7,6 +7,7 @@ Files go in and out as tar archives, never as bind mounts of the user's tree.
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import tempfile
@@ -78,24 +79,36 @@ class DockerSession:
             ) from None
 
     def remove_leftovers(self) -> None:
-        """Remove containers of lpkg runs on this host whose process is gone (a killed run)."""
+        """Remove containers of killed lpkg runs: on this host, those whose process is gone; from other
+        hosts sharing the daemon (CI runners), only stopped ones older than an hour — theirs may be live."""
         host = socket.gethostname()
         try:
             stale = self.client.containers.list(all=True, filters={"label": LABEL})
-        except docker.errors.APIError:
+        except (docker.errors.APIError, requests.exceptions.RequestException):
             return
         for container in stale:
-            owner = container.labels.get(LABEL_OWNER, "")
-            owner_host, _, pid = owner.partition(":")
-            if owner_host == host and pid.isdigit() and _alive(int(pid)):
+            owner_host, _, pid = container.labels.get(LABEL_OWNER, "").partition(":")
+            if owner_host == host:
+                if pid.isdigit() and _alive(int(pid)):
+                    continue
+            elif container.status == "running" or not _older_than(container.attrs.get("Created", ""), 3600):
                 continue
             try:
                 container.remove(force=True)
-            except docker.errors.APIError:
+            except (docker.errors.APIError, requests.exceptions.RequestException):
                 pass
 
     def container(self, image: str, command: Sequence[str], **options: Any) -> Container:
         return Container(self, image, command, options)
+
+
+def _older_than(created: str, seconds: float) -> bool:
+    """Docker's RFC 3339 creation time (nanoseconds, 'Z') against the clock."""
+    try:
+        stamp = datetime.datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return False
+    return (datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds() > seconds
 
 
 def _alive(pid: int) -> bool:

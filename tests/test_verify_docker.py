@@ -187,3 +187,30 @@ def test_postmortem_findings_on_python_3_13(tmp_path: Path, standin_image_313: s
     name_missing = finding(artifact, "IMPORT_NAME_MISSING")
     assert (name_missing["member"], name_missing["line"]) == ("handler.py", 7)
     assert "get_rds_client" in finding(artifact, "Runtime.ImportModuleError")["message"]
+
+
+def test_leftover_of_a_killed_run_is_removed_on_the_next_start(tmp_path: Path, standin_image: str) -> None:
+    import socket
+    import subprocess
+
+    dead_pid = 4_000_000  # above any pid_max: no such process
+    created = subprocess.run(
+        ["docker", "create", "--label", "io.lpkg=1", "--label", f"io.lpkg.owner={socket.gethostname()}:{dead_pid}",
+         "--entrypoint", "/bin/true", standin_image],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    status, _ = verify_json(write_zip(tmp_path / "ok.zip", {"handler.py": GOOD_HANDLER}), standin_image)
+    assert status == 0
+    left = subprocess.run(["docker", "ps", "-aq", "--no-trunc", "--filter", f"id={created}"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert left == ""
+
+
+def test_layer_code_is_importable_from_opt_python(tmp_path: Path, standin_image: str) -> None:
+    function = write_zip(tmp_path / "fn.zip", {"handler.py": "import layered_util\n" + GOOD_HANDLER})
+    layer = write_zip(tmp_path / "layer.zip", {"python/layered_util.py": "VALUE = 1\n"})
+    status, artifact = verify_json(function, standin_image, "--layer", str(layer))
+    assert status == 0, artifact["findings"]
+    status, artifact = verify_json(function, standin_image)  # the same function without its layer
+    assert status == 1
+    assert "'layered_util'" in finding(artifact, "IMPORT_MISSING")["message"]
