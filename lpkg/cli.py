@@ -11,7 +11,7 @@ from typing import NoReturn
 import click
 
 from lpkg import __version__
-from lpkg.errors import FindingsFailed, Interrupted, LpkgError, UsageError
+from lpkg.errors import EnvironmentProblem, FindingsFailed, Interrupted, LpkgError, UsageError
 from lpkg.probing import choose_prober
 from lpkg.report import render_build_human, render_build_json, render_human, render_json
 from lpkg.runtimes import ARCHES, DEFAULT_RUNTIME, RUNTIMES, get_runtime, parse_arch
@@ -152,6 +152,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         status = _report_error(Interrupted("interrupted; nothing was written"))
     except KeyboardInterrupt:
         status = _report_error(Interrupted("interrupted; nothing was written"))
+    except OSError as exc:
+        # The machine refused: disk full, no permission, a file vanished. Not lpkg's to fix.
+        where = f": {exc.filename}" if exc.filename else ""
+        status = _report_error(EnvironmentProblem(f"{exc.strerror or exc}{where}"))
     except click.ClickException as exc:
         exc.show()
         status = exc.exit_code

@@ -185,11 +185,13 @@ def _parse_document(stdout: bytes, stderr: bytes, where: str) -> dict[str, Any]:
     try:
         document = json.loads(stdout.decode("utf-8", "replace"))
     except ValueError:
-        tail = stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
-        raise EnvironmentProblem(
-            f"the probe did not run in {where}: " + (" | ".join(tail) or "no output"),
-            hint="is it a Lambda Python image (a python at /var/lang/bin/python3)?",
-        ) from None
+        text = stderr.decode("utf-8", "replace").strip()
+        tail = text.splitlines()[-5:]
+        hint = "is it a Lambda Python image (a python at /var/lang/bin/python3)?"
+        if "exec format error" in text:
+            hint = "the image is for another CPU: running arm64 images on x86_64 needs qemu-user-static and binfmt"
+        raise EnvironmentProblem(f"the probe did not run in {where}: " + (" | ".join(tail) or "no output"),
+                                 hint=hint) from None
     if not isinstance(document, dict):
         raise EnvironmentProblem(f"the probe in {where} printed something other than its report")
     return document
