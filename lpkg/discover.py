@@ -10,22 +10,21 @@ nor in a source root will come from the requirements, the stdlib or the runtime,
 
 from __future__ import annotations
 
-import ast
 import difflib
 import os
 import re
 import sys
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from lpkg.config import FunctionSettings, read_toml
 from lpkg.errors import UsageError
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler
+from lpkg.probe.sources import ImportStatement, SourceFacts, analyse_source
 from lpkg.report import Finding, Severity, sort_findings
 
 Origin = Literal["function", "first-party"]
@@ -43,14 +42,6 @@ EXCLUDED_FILES = (
 REQUIREMENTS_TXT = "requirements.txt"
 # Extension modules: name.so, name.cpython-312-x86_64-linux-gnu.so, name.abi3.so, name.pyd.
 _EXTENSION = re.compile(r"^(?P<stem>[A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z0-9_-]+)?\.(so|pyd)$")
-_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
-# Calls that can define module globals the parser cannot see: the name check is skipped for such modules.
-_DYNAMIC_CALLS = frozenset({"globals", "vars", "locals", "exec", "setattr"})
-# Lines whose syntax error may only mean "newer than the host's Python" (PEP 695 type, PEP 701 f-strings,
-# PEP 750 t-strings, PEP 758 unparenthesised except).
-_NEWER_SYNTAX = re.compile(
-    r"^\s*type\s+\w+|^\s*(def|class)\s+\w+\s*\[|\b[rR]?[fFtT][rR]?['\"]|^\s*except\s+[^:(]+,"
-)
 
 
 @dataclass(frozen=True)
@@ -102,38 +93,11 @@ class _Module:
 _Reach = Callable[[Iterable[_Module], "str | None", bool], None]
 
 
-@dataclass(frozen=True)
-class _Import:
-    line: int
-    module: str  # "a.b" for `import a.b` and `from a.b import x`; "" for `from . import x`
-    level: int  # dots of a relative import
-    names: tuple[str, ...]  # names of `from ... import`; () for `import`
-    optional: bool  # inside a function, a try/except ImportError or `if TYPE_CHECKING`
-
-    @property
-    def text(self) -> str:
-        if not self.names and not self.level:
-            return f"import {self.module}"
-        return f"from {'.' * self.level}{self.module} import {', '.join(self.names)}"
-
-
-@dataclass(frozen=True)
-class _Source:
-    """What the parser says about one .py file."""
-
-    imports: tuple[_Import, ...] = ()
-    names: frozenset[str] = frozenset()  # top-level names the module defines
-    dynamic: bool = False  # __getattr__, a star import or globals(): its names cannot be known
-    methods: tuple[tuple[str, str], ...] = ()  # (class, method) defined at the top level
-    syntax_error: tuple[int, str] | None = None  # (line, message)
-    maybe_newer_syntax: bool = False  # the error may be syntax the host's Python predates
-
-
 @dataclass
 class _Problem:
     code: str
     module: _Module  # where the import is
-    record: _Import | None
+    record: ImportStatement | None
     message: str  # without the consequence, which depends on whether the import always runs
     suggestion: str = ""  # " — did you mean ...?"
 
@@ -205,7 +169,7 @@ class _Finder:
         self.locations += [(root, "first-party") for root in settings.source_roots]
         self.target = settings.runtime.version
         self._listings: dict[Path, dict[str, bool]] = {}
-        self._sources: dict[Path, _Source] = {}
+        self._sources: dict[Path, SourceFacts] = {}
         self._out = os.path.realpath(settings.out)
 
     def listing(self, folder: Path) -> dict[str, bool]:
@@ -287,16 +251,16 @@ class _Finder:
             found.append(child)
         return found
 
-    def source(self, path: Path) -> _Source:
+    def source(self, path: Path) -> SourceFacts:
         if path not in self._sources:
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
-            self._sources[path] = _analyse(data, str(path), self.target)
+            self._sources[path] = analyse_source(data, str(path), self.target)
         return self._sources[path]
 
-    def module_source(self, module: _Module) -> _Source | None:
+    def module_source(self, module: _Module) -> SourceFacts | None:
         if module.file is None or module.kind == "extension":
             return None
         return self.source(module.file)
@@ -353,152 +317,6 @@ def _matches(zip_path: str, pattern: str) -> bool:
     return False
 
 
-# --- parsing ----------------------------------------------------------------------------------------
-
-
-def _analyse(data: bytes, filename: str, target: tuple[int, int]) -> _Source:
-    host = sys.version_info[:2]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes is not ours to print
-            if target < host:
-                # Approximate the target's grammar, so 3.10+ syntax in a python3.9 function is caught here.
-                tree = ast.parse(data, filename, feature_version=target)
-            else:
-                tree = ast.parse(data, filename)
-    except SyntaxError as exc:
-        newer = host < target and bool(_NEWER_SYNTAX.search(exc.text or ""))
-        return _Source(syntax_error=(exc.lineno or 1, exc.msg), maybe_newer_syntax=newer)
-    except ValueError as exc:  # null bytes, before 3.12
-        return _Source(syntax_error=(1, str(exc)))
-    names, dynamic, methods = _defined_names(tree)
-    return _Source(imports=tuple(_imports(tree)), names=names, dynamic=dynamic, methods=methods)
-
-
-def _imports(tree: ast.Module) -> Iterator[_Import]:
-    def visit(body: Sequence[ast.stmt], optional: bool) -> Iterator[_Import]:
-        for node in body:
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    yield _Import(node.lineno, alias.name, 0, (), optional)
-            elif isinstance(node, ast.ImportFrom):
-                if node.module != "__future__":
-                    names = tuple(a.name for a in node.names)
-                    yield _Import(node.lineno, node.module or "", node.level or 0, names, optional)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                yield from visit(node.body, True)  # runs when called, not at import
-            elif isinstance(node, ast.If):
-                yield from visit(node.body, optional or _is_type_checking(node.test))
-                yield from visit(node.orelse, optional)
-            elif type(node).__name__ in ("Try", "TryStar"):
-                tried = cast(ast.Try, node)
-                guarded = any(_catches_import_error(h) for h in tried.handlers)
-                yield from visit(tried.body, optional or guarded)
-                for handler in tried.handlers:
-                    yield from visit(handler.body, True)  # runs only after something failed
-                yield from visit(tried.orelse, optional)
-                yield from visit(tried.finalbody, optional)
-            else:
-                for inner in _child_bodies(node):
-                    yield from visit(inner, optional)
-
-    yield from visit(tree.body, False)
-
-
-def _child_bodies(node: ast.AST) -> Iterator[list[ast.stmt]]:
-    """Statement lists directly inside a compound statement (class, with, for, while, match)."""
-    for _, value in ast.iter_fields(node):
-        if isinstance(value, list) and value:
-            if isinstance(value[0], ast.stmt):
-                yield value
-            elif isinstance(value[0], ast.match_case):
-                for case in value:
-                    yield case.body
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _catches_import_error(handler: ast.ExceptHandler) -> bool:
-    if handler.type is None:
-        return True
-    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-    for t in types:
-        name = t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else None
-        if name in _IMPORT_ERRORS:
-            return True
-    return False
-
-
-def _defined_names(tree: ast.Module) -> tuple[frozenset[str], bool, tuple[tuple[str, str], ...]]:
-    """Top-level names, whether they are knowable, and the classes' methods. Errs towards "defined": a
-    name missed here would be a false error, a name wrongly counted only a missed one (the probe has it)."""
-    names: set[str] = set()
-    methods: list[tuple[str, str]] = []
-    dynamic = False
-
-    def targets(node: ast.AST) -> None:
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Name):
-                names.add(sub.id)
-
-    def visit(body: Sequence[ast.stmt]) -> None:
-        nonlocal dynamic
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                names.add(node.name)
-                dynamic = dynamic or node.name == "__getattr__"
-            elif isinstance(node, ast.ClassDef):
-                names.add(node.name)
-                methods.extend(
-                    (node.name, item.name) for item in node.body
-                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
-                )
-            elif isinstance(node, ast.Assign):
-                for target in node.targets:
-                    targets(target)
-            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-                if not isinstance(node, ast.AnnAssign) or node.value is not None:  # `x: int` binds nothing
-                    targets(node.target)
-            elif isinstance(node, ast.Import):
-                names.update(a.asname or a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                for alias in node.names:
-                    if alias.name == "*":
-                        dynamic = True
-                    names.add(alias.asname or alias.name)
-            elif isinstance(node, (ast.For, ast.AsyncFor)):
-                targets(node.target)
-            elif isinstance(node, (ast.With, ast.AsyncWith)):
-                for item in node.items:
-                    if item.optional_vars is not None:
-                        targets(item.optional_vars)
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                for inner in _child_bodies(node):
-                    visit(inner)
-                if type(node).__name__ in ("Try", "TryStar"):
-                    for handler in cast(ast.Try, node).handlers:
-                        visit(handler.body)
-
-    visit(tree.body)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Global):
-            names.update(node.names)  # a function that assigns a global defines it once called
-        elif isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-        elif isinstance(node, ast.MatchAs | ast.MatchStar) and node.name:
-            names.add(node.name)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _DYNAMIC_CALLS:
-            dynamic = True
-        elif isinstance(node, ast.Attribute) and node.attr == "modules" and isinstance(node.value, ast.Name) \
-                and node.value.id == "sys":
-            dynamic = True  # sys.modules[__name__] = ... replaces the module
-    return frozenset(names), dynamic, tuple(methods)
-
-
 # --- the walk from the handler ----------------------------------------------------------------------
 
 
@@ -541,7 +359,7 @@ def _walk(finder: _Finder, handler: Handler) -> _Walk:
     return walk
 
 
-def _follow(finder: _Finder, walk: _Walk, module: _Module, record: _Import, reach: _Reach) -> None:
+def _follow(finder: _Finder, walk: _Walk, module: _Module, record: ImportStatement, reach: _Reach) -> None:
     if record.level:
         target = _relative_base(module, record.level)
         if isinstance(target, _BadRelative):

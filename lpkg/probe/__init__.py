@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 PROBE_DIR = Path(__file__).resolve().parent
-SCRIPTS = ("entry.py", "importer.py", "walk.py")
+SCRIPTS = ("entry.py", "importer.py", "walk.py", "sources.py")
 LIBRARIES = ("modulegraph2", "objectgraph", "typing_extensions")
 
 

@@ -13,148 +13,20 @@ descend into them; the real import is the final judge of what loads.
 from __future__ import annotations
 
 import argparse
-import ast
 import collections
 import json
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-OPTIONAL_EXCEPTIONS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+try:
+    from lpkg.probe.sources import ImportStatement, SourceFacts, analyse_source
+except ImportError:  # in the runtime container: sources.py sits beside this file, there is no lpkg package
+    from sources import ImportStatement, SourceFacts, analyse_source  # type: ignore[no-redef,import-not-found]
+
 RUNTIME_PROVIDED = {"boto3", "botocore"}
-
-
-@dataclass(frozen=True)
-class ImportStatement:
-    """One import statement of a first-party module, with where it is and how it is guarded."""
-
-    line: int
-    module: str  # as written, without the leading dots
-    level: int  # leading dots
-    names: tuple[str, ...]  # from-import names; () for "import x"
-    star: bool
-    in_function: bool
-    guarded: bool  # inside try/except ImportError, or an if (other than TYPE_CHECKING)
-    type_checking: bool  # inside `if TYPE_CHECKING:` — never executed at run time
-
-    @property
-    def optional(self) -> bool:
-        return self.in_function or self.guarded
-
-
-class ImportScanner(ast.NodeVisitor):
-    def __init__(self) -> None:
-        self.statements: list[ImportStatement] = []
-        self._function_depth = 0
-        self._guard_depth = 0
-        self._type_checking_depth = 0
-
-    def _flags(self) -> tuple[bool, bool, bool]:
-        return self._function_depth > 0, self._guard_depth > 0, self._type_checking_depth > 0
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self._in_function(node)
-
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
-        self._in_function(node)
-
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        self._function_depth += 1
-        self.generic_visit(node)
-        self._function_depth -= 1
-
-    def _in_function(self, node: ast.AST) -> None:
-        self._function_depth += 1
-        self.generic_visit(node)
-        self._function_depth -= 1
-
-    def visit_Try(self, node: ast.Try) -> None:
-        handled = set()
-        for handler in node.handlers:
-            if handler.type is None:
-                handled.add("BaseException")
-            else:
-                for expr in handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]:
-                    handled.add(expr.attr if isinstance(expr, ast.Attribute) else getattr(expr, "id", ""))
-        guarded = bool(handled & OPTIONAL_EXCEPTIONS)
-        self._guard_depth += guarded
-        for stmt in node.body:
-            self.visit(stmt)
-        self._guard_depth -= guarded
-        # Imports in handlers, else and finally are as unguarded as the try itself.
-        for part in (*node.handlers, *node.orelse, *node.finalbody):
-            self.visit(part)
-
-    visit_TryStar = visit_Try
-
-    def visit_If(self, node: ast.If) -> None:
-        test = node.test
-        is_type_checking = (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-            isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-        )
-        if is_type_checking:
-            self._type_checking_depth += 1
-            for stmt in node.body:
-                self.visit(stmt)
-            self._type_checking_depth -= 1
-            for stmt in node.orelse:
-                self.visit(stmt)
-            return
-        self._guard_depth += 1
-        self.generic_visit(node)
-        self._guard_depth -= 1
-
-    def visit_Import(self, node: ast.Import) -> None:
-        in_function, guarded, type_checking = self._flags()
-        for alias in node.names:
-            self.statements.append(
-                ImportStatement(node.lineno, alias.name, 0, (), False, in_function, guarded, type_checking)
-            )
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        in_function, guarded, type_checking = self._flags()
-        names = tuple(a.name for a in node.names if a.name != "*")
-        star = any(a.name == "*" for a in node.names)
-        self.statements.append(
-            ImportStatement(
-                node.lineno, node.module or "", node.level, names, star, in_function, guarded, type_checking
-            )
-        )
-
-
-@dataclass(frozen=True)
-class SourceFacts:
-    statements: tuple[ImportStatement, ...]
-    has_star_import: bool
-    classes_with_attribute: dict[str, tuple[str, ...]]  # attribute name -> classes defining it
-    syntax_error: tuple[int, str] | None
-
-
-def read_source_facts(path: str) -> SourceFacts:
-    try:
-        with open(path, "rb") as fh:
-            tree = ast.parse(fh.read(), filename=path)
-    except SyntaxError as exc:
-        return SourceFacts((), False, {}, (exc.lineno or 1, exc.msg))
-    except (OSError, ValueError) as exc:
-        return SourceFacts((), False, {}, (1, str(exc)))
-    scanner = ImportScanner()
-    scanner.visit(tree)
-    owners: dict[str, list[str]] = collections.defaultdict(list)
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            for item in node.body:
-                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    owners[item.name].append(node.name)
-    return SourceFacts(
-        tuple(scanner.statements),
-        any(s.star for s in scanner.statements if not s.in_function),
-        {name: tuple(classes) for name, classes in owners.items()},
-        None,
-    )
 
 
 def record_files(roots: Iterable[str]) -> set[str]:
@@ -264,7 +136,13 @@ class Walk:
 
     def facts(self, filename: str) -> SourceFacts:
         if filename not in self.facts_cache:
-            self.facts_cache[filename] = read_source_facts(filename)
+            try:
+                with open(filename, "rb") as fh:
+                    data = fh.read()
+            except OSError as exc:
+                self.facts_cache[filename] = SourceFacts(syntax_error=(1, str(exc)))
+            else:
+                self.facts_cache[filename] = analyse_source(data, filename)
         return self.facts_cache[filename]
 
     def add(self, code: str, severity: str, message: str, filename: str | None, line: int | None,
@@ -357,14 +235,15 @@ class Walk:
         if not isinstance(code_node, (mg.SourceModule, mg.BytecodeModule)):
             return None  # extension or builtin module: its names are only known by importing it
         written: set[str] = getattr(code_node, "globals_written", set())
-        if name in written or "__getattr__" in written:
+        if name in written:
             return True
         filename = str(code_node.filename or "")
-        if filename.endswith(".py") and self.facts(filename).has_star_import:
-            return None
         if not filename.endswith(".py"):
-            return None
-        return False
+            return None  # compiled only: the bytecode's names above are all there is to go on
+        facts = self.facts(filename)
+        if facts.dynamic or facts.syntax_error:
+            return None  # __getattr__, a star import, globals(): names the parser cannot know
+        return name in facts.names
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -381,7 +260,7 @@ class Walk:
             if current not in module_files:
                 continue
             path, pkg = module_files[current]
-            for stmt in self.facts(path).statements:
+            for stmt in self.facts(path).imports:
                 if stmt.optional or stmt.type_checking:
                     continue
                 base = self.absolute(current, pkg, stmt)
@@ -405,7 +284,7 @@ class Walk:
                 severity = "error" if chain else "warning"
                 self.add("SYNTAX_ERROR", severity, f"syntax error: {msg}", path, line, chain)
                 continue
-            for stmt in facts.statements:
+            for stmt in facts.imports:
                 if stmt.type_checking:
                     continue
                 self.check_statement(module, path, pkg, stmt, chain, boto_reported)
@@ -421,11 +300,7 @@ class Walk:
                         chain: tuple[str, ...], boto_reported: set[str]) -> None:
         certain = bool(chain) and not stmt.optional
         severity = "error" if certain else "warning"
-        how = "" if certain else (
-            " (inside a function)" if stmt.in_function else
-            " (guarded by try/except or if)" if stmt.guarded else
-            " (its module is not imported when the handler loads)"
-        )
+        how = "" if certain else f" ({stmt.how or 'its module is not imported when the handler loads'})"
         base = self.absolute(module, pkg, stmt)
         if base is None:
             self.add("IMPORT_BAD_RELATIVE", severity,
@@ -452,6 +327,8 @@ class Walk:
                          f" pin {top} in your requirements to ship a known version",
                          path, stmt.line, chain)
         for name in stmt.names:
+            if name == "*":
+                continue
             defined = self.defines(node, name)
             if defined is False:
                 self.add("IMPORT_NAME_MISSING", severity,
@@ -497,7 +374,7 @@ class Walk:
         where = self.member(filename) if filename else base
         hint = f"{where} defines no '{name}'"
         if filename.endswith(".py"):
-            owners = self.facts(filename).classes_with_attribute.get(name)
+            owners = self.facts(filename).classes_with_method(name)
             if owners:
                 cls = owners[0]
                 hint += (f"; it is a method of class {cls}: import {cls} "
