@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lpkg.assemble import assemble, discard_unless_published, publish
 from lpkg.backends import Installer, InstallRequest
+from lpkg.backends.cache import DependencyCache, cache_key
 from lpkg.checks.sizes import mb
 from lpkg.config import Overrides, resolve_settings
 from lpkg.discover import discover
@@ -29,6 +30,7 @@ class BuildOptions:
     probe_mode: str = "auto"
     backend: str = "auto"  # docker | local | auto
     timeout: float = 30.0
+    cache: bool = True  # reuse installed dependencies whose inputs have not changed
 
 
 def choose_installer(mode: str, build_image: str) -> Installer:
@@ -78,15 +80,26 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
         return report(None)  # first-party code is broken: no container is started
 
     request = InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
-    with tempfile.TemporaryDirectory(prefix="lpkg-deps-") as deps:
+    with tempfile.TemporaryDirectory(prefix="lpkg-deps-") as scratch:
         installer_description = "none (no requirements)"
+        deps = Path(scratch) / "site"
         if not request.empty:
             installer = choose_installer(options.backend, settings.build_image)
             installer_description = installer.description
-            with watch.lap("install"):
-                installer.install(request, Path(deps))
+            cache = DependencyCache() if options.cache else None
+            key = cache_key(request, installer.identity()) if cache else ""
+            cached = cache.lookup(key) if cache else None
+            if cached is not None:
+                deps = cached
+                installer_description += f" (cached: {cached.parent.name}; --no-cache to reinstall)"
+            else:
+                with watch.lap("install"):
+                    installer.install(request, deps)
+                if cache is not None:
+                    deps = cache.store(key, deps)
         with watch.lap("assemble"):
-            assembled = assemble(settings.out, settings.name, plan.files, [Path(deps)], pinned=plan.declared)
+            assembled = assemble(settings.out, settings.name, plan.files, [deps] if deps.is_dir() else [],
+                                 pinned=plan.declared)
         with discard_unless_published(assembled):
             for left_out in assembled.left_out:
                 findings.append(Finding(

@@ -93,6 +93,9 @@ def verify(
 @click.option("--probe", "probe_mode", type=click.Choice(["auto", "docker", "local"]), default="auto",
               show_default=True, help="Where the import test runs (see lpkg verify --help).")
 @click.option("--timeout", type=click.FloatRange(1, 900), default=30.0, show_default=True)
+@click.option("--no-cache", is_flag=True,
+              help="Run pip even if these requirements were installed before (cache: LPKG_CACHE_DIR, "
+              "else ~/.cache/lpkg).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def build(
     function_dirs: tuple[Path, ...],
@@ -108,6 +111,7 @@ def build(
     backend: str,
     probe_mode: str,
     timeout: float,
+    no_cache: bool,
     as_json: bool,
 ) -> None:
     """Build each function folder into OUT/<folder name>.zip, published only when it verifies."""
@@ -119,7 +123,8 @@ def build(
 
     overrides = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, build_image=build_image,
                           image=image, layers=layers, source_roots=source_roots)
-    options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, timeout=timeout)
+    options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, timeout=timeout,
+                           cache=not no_cache)
     reports = []
     for function_dir in function_dirs or (Path("."),):
         _progress(f"building {function_dir}")

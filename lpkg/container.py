@@ -67,6 +67,12 @@ class DockerSession:
             raise EnvironmentProblem(f"Docker could not look up image {image}: {_short(exc)}") from None
         return True
 
+    def image_id(self, image: str) -> str:
+        try:
+            return str(self.client.images.get(image).id)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EnvironmentProblem(f"Docker could not look up image {image}: {_short(exc)}") from None
+
     def ensure_image(self, image: str) -> None:
         if self.has_image(image):
             return

@@ -39,6 +39,12 @@ def _docker_ready(image: str) -> str | None:
     return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_dependency_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """lpkg's dependency cache for this test session only: tests neither read nor fill the user's."""
+    os.environ["LPKG_CACHE_DIR"] = str(tmp_path_factory.mktemp("lpkg-cache"))
+
+
 @pytest.fixture(scope="session")
 def standin_image() -> str:
     problem = _docker_ready(STANDIN_IMAGE)

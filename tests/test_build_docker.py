@@ -49,9 +49,9 @@ def build_args(function_dir: Path, out: Path, image: str, *extra: str) -> list[s
             "--out", str(out), "--json", *extra]
 
 
-def run_build(function_dir: Path, out: Path, image: str, *, umask: int | None = None) -> LpkgRun:
+def run_build(function_dir: Path, out: Path, image: str, *extra: str, umask: int | None = None) -> LpkgRun:
     """`lpkg build --json` of one function; with `umask`, the lpkg process runs under that umask."""
-    args = build_args(function_dir, out, image)
+    args = build_args(function_dir, out, image, *extra)
     if umask is None:
         return run_lpkg(*args, env=BUILD_ENV)
     mask = umask
@@ -324,7 +324,8 @@ def assert_same_zip_from_scrambled_copy(first: Built, project: Path, function: s
     copy = copy_project(project, tmp_path / "copy-b", clutter=clutter, scramble=True)
     function_dir = copy / "lambda" / function
     out = tmp_path / "out-b"
-    second = run_build(function_dir, out, image, umask=0o077)
+    # --no-cache: pip really runs again (under the umask), rather than the first build's install being reused.
+    second = run_build(function_dir, out, image, "--no-cache", umask=0o077)
     assert second.returncode == 0, second.stdout + second.stderr[-3000:]
     zip_b = out / f"{function}.zip"
     assert stat.S_IMODE(zip_b.stat().st_mode) == 0o600  # the umask really applied to the lpkg process
@@ -348,6 +349,21 @@ def test_same_function_twice_gives_the_same_zip_whatever_mtimes_and_umask(
 @pytest.mark.network
 def test_same_numpy_function_twice_gives_the_same_zip(numpy_stats: Built, tmp_path: Path, standin_image: str) -> None:
     assert_same_zip_from_scrambled_copy(numpy_stats, NATIVE_DEPS, "numpy-stats", tmp_path, standin_image)
+
+
+@pytest.mark.docker
+@pytest.mark.network
+def test_unchanged_requirements_reuse_the_installed_dependencies(
+    numpy_stats: Built, tmp_path: Path, standin_image: str
+) -> None:
+    assert numpy_stats.run.returncode == 0, numpy_stats.run.stderr[-3000:]
+    copy = copy_project(NATIVE_DEPS, tmp_path / "again")
+    again = run_build(copy / "lambda" / "numpy-stats", tmp_path / "out", standin_image)
+    report = function_report(again)
+    assert again.returncode == 0
+    assert "install" not in report["timings"]  # pip did not run
+    assert "cached" in report["facts"]["installed_with"]
+    assert sha256_of(tmp_path / "out" / "numpy-stats.zip") == sha256_of(numpy_stats.zip)
 
 
 # --- interrupting the pip step --------------------------------------------------------------------------------

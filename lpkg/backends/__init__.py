@@ -34,6 +34,10 @@ class InstallRequest:
 class Installer(Protocol):
     description: str
 
+    def identity(self) -> str:
+        """What, besides the request, decides what gets installed (for the dependency cache's key)."""
+        ...
+
     def install(self, request: InstallRequest, target: Path) -> None:
         """pip install --target `target` everything the request names; raise BuildFailed if pip fails."""
         ...

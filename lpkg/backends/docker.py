@@ -32,6 +32,9 @@ class DockerInstaller:
         self.description = f"pip in {image}"
         session.ensure_image(image)
 
+    def identity(self) -> str:
+        return f"docker:{self.session.image_id(self.image)}"
+
     def install(self, request: InstallRequest, target: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="lpkg-requirements-") as scratch:
             staged, deps_file = stage_requirements(request, Path(scratch))

@@ -7,6 +7,7 @@ wheels are accepted), which pip says by naming the package."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,13 @@ from lpkg.backends import InstallRequest, manylinux_platforms, pip_failure, requ
 class LocalInstaller:
     def __init__(self) -> None:
         self.description = f"pip of {sys.executable}, for the target platform's wheels (no Docker)"
+
+    def identity(self) -> str:
+        try:
+            pip_version = importlib.metadata.version("pip")
+        except importlib.metadata.PackageNotFoundError:
+            pip_version = "none"
+        return f"local-platform-wheels:pip {pip_version}"
 
     def install(self, request: InstallRequest, target: Path) -> None:
         runtime = request.runtime
