@@ -129,6 +129,8 @@ class LocalProber:
 
     def __init__(self, runtime: Runtime) -> None:
         found = shutil.which(f"python{runtime.minor}")
+        if found is not None and not _answers_as(found, runtime):
+            found = None  # e.g. a pyenv shim for a version that is installed but not selected
         if found is None:
             raise EnvironmentProblem(
                 f"no Docker daemon and no local python{runtime.minor} to import the handler with",
@@ -151,7 +153,7 @@ class LocalProber:
             self.interpreter, "-I", "-S", str(probe / "entry.py"),
             "--handler", handler, "--timeout", str(timeout),
             "--task-root", task_root, "--opt", opt,
-            "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")),
+            "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")), "--stand-ins",
         ]
         with tempfile.TemporaryDirectory(prefix="lpkg-local-home-") as home:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TMPDIR": home}
@@ -179,6 +181,17 @@ def tar_of(root: Path, folders: list[str]) -> bytes:
 
             tar.add(root / folder, arcname=folder, filter=owned_by_root)
     return buffer.getvalue()
+
+
+def _answers_as(interpreter: str, runtime: Runtime) -> bool:
+    try:
+        proc = subprocess.run(
+            [interpreter, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0 and proc.stdout.strip() == runtime.minor
 
 
 def _parse_document(stdout: bytes, stderr: bytes, where: str) -> dict[str, Any]:
@@ -260,6 +273,12 @@ def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
     elif status == "ok" and not imp.get("callable", True):
         findings.append(Finding("HANDLER_NOT_CALLABLE", Severity.ERROR,
                                 "the handler name resolves to something that is not a function"))
+    if imp.get("stood_in"):
+        findings.append(Finding(
+            "RUNTIME_PROVIDED_STOOD_IN", Severity.INFO,
+            f"{', '.join(imp['stood_in'])}: provided by the Lambda runtime, not on this machine — the local "
+            "import used stand-ins for them, so calls into them at import time were not really made",
+        ))
     walk = doc.get("walk") or {}
     if walk.get("status") == "ok":
         for raw in walk.get("findings", []):
@@ -304,6 +323,8 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
         member, line = _member(syntax.get("file"), outcome), syntax.get("line")
     elif frames:
         member, line = _member(frames[-1]["file"], outcome), frames[-1]["line"]
+    if outcome.local:  # say /var/task as Lambda would, not the scratch folder it ran from
+        message = message.replace(outcome.task_root, TASK_ROOT).replace(outcome.opt, LAYER_ROOT)
     if error_type.startswith("Runtime."):
         return Finding(error_type, Severity.ERROR, f"Lambda would fail with {error_type}: {message}", member, line)
     return Finding("INIT_EXCEPTION", Severity.ERROR,
@@ -313,10 +334,12 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
 
 def _soften_runtime_provided(finding: Finding) -> Finding:
     """Locally, a missing boto3 says nothing about Lambda, whose runtime provides it."""
-    text = finding.message
-    if finding.severity is Severity.ERROR and any(f"'{m}'" in text and "No module named" in text
-                                                  for m in RUNTIME_PROVIDED):
-        return Finding("RUNTIME_PROVIDED_UNCHECKED", Severity.INFO,
-                       "not checked locally: " + text + " (the Lambda runtime provides it)",
-                       finding.member, finding.line, finding.chain)
-    return finding
+    if finding.severity is not Severity.ERROR or "No module named" not in finding.message:
+        return finding
+    module = next((m for m in RUNTIME_PROVIDED if f"No module named '{m}" in finding.message), None)
+    if module is None:
+        return finding
+    return Finding("RUNTIME_PROVIDED_UNCHECKED", Severity.INFO,
+                   f"{module} is provided by the Lambda runtime and is not installed for the local interpreter: "
+                   "what this file takes from it was not checked here (Docker checks it in the runtime image)",
+                   finding.member, finding.line, finding.chain)

@@ -39,3 +39,23 @@ def test_host_checks_only(tmp_path: Path) -> None:
     run = run_lpkg("verify", z, "--probe", "none")
     assert run.returncode == 0
     assert "probe: not run: not asked for" in run.stdout
+
+
+@needs_python311
+def test_local_probe_imports_past_the_runtime_sdk(tmp_path: Path) -> None:
+    """boto3 is the runtime's and absent locally: stand-ins let the import go on to the code after it."""
+    code = (
+        "import boto3\nfrom botocore.exceptions import ClientError\n\n"
+        "class NotFound(ClientError):\n    pass\n\n"
+        "S3 = boto3.client('s3')\nimport missing_after_boto3\n\n"
+        "def handler(event, context):\n    return 1\n"
+    )
+    z = write_zip(tmp_path / "sdk.zip", {"handler.py": code})
+    run = run_lpkg("verify", z, "--runtime", "python3.11", "--probe", "local", "--json")
+    artifact = json.loads(run.stdout)["artifacts"][0]
+    by_code = {f["code"]: f for f in artifact["findings"]}
+    assert run.returncode == 1
+    failure = by_code["Runtime.ImportModuleError"]
+    assert "missing_after_boto3" in failure["message"]
+    assert (failure["member"], failure["line"]) == ("handler.py", 8)
+    assert "boto3" in by_code["RUNTIME_PROVIDED_STOOD_IN"]["message"]

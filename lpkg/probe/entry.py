@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+STAND_INS = False  # --stand-ins: boto3 & co. stood in for where the runtime's are absent (local probe)
 
 
 def lambda_sys_path(task_root: str, opt: str, runtime_dir: str) -> list[str]:
@@ -56,6 +57,7 @@ def lambda_environment(handler: str, task_root: str, runtime_dir: str) -> dict[s
             "AWS_LAMBDA_LOG_STREAM_NAME": "probe",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "PYTHONDONTWRITEBYTECODE": "1",
+            "LPKG_PROBE_STAND_INS": "1" if STAND_INS else "0",
             "PYTHONNOUSERSITE": "1",
         }
     )
@@ -127,7 +129,10 @@ def main() -> int:
     parser.add_argument("--runtime-dir", default="/var/runtime")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--jobs", default="import,walk")
+    parser.add_argument("--stand-ins", action="store_true")
     args = parser.parse_args()
+    global STAND_INS
+    STAND_INS = args.stand_ins
     deadline = time.monotonic() + args.timeout
     document: dict[str, Any] = {
         "python": ".".join(str(n) for n in sys.version_info[:3]),

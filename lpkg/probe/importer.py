@@ -10,10 +10,15 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import json
+import os
 import sys
 import time
 import traceback
+import types
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -57,6 +62,59 @@ def runtime_loader() -> tuple[Callable[[str], Any], str]:
     except Exception:  # noqa: BLE001 - any failure means: use the emulation
         return load_handler_like_runtime, "emulated"
     return _get_handler, "awslambdaric"
+
+
+# Modules the Lambda runtime provides. A local probe (no Docker) usually lacks them, and nearly every
+# function imports boto3 at module level: without a stand-in the import test would stop there.
+# (awslambdaric is the runtime's loader, which this probe uses or emulates: never stood in for.)
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
+
+
+class _StandInValue:
+    """Whatever the code does with a stand-in at import time (call it, read attributes) succeeds."""
+
+    def __call__(self, *args: object, **kwargs: object) -> _StandInValue:
+        return self
+
+    def __getattr__(self, name: str) -> _StandInValue:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+
+class _StandInModule(types.ModuleType):
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        # Capitalised names are classes more often than not (exceptions to catch, bases to subclass).
+        value: object = type(name, (Exception,), {"__module__": self.__name__}) if name[:1].isupper() \
+            else _StandInValue()
+        setattr(self, name, value)
+        return value
+
+
+class _StandInLoader(importlib.abc.Loader):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = _StandInModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        STOOD_IN.add(module.__name__.split(".")[0])
+
+
+class _StandInFinder(importlib.abc.MetaPathFinder):
+    """Last on sys.meta_path: used only when the zip and the interpreter do not have the module."""
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.split(".")[0] not in RUNTIME_PROVIDED:
+            return None
+        return importlib.util.spec_from_loader(fullname, _StandInLoader(), is_package=True)
+
+
+STOOD_IN: set[str] = set()
 
 
 def user_frames(tb: TracebackType | None, roots: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -104,6 +162,8 @@ def main() -> int:
     sys.path[:] = json.loads(args.sys_path)
     roots = (args.task_root.rstrip("/") + "/", args.opt.rstrip("/") + "/")
     get_handler, how = runtime_loader()
+    if os.environ.get("LPKG_PROBE_STAND_INS") == "1":
+        sys.meta_path.append(_StandInFinder())
     result: dict[str, Any]
     # If the import hangs, the stack shortly before the kill says on which line.
     faulthandler.dump_traceback_later(max(0.5, args.timeout - 0.7), exit=False)
@@ -123,6 +183,7 @@ def main() -> int:
         if module_file:
             result["frames"] = [{"file": module_file, "line": None, "code": None}]
     result["loader"] = how
+    result["stood_in"] = sorted(STOOD_IN)
     with open(args.result, "w", encoding="utf-8") as fh:
         json.dump(result, fh)
     return 0
