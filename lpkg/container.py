@@ -8,12 +8,15 @@ Files go in and out as tar archives, never as bind mounts of the user's tree.
 from __future__ import annotations
 
 import datetime
+import io
 import os
 import socket
+import tarfile
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
@@ -56,7 +59,9 @@ class DockerSession:
         self.remove_leftovers()
         host = os.environ.get("DOCKER_HOST", "")
         # Bind mounts name this machine's folders; only a daemon on this machine can see them.
-        self.is_local = host == "" or host.startswith(("unix://", "npipe://"))
+        # LPKG_DOCKER_COPY=1 copies instead (e.g. Docker Desktop without file sharing for the temp folder).
+        self.is_local = (host == "" or host.startswith(("unix://", "npipe://"))) and \
+            os.environ.get("LPKG_DOCKER_COPY") != "1"
 
     def has_image(self, image: str) -> bool:
         try:
@@ -172,6 +177,21 @@ class Container:
             raise EnvironmentProblem(f"could not copy files into the container: {_short(exc)}") from None
         if not ok:
             raise EnvironmentProblem(f"Docker refused the files for {path} in the container")
+
+    def put_folders(self, folders: Mapping[str, Path]) -> None:
+        """Copy host folders into the container ({path under /: host folder}) as root-owned files:
+        a non-root user in the container can read them and cannot change them."""
+
+        def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            return info
+
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for arcname, folder in folders.items():
+                tar.add(folder, arcname=arcname.strip("/"), filter=owned_by_root)
+        self.put_archive("/", buffer.getvalue())
 
     def get_archive_file(self, path: str) -> tempfile.SpooledTemporaryFile[bytes]:
         """`path` in the container as a tar, spooled to disk when large."""

@@ -8,14 +8,12 @@ no Docker and the user is told so — in a local interpreter of the same minor v
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -111,7 +109,7 @@ class DockerProber:
                 if not self.session.is_local:
                     # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
                     # sandbox user cannot write to them either).
-                    container.put_archive("/", tar_of(root, list(mounts)))
+                    container.put_folders({dest: root / rel for rel, dest in mounts.items()})
                 result = container.run(timeout + GRACE_SECONDS)
                 if result.timed_out:
                     document: dict[str, Any] = {"import": {"status": "timeout", "seconds": timeout + GRACE_SECONDS}}
@@ -167,20 +165,6 @@ class LocalProber:
             else:
                 document = _parse_document(proc.stdout, proc.stderr, self.interpreter)
         return ProbeOutcome(document, task_root, opt, True, self.description)
-
-
-def tar_of(root: Path, folders: list[str]) -> bytes:
-    """The folders under root as a root-owned tar, for a daemon that cannot bind-mount them."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for folder in folders:
-            def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
-                info.uid = info.gid = 0
-                info.uname = info.gname = "root"
-                return info
-
-            tar.add(root / folder, arcname=folder, filter=owned_by_root)
-    return buffer.getvalue()
 
 
 def _answers_as(interpreter: str, runtime: Runtime) -> bool:

@@ -214,3 +214,15 @@ def test_layer_code_is_importable_from_opt_python(tmp_path: Path, standin_image:
     status, artifact = verify_json(function, standin_image)  # the same function without its layer
     assert status == 1
     assert "'layered_util'" in finding(artifact, "IMPORT_MISSING")["message"]
+
+
+def test_copy_mode_for_daemons_that_cannot_see_this_machine(tmp_path: Path, standin_image: str) -> None:
+    """LPKG_DOCKER_COPY=1: files go in as root-owned copies instead of read-only bind mounts; same verdicts."""
+    qh = zip_folders(tmp_path / "qh.zip", {PROJECT / "query-handler": "", PROJECT / "shared": "shared/"})
+    writes = write_zip(tmp_path / "ro.zip", {"handler.py": "open('/var/task/x', 'w')\n" + GOOD_HANDLER})
+    for zip_path, code in ((qh, "IMPORT_NAME_MISSING"), (writes, "INIT_EXCEPTION")):
+        run = run_lpkg("verify", zip_path, "--runtime", "python3.11", "--image", standin_image, "--probe", "docker",
+                       "--json", env={"LPKG_DOCKER_COPY": "1"})
+        artifact = json.loads(run.stdout)["artifacts"][0]
+        assert run.returncode == 1
+        assert code in codes(artifact)

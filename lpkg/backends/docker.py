@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import tarfile
@@ -43,41 +42,33 @@ class DockerInstaller:
             if ca is not None:
                 (Path(scratch) / "ca.pem").write_bytes(ca.read_bytes())
                 environment["PIP_CERT"] = f"{INPUT}/ca.pem"
-            inputs = _tar_folder(Path(scratch))
-        environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        environment["PIP_ROOT_USER_ACTION"] = "ignore"
-        args = requirement_args(request, {p: f"{INPUT}/{rel}" for p, rel in staged.items()},
-                                f"{INPUT}/{deps_file}" if deps_file else None)
-        command = [
-            request.runtime.interpreter, "-m", "pip", "install", "--target", OUTPUT,
-            "--cache-dir", CACHE, "--no-compile", "--progress-bar", "off", *args,
-        ]
-        options: dict[str, object] = {
-            "entrypoint": [],
-            "environment": environment,
-            "volumes": {CACHE_VOLUME: {"bind": CACHE, "mode": "rw"}},
-            "working_dir": INPUT,
-        }
-        network = os.environ.get("LPKG_DOCKER_NETWORK")
-        if network:
-            options["network_mode"] = network
-        with self.session.container(self.image, command, **options) as container:
-            container.put_archive("/", inputs)
-            result = container.run(timeout=3600, stream_output=sys.stderr)
-            if result.exit_code != 0:
-                output = (result.stdout + result.stderr).decode("utf-8", "replace")
-                raise pip_failure(output, self.image, result.exit_code)
-            archive = container.get_archive_file(OUTPUT)
+            environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+            environment["PIP_ROOT_USER_ACTION"] = "ignore"
+            args = requirement_args(request, {p: f"{INPUT}/{rel}" for p, rel in staged.items()},
+                                    f"{INPUT}/{deps_file}" if deps_file else None)
+            command = [
+                request.runtime.interpreter, "-m", "pip", "install", "--target", OUTPUT,
+                "--cache-dir", CACHE, "--no-compile", "--progress-bar", "off", *args,
+            ]
+            options: dict[str, object] = {
+                "entrypoint": [],
+                "environment": environment,
+                "volumes": {CACHE_VOLUME: {"bind": CACHE, "mode": "rw"}},
+                "working_dir": INPUT,
+            }
+            network = os.environ.get("LPKG_DOCKER_NETWORK")
+            if network:
+                options["network_mode"] = network
+            with self.session.container(self.image, command, **options) as container:
+                container.put_folders({INPUT: Path(scratch)})
+                result = container.run(timeout=3600, stream_output=sys.stderr)
+                if result.exit_code != 0:
+                    output = (result.stdout + result.stderr).decode("utf-8", "replace")
+                    raise pip_failure(output, self.image, result.exit_code)
+                archive = container.get_archive_file(OUTPUT)
         with archive:
             target.mkdir(parents=True, exist_ok=True)
             _extract_stripped(archive, target, Path(OUTPUT).name)
-
-
-def _tar_folder(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        tar.add(folder, arcname=INPUT.lstrip("/"))
-    return buffer.getvalue()
 
 
 def _extract_stripped(archive: tempfile.SpooledTemporaryFile[bytes], target: Path, top: str) -> None:
