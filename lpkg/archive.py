@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import inflate64
-
 from lpkg.errors import UnreadableInput
 
 _CHUNK = 1 << 20
@@ -40,6 +38,8 @@ class _Deflate64Decompressor:
     """The interface ZipExtFile expects of a decompressor other than zlib's (as for bz2 and lzma)."""
 
     def __init__(self) -> None:
+        import inflate64  # here: few zips need it, and every run would pay for its import
+
         self._inflater = inflate64.Inflater()
 
     def decompress(self, data: bytes) -> bytes:

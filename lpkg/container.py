@@ -144,6 +144,7 @@ class Container:
         self.command = list(command)
         self.options = dict(options)
         self._container: Any = None
+        self._started = False
 
     def __enter__(self) -> Container:
         labels = {LABEL: "1", LABEL_OWNER: _owner()}
@@ -209,13 +210,21 @@ class Container:
         spool.seek(0)
         return spool
 
+    def start(self) -> None:
+        try:
+            self._container.start()
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EnvironmentProblem(f"the container from {self.image} failed to start: {_short(exc)}") from None
+        self._started = True
+
     def run(self, timeout: float, stream_output: IO[str] | None = None) -> RunResult:
-        """Start, wait up to `timeout` seconds (then kill), and collect the output.
+        """Start (unless started already), wait up to `timeout` seconds (then kill), and collect the output.
 
         With `stream_output`, what the container prints goes there as it comes (pip's progress)."""
+        if not self._started:
+            self.start()
         container = self._container
         try:
-            container.start()
             if stream_output is not None:
                 for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
                     stream_output.write(chunk.decode("utf-8", "replace"))

@@ -34,6 +34,7 @@ LAYER_DIR = LAYER_ROOT.lstrip("/")
 PROBE_DIR = PROBE_ROOT.lstrip("/")
 # Modules the runtime provides that a local interpreter usually lacks.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "awslambdaric")
+GO_FILE = "go"  # written into the probe folder once the zip is unpacked
 GRACE_SECONDS = 20.0  # container start and the probe's own start, beyond the import timeout
 
 
@@ -102,11 +103,19 @@ class DockerProber:
         if self.session.is_local:
             # Read-only bind mounts of lpkg's own scratch copy: no copying, and nothing can write back.
             options["volumes"] = {str(root / rel): {"bind": dest, "mode": "ro"} for rel, dest in mounts.items()}
-        # Created now, while the caller unpacks; started by run().
+        go = root / PROBE_DIR / GO_FILE
+        if self.session.is_local:
+            # Started now and waiting for the go file, so the container and its interpreter start while
+            # the caller unpacks: the bind mounts show the files the moment they are written.
+            command += ["--wait-for", f"{PROBE_ROOT}/{GO_FILE}"]
         with self.session.container(self.image, command, **options) as container:
+            if self.session.is_local:
+                container.start()
 
             def run() -> ProbeOutcome:
-                if not self.session.is_local:
+                if self.session.is_local:
+                    go.touch()
+                else:
                     # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
                     # sandbox user cannot write to them either).
                     container.put_folders({dest: root / rel for rel, dest in mounts.items()})

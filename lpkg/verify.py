@@ -18,7 +18,6 @@ from lpkg.archive import (
     normalized_name,
 )
 from lpkg.checks import CheckContext, Layer, NativeFile
-from lpkg.checks.native import check_native
 from lpkg.checks.permissions import check_permissions
 from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
@@ -236,7 +235,7 @@ def _unpack_and_probe(
         with ThreadPoolExecutor(max_workers=1) as native_pool:
             # The ELF checks are pure CPU; the probe mostly waits on the container.
             native_started = time.perf_counter()
-            native_future = native_pool.submit(check_native, payload.native, ctx)
+            native_future = native_pool.submit(_native_findings, payload.native, ctx)
             if run_probe is not None:
                 with watch.lap("probe"):
                     outcome = run_probe()
@@ -246,6 +245,13 @@ def _unpack_and_probe(
             findings += native_future.result()
             watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
     return findings, description
+
+
+def _native_findings(files: Sequence[NativeFile], ctx: CheckContext) -> list[Finding]:
+    # Imported on the worker thread: pyelftools is slow to import, and only this needs it.
+    from lpkg.checks.native import check_native
+
+    return check_native(files, ctx)
 
 
 def _inside_laps(outcome: ProbeOutcome) -> list[tuple[str, float]]:

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_WAIT_SECONDS = 900.0
 STAND_INS = False  # --stand-ins: boto3 & co. stood in for where the runtime's are absent (local probe)
 
 
@@ -130,7 +131,14 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--jobs", default="import,walk")
     parser.add_argument("--stand-ins", action="store_true")
+    parser.add_argument("--wait-for", help="start only once this file exists (the files are being unpacked)")
     args = parser.parse_args()
+    if args.wait_for:
+        give_up = time.monotonic() + MAX_WAIT_SECONDS
+        while not os.path.exists(args.wait_for):
+            if time.monotonic() > give_up:
+                return 1  # lpkg went away; nothing to probe
+            time.sleep(0.005)
     global STAND_INS
     STAND_INS = args.stand_ins
     deadline = time.monotonic() + args.timeout
