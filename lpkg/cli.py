@@ -19,6 +19,13 @@ from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
 
 _json_mode = False
 
+# Options both commands take, spelled once.
+layer_option = click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path),
+                            help="A layer zip (repeatable), unpacked under /opt as Lambda does.")
+timeout_option = click.option("--timeout", type=click.FloatRange(1, 900), default=30.0, show_default=True,
+                              help="Seconds the handler import may take.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lpkg")
@@ -33,15 +40,14 @@ def cli() -> None:
               help="Lambda runtime; default: the CPython version of the zip's extension modules, "
               f"else {DEFAULT_RUNTIME}.")
 @click.option("--arch", type=click.Choice([*ARCHES, "amd64", "aarch64"]), default="x86_64", show_default=True)
-@click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path), help="A layer zip (repeatable).")
+@layer_option
 @click.option("--image", help="Runtime image for the probe; default public.ecr.aws/lambda/python:3.X-ARCH.")
-@click.option("--timeout", type=click.FloatRange(1, 900), default=30.0, show_default=True,
-              help="Seconds the handler import may take.")
+@timeout_option
 @click.option("--probe", "probe_mode", type=click.Choice(["auto", "docker", "local", "none"]), default="auto",
               show_default=True,
               help="Where the handler is imported: Docker runtime image; a local python3.X (not sandboxed); "
               "nowhere (host checks only). auto: Docker, else local.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@json_option
 def verify(
     zips: tuple[Path, ...],
     handler: str | None,
@@ -83,7 +89,7 @@ def verify(
 @click.option("--handler", help="MODULE.FUNCTION; default: inferred from the function folder.")
 @click.option("--build-image", help="Image pip runs in; default public.ecr.aws/sam/build-python3.X:latest-ARCH.")
 @click.option("--image", help="Runtime image for the import test; default public.ecr.aws/lambda/python:3.X-ARCH.")
-@click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path), help="A layer zip (repeatable).")
+@layer_option
 @click.option("--source-root", "source_roots", multiple=True, type=click.Path(path_type=Path),
               help="Folder holding first-party packages (repeatable); default: the function folder's parent.")
 @click.option("--no-test", is_flag=True, help="Skip the import test in the runtime image (host checks still run).")
@@ -92,11 +98,11 @@ def verify(
               "runtime's wheels. auto: Docker when a daemon answers.")
 @click.option("--probe", "probe_mode", type=click.Choice(["auto", "docker", "local"]), default="auto",
               show_default=True, help="Where the import test runs (see lpkg verify --help).")
-@click.option("--timeout", type=click.FloatRange(1, 900), default=30.0, show_default=True)
+@timeout_option
 @click.option("--no-cache", is_flag=True,
               help="Run pip even if these requirements were installed before (cache: LPKG_CACHE_DIR, "
               "else ~/.cache/lpkg).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@json_option
 def build(
     function_dirs: tuple[Path, ...],
     out: Path | None,
