@@ -267,17 +267,24 @@ def unpack_member(root: Path, name: str, data: bytes, mode: int, date_time: tupl
             with contextlib.suppress(FileExistsError):  # another thread may have just made it
                 os.mkdir(folder)
             os.chmod(folder, 0o755)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY, 0o600)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        else:  # Windows before 3.13
+            os.chmod(target, mode)
         if date_time is not None:
             stamp = _local_timestamp(tuple(date_time[:6]))
-            os.utime(fd, (stamp, stamp))
+            os.utime(fd if os.utime in os.supports_fd else target, (stamp, stamp))
     finally:
         os.close(fd)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows, where the names are checked all the same
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 @functools.lru_cache(maxsize=4096)
