@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from lpkg.archive import source_date_epoch
+from lpkg.dists import canonical_name
 from lpkg.errors import EnvironmentProblem, LpkgError, UsageError
 
 COMPRESSION = zipfile.ZIP_DEFLATED
@@ -67,7 +68,7 @@ def assemble(
     inputs provide with different content is an error. The caller verifies the temporary zip, then calls
     `publish`, inside `discard_unless_published` so a failure leaves nothing behind.
     """
-    entries, left_out = _collect(files, dependency_dirs, {_canonical(p) for p in pinned})
+    entries, left_out = _collect(files, dependency_dirs, {canonical_name(p) for p in pinned})
     created = _make_dirs(out_dir)
     temp = out_dir / f".{name}.{secrets.token_hex(6)}.zip.tmp"
     try:
@@ -226,7 +227,7 @@ def _sdk_files(folder: Path) -> tuple[set[str], dict[str, str]]:
         return files, dists
     for entry in top:
         match = _DIST_INFO.match(entry)
-        name = _canonical(match.group("name")) if match else ""
+        name = canonical_name(match.group("name")) if match else ""
         if not match or name not in RUNTIME_SDK:
             continue
         dists[name] = f"{name} {match.group('version')}"
@@ -242,10 +243,6 @@ def _sdk_files(folder: Path) -> tuple[set[str], dict[str, str]]:
                 if not normal.startswith("../"):
                     files.add(normal)
     return files, dists
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _sha256(path: Path) -> str:

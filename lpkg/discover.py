@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from lpkg.config import FunctionSettings, read_toml
+from lpkg.dists import canonical_name
 from lpkg.errors import UsageError
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler
 from lpkg.probe.sources import ImportStatement, SourceFacts, analyse_source
@@ -618,11 +619,6 @@ def _requirements(folder: Path) -> tuple[list[Path], list[str]]:
 
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalised distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _declared_names(files: Iterable[Path], dependencies: Iterable[str]) -> set[str]:

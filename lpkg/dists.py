@@ -34,15 +34,13 @@ class DistributionIndex:
         dist = self.owner.get(normalized_name(member))
         return dist.label if dist else None
 
-    def find(self, name: str) -> Distribution | None:
-        wanted = canonical_name(name)
-        return next((d for d in self.distributions if canonical_name(d.name) == wanted), None)
 
 
 _DIST_INFO = re.compile(r"(?:^|/)(?P<name>[^/]+?)-(?P<version>[^-/]+)\.dist-info/RECORD$")
 
 
 def canonical_name(name: str) -> str:
+    """A distribution's name as PEP 503 compares them: `Zope.Interface` and `zope-interface` are one."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 

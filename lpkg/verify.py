@@ -49,7 +49,6 @@ class Payload:
 
     native: tuple[NativeFile, ...]
     findings: tuple[Finding, ...]
-    unzipped_bytes: int
 
 
 class Stopwatch:
@@ -133,7 +132,7 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
             "lies (a zip bomb?) — unpacking was stopped",
             member=result.over_budget.member,
         ))
-        return Payload((), tuple(findings), result.produced)
+        return Payload((), tuple(findings))
     bad = {(job.target_dir, job.name) for job, _ in result.corrupt}
     native = [
         NativeFile(job.name, (Path(job.target_dir) / job.name).read_bytes(), dists.of(job.name), in_layer)
@@ -142,7 +141,7 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
         for dists, in_layer, _ in [origin[(job.target_dir, job.name)]]
     ]
     native.sort(key=lambda f: (f.in_layer, f.member))
-    return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")), result.produced)
+    return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")))
 
 
 def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> ArtifactReport:
