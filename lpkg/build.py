@@ -40,10 +40,10 @@ def choose_installer(mode: str, build_image: str) -> Installer:
     if mode == "local":
         return LocalInstaller()
     from lpkg.backends.docker import DockerInstaller
-    from lpkg.container import DockerSession
+    from lpkg.container import docker_session
 
     try:
-        session = DockerSession()
+        session = docker_session()
     except EnvironmentProblem:
         if mode == "docker":
             raise

@@ -8,6 +8,7 @@ Files go in and out as tar archives, never as bind mounts of the user's tree.
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import os
 import socket
@@ -111,6 +112,12 @@ class DockerSession:
 
     def container(self, image: str, command: Sequence[str], **options: Any) -> Container:
         return Container(self, image, command, options)
+
+
+@functools.lru_cache(maxsize=1)
+def docker_session() -> DockerSession:
+    """The process's one session: one ping and one sweep of leftovers, however many zips or functions."""
+    return DockerSession()
 
 
 def _older_than(created: str, seconds: float) -> bool:

@@ -70,9 +70,9 @@ def write_probe(root: Path) -> Path:
 
 class DockerProber:
     def __init__(self, image: str, memory_mb: int = 1024) -> None:
-        from lpkg.container import DockerSession
+        from lpkg.container import docker_session
 
-        self.session = DockerSession()
+        self.session = docker_session()
         self.image = image
         self.memory_mb = memory_mb
         self.session.ensure_image(image)
