@@ -15,6 +15,7 @@ import io
 import os
 import posixpath
 import stat
+import struct
 import threading
 import time
 import zipfile
@@ -115,6 +116,14 @@ class ZipMember:
     encrypted: bool
     compress_type: int
     date_time: tuple[int, int, int, int, int, int] = ZIP_EPOCH
+    unix_mtime: int | None = None  # from the extended-timestamp extra field (Info-ZIP's `zip` writes it)
+
+    @property
+    def mtime(self) -> float:
+        """When the file was last changed, as unzip restores it: the extra field's Unix time when there is
+        one, else the DOS time (2-second steps, local time). Shipped .pyc files stay valid only if this
+        matches what they were compiled against."""
+        return self.unix_mtime if self.unix_mtime is not None else _local_timestamp(tuple(self.date_time))
 
     @property
     def unsafe_reason(self) -> str | None:
@@ -147,7 +156,20 @@ def _member_from_info(info: zipfile.ZipInfo) -> ZipMember:
         encrypted=bool(info.flag_bits & 0x1),
         compress_type=info.compress_type,
         date_time=info.date_time,
+        unix_mtime=_extended_mtime(info.extra),
     )
+
+
+def _extended_mtime(extra: bytes) -> int | None:
+    """The modification time in an extended-timestamp field (id 0x5455, flag bit 0), if present."""
+    offset = 0
+    while offset + 4 <= len(extra):
+        field_id, size = struct.unpack_from("<HH", extra, offset)
+        body = extra[offset + 4:offset + 4 + size]
+        if field_id == 0x5455 and len(body) >= 5 and body[0] & 1:
+            return int(struct.unpack_from("<i", body, 1)[0])
+        offset += 4 + size
+    return None
 
 
 class ZipArchive:
@@ -246,7 +268,7 @@ def normalized_name(name: str) -> str:
     return posixpath.normpath(name.replace("\\", "/")).lstrip("/") if name else ""
 
 
-def unpack_member(root: Path, name: str, data: bytes, mode: int, date_time: tuple[int, ...] | None = None) -> None:
+def unpack_member(root: Path, name: str, data: bytes, mode: int, mtime: float | None = None) -> None:
     """Write one member under `root` with its own permission bits whatever the umask, folders 0755.
 
     Only names that `ZipMember.unsafe_reason` passed may come here (no '..', not absolute, no links);
@@ -276,9 +298,8 @@ def unpack_member(root: Path, name: str, data: bytes, mode: int, date_time: tupl
             os.fchmod(fd, mode)
         else:  # Windows before 3.13
             os.chmod(target, mode)
-        if date_time is not None:
-            stamp = _local_timestamp(tuple(date_time[:6]))
-            os.utime(fd if os.utime in os.supports_fd else target, (stamp, stamp))
+        if mtime is not None:
+            os.utime(fd if os.utime in os.supports_fd else target, (mtime, mtime))
     finally:
         os.close(fd)
 
@@ -289,7 +310,7 @@ _BINARY = getattr(os, "O_BINARY", 0)
 
 @functools.lru_cache(maxsize=4096)
 def _local_timestamp(date_time: tuple[int, ...]) -> float:
-    """As unzip does: the zip's local time. Keeps shipped .pyc files valid against their sources."""
+    """A DOS date and time as unzip reads it: in local time."""
     year, month, day, hour, minute, second = date_time
     return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
 

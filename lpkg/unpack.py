@@ -31,7 +31,7 @@ class UnpackJob:
     name: str  # the normalized path under target_dir
     target_dir: str
     mode: int
-    date_time: tuple[int, ...]
+    mtime: float
     compressed_size: int
 
 
@@ -79,7 +79,7 @@ def _unpack_share(jobs: Sequence[UnpackJob], limit: int, counter: Any = None) ->
             except MemberCorrupt as exc:
                 corrupt.append((job, exc.reason))
                 continue
-            unpack_member(Path(job.target_dir), job.name, data, job.mode, job.date_time)
+            unpack_member(Path(job.target_dir), job.name, data, job.mode, job.mtime)
     except BudgetExceeded as exc:
         return UnpackResult(tuple(corrupt), exc, budget.used)
     finally:

@@ -116,7 +116,7 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
                 continue
             origin[(str(folder), name)] = (dists, in_layer, label)
             jobs.append(UnpackJob(str(archive.path), member.name, name, str(folder), file_mode(member),
-                                  member.date_time, member.compressed_size))
+                                  member.mtime, member.compressed_size))
     result = unpack_all(jobs, UNZIPPED_LIMIT_BYTES)
     findings = [
         Finding("ZIP_CORRUPT", Severity.ERROR, f"member is corrupt ({reason}); rebuild the zip",

@@ -261,3 +261,28 @@ def test_fixture_timestamps_and_modes_are_fixed() -> None:
             for info in zf.infolist():
                 assert info.date_time == (1980, 1, 1, 0, 0, 0), (path.name, info.filename)
                 assert stat.S_IFMT(info.external_attr >> 16) in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
+
+
+def test_extended_timestamp_is_restored_to_the_second(tmp_path: Path) -> None:
+    """zip -r records Unix mtimes (extra field 0x5455); the DOS time alone has 2-second steps, which would
+    make a .pyc compiled against an odd-second source stale."""
+    import struct
+    import time as time_module
+
+    from lpkg.archive import unpack_member
+
+    odd_second = 1_700_000_001
+    path = tmp_path / "ut.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo("mod.py", date_time=time_module.localtime(odd_second)[:6])
+        info.extra = struct.pack("<HHBi", 0x5455, 5, 1, odd_second)
+        zf.writestr(info, b"X = 1\n")
+        zf.writestr(zipfile.ZipInfo("plain.py", date_time=(2024, 1, 1, 0, 0, 2)), b"Y = 1\n")
+    with ZipArchive(path) as archive:
+        by_name = {m.name: m for m in archive.members}
+        assert by_name["mod.py"].mtime == odd_second
+        assert by_name["plain.py"].unix_mtime is None
+        for member in archive.members:
+            unpack_member(tmp_path / "out", member.name, archive.read(member.name), 0o644, member.mtime)
+    assert int((tmp_path / "out" / "mod.py").stat().st_mtime) == odd_second
+    assert (tmp_path / "out" / "plain.py").stat().st_mtime == time_module.mktime((2024, 1, 1, 0, 0, 2, 0, 0, -1))
