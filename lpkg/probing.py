@@ -25,15 +25,15 @@ from lpkg.archive import unpack_member
 from lpkg.errors import EnvironmentProblem
 from lpkg.probe import payload_files
 from lpkg.report import Finding, Severity
-from lpkg.runtimes import LAYER_ROOT, RUNTIME_DIR, SANDBOX_USER, TASK_ROOT, Runtime
+from lpkg.runtimes import LAYER_ROOT, RUNTIME_DIR, RUNTIME_PROVIDED_MODULES, SANDBOX_USER, TASK_ROOT, Runtime
 
 PROBE_ROOT = "/lpkg-probe"
 # Folders under the scratch root that verify unpacks into; each is mounted at "/" + its name.
 TASK_DIR = TASK_ROOT.lstrip("/")
 LAYER_DIR = LAYER_ROOT.lstrip("/")
 PROBE_DIR = PROBE_ROOT.lstrip("/")
-# Modules the runtime provides that a local interpreter usually lacks.
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "awslambdaric")
+# The runtime table's list, for the probe (which cannot import lpkg).
+RUNTIME_PROVIDED_ARG = ",".join(RUNTIME_PROVIDED_MODULES)
 GO_FILE = "go"  # written into the probe folder once the zip is unpacked
 GRACE_SECONDS = 20.0  # container start and the probe's own start, beyond the import timeout
 
@@ -83,7 +83,7 @@ class DockerProber:
         write_probe(root)
         command = [
             "/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py",
-            "--handler", handler, "--timeout", str(timeout),
+            "--handler", handler, "--timeout", str(timeout), "--runtime-provided", RUNTIME_PROVIDED_ARG,
         ]
         options: dict[str, Any] = {
             "entrypoint": [],
@@ -158,7 +158,7 @@ class LocalProber:
         task_root, opt = str(root / TASK_DIR), str(root / LAYER_DIR)
         command = [
             self.interpreter, "-I", "-S", str(probe / "entry.py"),
-            "--handler", handler, "--timeout", str(timeout),
+            "--handler", handler, "--timeout", str(timeout), "--runtime-provided", RUNTIME_PROVIDED_ARG,
             "--task-root", task_root, "--opt", opt,
             "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")), "--stand-ins",
         ]
@@ -290,8 +290,6 @@ def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
                                 " the real import above is still the judge"))
     elif walk.get("status") == "skipped":
         findings.append(Finding("WALK_SKIPPED", Severity.INFO, f"import-graph walk skipped: {walk.get('reason')}"))
-    if outcome.local:
-        findings = [_soften_runtime_provided(f) for f in findings]
     return findings
 
 
@@ -323,16 +321,3 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
     return Finding("INIT_EXCEPTION", Severity.ERROR,
                    f"importing the handler raised {error_type}: {message} — Lambda's init would fail the same way",
                    member, line)
-
-
-def _soften_runtime_provided(finding: Finding) -> Finding:
-    """Locally, a missing boto3 says nothing about Lambda, whose runtime provides it."""
-    if finding.severity is not Severity.ERROR or "No module named" not in finding.message:
-        return finding
-    module = next((m for m in RUNTIME_PROVIDED if f"No module named '{m}" in finding.message), None)
-    if module is None:
-        return finding
-    return Finding("RUNTIME_PROVIDED_UNCHECKED", Severity.INFO,
-                   f"{module} is provided by the Lambda runtime and is not installed for the local interpreter: "
-                   "what this file takes from it was not checked here (Docker checks it in the runtime image)",
-                   finding.member, finding.line, finding.chain)

@@ -22,6 +22,10 @@ UNZIPPED_LIMIT_BYTES = 262_144_000  # function + all layers, unzipped
 ZIPPED_DIRECT_UPLOAD_BYTES = 50 * 1024 * 1024  # above: upload through S3
 MAX_LAYERS = 5
 
+# Python packages every Lambda Python runtime ships (in /var/runtime): importable without being in
+# the zip, at a version that changes by region and date.
+RUNTIME_PROVIDED_MODULES = ("boto3", "botocore", "s3transfer", "jmespath")
+
 TASK_ROOT = "/var/task"
 RUNTIME_DIR = "/var/runtime"
 LAYER_ROOT = "/opt"

@@ -45,18 +45,19 @@ def isolated_dependency_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["LPKG_CACHE_DIR"] = str(tmp_path_factory.mktemp("lpkg-cache"))
 
 
-@pytest.fixture(scope="session")
-def standin_image() -> str:
-    problem = _docker_ready(STANDIN_IMAGE)
+def _image_or_skip(image: str) -> str:
+    problem = _docker_ready(image)
     if problem:
         pytest.skip(problem)
-    return STANDIN_IMAGE
+    return image
+
+
+@pytest.fixture(scope="session")
+def standin_image() -> str:
+    return _image_or_skip(STANDIN_IMAGE)
 
 
 @pytest.fixture(scope="session")
 def standin_image_313() -> str:
     """A Python 3.13 stand-in (Debian trixie): the probe on a newer interpreter and bytecode."""
-    problem = _docker_ready(STANDIN_IMAGE_313)
-    if problem:
-        pytest.skip(problem)
-    return STANDIN_IMAGE_313
+    return _image_or_skip(STANDIN_IMAGE_313)

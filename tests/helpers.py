@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -55,3 +57,13 @@ def zip_folders(path: Path, folders: Mapping[Path, str]) -> Path:
             if file.is_file() and "__pycache__" not in file.parts:
                 files[prefix + file.relative_to(folder).as_posix()] = file.read_bytes()
     return write_zip(path, files)
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/<name>.py as a module, so tests can call the fixture writers directly."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module

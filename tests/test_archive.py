@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import stat
-import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers import load_script
 
 from lpkg.archive import BudgetExceeded, MemberCorrupt, SizeBudget, ZipArchive, file_mode, normalized_name
 from lpkg.errors import UnreadableInput
@@ -22,17 +20,7 @@ HANDLER = b"def handler(event, context):\n    return 1\n"
 MB = 1 << 20
 
 
-def load_script() -> ModuleType:
-    """scripts/make_zip_fixtures.py as a module (its writers make variants the fixtures do not hold)."""
-    spec = importlib.util.spec_from_file_location("make_zip_fixtures", ROOT / "scripts" / "make_zip_fixtures.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-SCRIPT = load_script()
+SCRIPT = load_script("make_zip_fixtures")  # its writers make variants the fixtures do not hold
 
 
 def open_zip(name: str) -> ZipArchive:

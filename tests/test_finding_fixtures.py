@@ -4,17 +4,14 @@ does not. Native classes are host checks (`--probe none`); probe classes run in 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers import FIXTURES, REPO, run_lpkg
+from helpers import FIXTURES, load_script, run_lpkg
 
 FINDINGS = FIXTURES / "findings"
 RUNTIME = "python3.11"
@@ -159,18 +156,7 @@ def test_the_glibc_sample_is_fine_for_python3_12() -> None:
 # The fixtures themselves
 
 
-def load_script() -> ModuleType:
-    """scripts/make_finding_fixtures.py as a module."""
-    path = REPO / "scripts" / "make_finding_fixtures.py"
-    spec = importlib.util.spec_from_file_location("make_finding_fixtures", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-SCRIPT = load_script()
+SCRIPT = load_script("make_finding_fixtures")
 
 
 def members(path: Path) -> list[tuple[str, tuple[int, ...], int, int, int, bytes]]:

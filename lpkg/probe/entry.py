@@ -21,7 +21,6 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_WAIT_SECONDS = 900.0
-STAND_INS = False  # --stand-ins: boto3 & co. stood in for where the runtime's are absent (local probe)
 
 
 def lambda_sys_path(task_root: str, opt: str, runtime_dir: str) -> list[str]:
@@ -35,7 +34,7 @@ def lambda_sys_path(task_root: str, opt: str, runtime_dir: str) -> list[str]:
     return entries + stdlib
 
 
-def lambda_environment(handler: str, task_root: str, runtime_dir: str) -> dict[str, str]:
+def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
     """The variables Lambda sets before init; boto3 clients created at import time need the region."""
     env = {
         key: value
@@ -45,9 +44,9 @@ def lambda_environment(handler: str, task_root: str, runtime_dir: str) -> dict[s
     minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
     env.update(
         {
-            "LAMBDA_TASK_ROOT": task_root,
-            "LAMBDA_RUNTIME_DIR": runtime_dir,
-            "_HANDLER": handler,
+            "LAMBDA_TASK_ROOT": args.task_root,
+            "LAMBDA_RUNTIME_DIR": args.runtime_dir,
+            "_HANDLER": args.handler,
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{minor}",
@@ -58,7 +57,9 @@ def lambda_environment(handler: str, task_root: str, runtime_dir: str) -> dict[s
             "AWS_LAMBDA_LOG_STREAM_NAME": "probe",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "PYTHONDONTWRITEBYTECODE": "1",
-            "LPKG_PROBE_STAND_INS": "1" if STAND_INS else "0",
+            # For the jobs: which modules the runtime provides, and whether to stand in for them (local probe).
+            "LPKG_PROBE_RUNTIME_PROVIDED": args.runtime_provided,
+            "LPKG_PROBE_STAND_INS": "1" if args.stand_ins else "0",
             "PYTHONNOUSERSITE": "1",
         }
     )
@@ -87,7 +88,7 @@ def start_job(
     proc = subprocess.Popen(
         command,
         cwd=args.task_root,
-        env=lambda_environment(args.handler, args.task_root, args.runtime_dir),
+        env=lambda_environment(args),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -130,6 +131,7 @@ def main() -> int:
     parser.add_argument("--runtime-dir", default="/var/runtime")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--jobs", default="import,walk")
+    parser.add_argument("--runtime-provided", default="", help="comma-separated modules the runtime ships")
     parser.add_argument("--stand-ins", action="store_true")
     parser.add_argument("--wait-for", help="start only once this file exists (the files are being unpacked)")
     args = parser.parse_args()
@@ -139,8 +141,6 @@ def main() -> int:
             if time.monotonic() > give_up:
                 return 1  # lpkg went away; nothing to probe
             time.sleep(0.005)
-    global STAND_INS
-    STAND_INS = args.stand_ins
     deadline = time.monotonic() + args.timeout
     document: dict[str, Any] = {
         "python": ".".join(str(n) for n in sys.version_info[:3]),

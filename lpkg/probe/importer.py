@@ -64,10 +64,10 @@ def runtime_loader() -> tuple[Callable[[str], Any], str]:
     return _get_handler, "awslambdaric"
 
 
-# Modules the Lambda runtime provides. A local probe (no Docker) usually lacks them, and nearly every
-# function imports boto3 at module level: without a stand-in the import test would stop there.
-# (awslambdaric is the runtime's loader, which this probe uses or emulates: never stood in for.)
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath")
+# Modules the Lambda runtime provides (lpkg's runtime table, passed in by the entry). A local probe (no
+# Docker) usually lacks them, and nearly every function imports boto3 at module level: without a
+# stand-in the import test would stop there.
+RUNTIME_PROVIDED = tuple(m for m in os.environ.get("LPKG_PROBE_RUNTIME_PROVIDED", "").split(",") if m)
 
 
 class _StandInValue:

@@ -26,7 +26,10 @@ try:
 except ImportError:  # in the runtime container: sources.py sits beside this file, there is no lpkg package
     from sources import ImportStatement, SourceFacts, analyse_source  # type: ignore[no-redef,import-not-found]
 
-RUNTIME_PROVIDED = {"boto3", "botocore"}
+# Modules the Lambda runtime provides (lpkg's runtime table, passed in by the entry).
+RUNTIME_PROVIDED = frozenset(m for m in os.environ.get("LPKG_PROBE_RUNTIME_PROVIDED", "").split(",") if m)
+# A local probe: the runtime's modules are absent here, which says nothing about Lambda.
+STAND_INS = os.environ.get("LPKG_PROBE_STAND_INS") == "1"
 
 
 def record_files(roots: Iterable[str]) -> set[str]:
@@ -312,20 +315,10 @@ class Walk:
             self.check_installed(base, path, stmt, chain, severity, how, boto_reported)
             return
         if self.is_missing(node):
-            missing = node.identifier if node is not None else base
-            self.add("IMPORT_MISSING", severity,
-                     f"No module named '{missing}'{how}: {self.missing_hint(missing)}",
-                     path, stmt.line, chain)
+            self.report_missing(node.identifier if node is not None else base, severity, how, path, stmt, chain)
             return
-        top = base.split(".")[0]
-        if top in RUNTIME_PROVIDED and top not in boto_reported:
-            filename = str(getattr(self.node(top), "filename", "") or "")
-            if not self.is_packaged(filename):
-                boto_reported.add(top)
-                self.add("IMPORT_RUNTIME_BOTO3", "warning",
-                         f"'{top}' comes from the Lambda runtime, whose version changes by region and date;"
-                         f" pin {top} in your requirements to ship a known version",
-                         path, stmt.line, chain)
+        self.warn_runtime_provided(base, str(getattr(self.node(base.split(".")[0]), "filename", "") or ""),
+                                   path, stmt, chain, boto_reported)
         for name in stmt.names:
             if name == "*":
                 continue
@@ -344,13 +337,28 @@ class Walk:
             parts = base.split(".")
             prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
             first_missing = next((p for p in prefixes if self.find_on_disk(p) is None), base)
-            self.add("IMPORT_MISSING", severity,
-                     f"No module named '{first_missing}'{how}: {self.missing_hint(first_missing)}",
+            self.report_missing(first_missing, severity, how, path, stmt, chain)
+            return
+        self.warn_runtime_provided(base, origin, path, stmt, chain, boto_reported)
+
+    def report_missing(self, missing: str, severity: str, how: str, path: str, stmt: ImportStatement,
+                       chain: tuple[str, ...]) -> None:
+        top = missing.split(".")[0]
+        if STAND_INS and top in RUNTIME_PROVIDED:
+            self.add("RUNTIME_PROVIDED_UNCHECKED", "info",
+                     f"{top} is provided by the Lambda runtime and is not installed for the local interpreter: "
+                     "what this file takes from it was not checked here (Docker checks it in the runtime image)",
                      path, stmt.line, chain)
             return
+        self.add("IMPORT_MISSING", severity, f"No module named '{missing}'{how}: {self.missing_hint(missing)}",
+                 path, stmt.line, chain)
+
+    def warn_runtime_provided(self, base: str, loaded_from: str, path: str, stmt: ImportStatement,
+                              chain: tuple[str, ...], reported: set[str]) -> None:
+        """Once per module: relying on the runtime's copy (not the zip's) is worth a warning."""
         top = base.split(".")[0]
-        if top in RUNTIME_PROVIDED and top not in boto_reported and not self.is_packaged(origin):
-            boto_reported.add(top)
+        if top in RUNTIME_PROVIDED and top not in reported and not self.is_packaged(loaded_from):
+            reported.add(top)
             self.add("IMPORT_RUNTIME_BOTO3", "warning",
                      f"'{top}' comes from the Lambda runtime, whose version changes by region and date;"
                      f" pin {top} in your requirements to ship a known version",
