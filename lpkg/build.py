@@ -18,7 +18,8 @@ from lpkg.backends.cache import DependencyCache, cache_key
 from lpkg.checks.sizes import mb
 from lpkg.config import Overrides, resolve_settings
 from lpkg.discover import discover
-from lpkg.errors import EnvironmentProblem
+from lpkg.errors import EnvironmentProblem, UsageError
+from lpkg.events import load_event
 from lpkg.probing import choose_prober
 from lpkg.report import BuildReport, Finding, Severity, sort_findings
 from lpkg.verify import Stopwatch, VerifyOptions, verify_zip
@@ -29,7 +30,6 @@ class BuildOptions:
     test: bool = True  # run the probe (the real import) on the new zip
     probe_mode: str = "auto"
     backend: str = "auto"  # docker | local | auto
-    timeout: float = 30.0
     cache: bool = True  # reuse installed dependencies whose inputs have not changed
 
 
@@ -55,6 +55,11 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
     watch = Stopwatch()
     started = time.perf_counter()
     settings = resolve_settings(function_dir, overrides)
+    # A bad event file is the user's to fix before any container starts.
+    event = load_event(settings.event) if settings.event else None
+    if event is not None and not options.test:
+        raise UsageError("--event calls the handler in the import test, which --no-test skips",
+                         hint="drop one of --event and --no-test")
     with watch.lap("discover"):
         plan, discovered = discover(settings)
     findings: list[Finding] = list(discovered)
@@ -109,7 +114,7 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
             prober = choose_prober(options.probe_mode, settings.runtime, settings.image) if options.test else None
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
-                layers=settings.layers, timeout=options.timeout,
+                layers=settings.layers, timeout=settings.timeout, event=event,
             )
             with watch.lap("verify"):
                 verify_report = verify_zip(assembled.path, verify_options, prober)

@@ -12,9 +12,18 @@ import click
 
 from lpkg import __version__
 from lpkg.errors import EnvironmentProblem, FindingsFailed, Interrupted, LpkgError, UsageError
+from lpkg.events import BUILTIN_EVENTS, builtin_event, load_event
 from lpkg.probing import choose_prober
 from lpkg.report import render_build_human, render_build_json, render_human, render_json
-from lpkg.runtimes import ARCHES, DEFAULT_RUNTIME, RUNTIMES, get_runtime, parse_arch
+from lpkg.runtimes import (
+    ARCHES,
+    DEFAULT_RUNTIME,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    RUNTIMES,
+    get_runtime,
+    parse_arch,
+)
 from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
 
 _json_mode = False
@@ -22,8 +31,14 @@ _json_mode = False
 # Options both commands take, spelled once.
 layer_option = click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path),
                             help="A layer zip (repeatable), unpacked under /opt as Lambda does.")
-timeout_option = click.option("--timeout", type=click.FloatRange(1, 900), default=30.0, show_default=True,
-                              help="Seconds the handler import may take.")
+timeout_option = click.option(
+    "--timeout", type=click.FloatRange(1, MAX_TIMEOUT_SECONDS),
+    help="The function's timeout in seconds: how long the handler import may take, and the call with --event "
+    "(default 30, or `timeout` in the config).")
+event_option = click.option(
+    "--event", "event_spec", metavar="FILE|NAME",
+    help="After the import, call the handler once with this event and a real LambdaContext (no network): a "
+    "JSON file, - for stdin, or a built-in such as apigw:GET:/health (see `lpkg events`).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 
 
@@ -47,6 +62,7 @@ def cli() -> None:
               show_default=True,
               help="Where the handler is imported: Docker runtime image; a local python3.X (not sandboxed); "
               "nowhere (host checks only). auto: Docker, else local.")
+@event_option
 @json_option
 def verify(
     zips: tuple[Path, ...],
@@ -55,22 +71,28 @@ def verify(
     arch: str,
     layers: tuple[Path, ...],
     image: str | None,
-    timeout: float,
+    timeout: float | None,
     probe_mode: str,
+    event_spec: str | None,
     as_json: bool,
 ) -> None:
-    """Check Lambda zips for what would fail at import, before deploy."""
+    """Check Lambda zips for what would fail at import (and, with --event, at the first call), before deploy."""
     global _json_mode
     _json_mode = as_json
     for path in (*zips, *layers):
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
+    if event_spec is not None and probe_mode == "none":
+        raise UsageError("--event calls the handler in the probe, which --probe none skips",
+                         hint="drop one of --event and --probe none")
+    event = load_event(event_spec) if event_spec is not None else None
     lambda_arch = parse_arch(arch)
     if runtime is None:
         minor = guess_runtime_minor(zips[0])
         runtime = f"python3.{minor}" if minor is not None and f"python3.{minor}" in RUNTIMES else DEFAULT_RUNTIME
     rt = get_runtime(runtime)
-    options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers, timeout=timeout)
+    options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers,
+                            timeout=timeout or DEFAULT_TIMEOUT_SECONDS, event=event)
     prober = choose_prober(probe_mode, rt, image or rt.runtime_image(lambda_arch))
     reports = []
     for path in zips:
@@ -99,6 +121,7 @@ def verify(
 @click.option("--probe", "probe_mode", type=click.Choice(["auto", "docker", "local"]), default="auto",
               show_default=True, help="Where the import test runs (see lpkg verify --help).")
 @timeout_option
+@event_option
 @click.option("--no-cache", is_flag=True,
               help="Run pip even if these requirements were installed before (cache: LPKG_CACHE_DIR, "
               "else ~/.cache/lpkg).")
@@ -116,7 +139,8 @@ def build(
     no_test: bool,
     backend: str,
     probe_mode: str,
-    timeout: float,
+    timeout: float | None,
+    event_spec: str | None,
     no_cache: bool,
     as_json: bool,
 ) -> None:
@@ -128,9 +152,9 @@ def build(
     from lpkg.config import Overrides
 
     overrides = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, build_image=build_image,
-                          image=image, layers=layers, source_roots=source_roots)
-    options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, timeout=timeout,
-                           cache=not no_cache)
+                          image=image, layers=layers, source_roots=source_roots, timeout=timeout,
+                          event=event_spec)
+    options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, cache=not no_cache)
     reports = []
     for function_dir in function_dirs or (Path("."),):
         _progress(f"building {function_dir}")
@@ -138,6 +162,22 @@ def build(
     click.echo(render_build_json(reports) if as_json else render_build_human(reports, color=sys.stdout.isatty()))
     if not all(r.ok for r in reports):
         raise FindingsFailed("build failed")
+
+
+@cli.command()
+@click.argument("name", required=False)
+def events(name: str | None) -> None:
+    """List the built-in events for --event, or print one (to start an event file from)."""
+    if name is None:
+        width = max(len(e.usage) for e in BUILTIN_EVENTS.values())
+        for event in BUILTIN_EVENTS.values():
+            click.echo(f"{event.usage:<{width}}  {event.summary}")
+        click.echo("\nlpkg events NAME prints one; --event NAME calls the handler with it.")
+        return
+    found = builtin_event(name)
+    if found is None:
+        raise UsageError(f"no built-in event {name!r}", hint="`lpkg events` lists them")
+    click.echo(found.body)
 
 
 def _progress(message: str) -> None:

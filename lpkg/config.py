@@ -15,8 +15,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lpkg.errors import UsageError
+from lpkg.events import is_builtin
 from lpkg.handler import Handler, parse_handler
-from lpkg.runtimes import DEFAULT_RUNTIME, Arch, Runtime, get_runtime, parse_arch
+from lpkg.runtimes import (
+    DEFAULT_RUNTIME,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    Arch,
+    Runtime,
+    get_runtime,
+    parse_arch,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,8 +39,9 @@ DEFAULT_OUT = "dist"
 T = TypeVar("T")
 
 # The defaults table's keys; "functions" holds the per-function tables.
-DEFAULT_KEYS = ("runtime", "arch", "out", "build-image", "image", "layers", "source-roots", "exclude", "functions")
-FUNCTION_KEYS = ("handler", "runtime", "arch", "exclude", "source-roots")
+DEFAULT_KEYS = ("runtime", "arch", "out", "build-image", "image", "layers", "source-roots", "exclude", "timeout",
+                "event", "functions")
+FUNCTION_KEYS = ("handler", "runtime", "arch", "exclude", "source-roots", "timeout", "event")
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ class Table:
     source_roots: tuple[Path, ...] | None = None
     exclude: tuple[str, ...] | None = None
     handler: Handler | None = None
+    timeout: float | None = None
+    event: str | None = None  # a built-in event's name, or an absolute path
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,8 @@ class Overrides:
     layers: tuple[Path, ...] = ()
     source_roots: tuple[Path, ...] = ()
     exclude: tuple[str, ...] = ()
+    timeout: float | None = None
+    event: str | None = None  # as typed: a built-in event's name, `-`, or a path relative to the cwd
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,8 @@ class FunctionSettings:
     source_roots: tuple[Path, ...]
     exclude: tuple[str, ...]  # glob patterns, matched against zip paths
     config_file: Path | None
+    timeout: float = DEFAULT_TIMEOUT_SECONDS  # the function's timeout: for the import test and the smoke invoke
+    event: str | None = None  # the smoke invoke's event: a built-in's name, `-`, or an absolute path
 
     @property
     def artifact(self) -> Path:
@@ -207,7 +223,17 @@ def _parse_table(raw: Mapping[str, Any], allowed: tuple[str, ...], path: Path, p
         except UsageError as exc:
             raise UsageError(f"{path}: {prefix}{key}: {exc.message}", hint=exc.hint) from None
 
+    def seconds(key: str) -> float | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= MAX_TIMEOUT_SECONDS:
+            raise UsageError(f"{path}: {prefix}{key} must be a number of seconds from 1 to {MAX_TIMEOUT_SECONDS:g}, "
+                             f"not {value!r}")
+        return float(value)
+
     out = text("out")
+    event = text("event")
     return Table(
         runtime=checked("runtime", get_runtime),
         arch=checked("arch", parse_arch),
@@ -218,6 +244,8 @@ def _parse_table(raw: Mapping[str, Any], allowed: tuple[str, ...], path: Path, p
         source_roots=paths("source-roots"),
         exclude=strings("exclude"),
         handler=checked("handler", parse_handler),
+        timeout=seconds("timeout"),
+        event=event if event is None or is_builtin(event) else str(_relative_to(base, event)),
     )
 
 
@@ -274,7 +302,15 @@ def resolve_settings(
         source_roots=tuple(dict.fromkeys(p.resolve() for p in source_roots)),
         exclude=_first(flags.exclude or None, own.exclude, dflt.exclude) or (),
         config_file=config.path,
+        timeout=_first(flags.timeout, own.timeout, dflt.timeout) or DEFAULT_TIMEOUT_SECONDS,
+        event=_first(_cli_event(flags.event, here), own.event, dflt.event),
     )
+
+
+def _cli_event(spec: str | None, here: Path) -> str | None:
+    if spec is None or spec == "-" or is_builtin(spec):
+        return spec
+    return str(_relative_to(here, spec))
 
 
 def _first(*values: T | None) -> T | None:

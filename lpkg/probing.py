@@ -8,6 +8,7 @@ no Docker and the user is told so — in a local interpreter of the same minor v
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -24,8 +25,16 @@ from typing import Any, Protocol
 from lpkg.archive import unpack_member
 from lpkg.errors import EnvironmentProblem
 from lpkg.probe import payload_files
-from lpkg.report import Finding, Severity
-from lpkg.runtimes import LAYER_ROOT, RUNTIME_DIR, RUNTIME_PROVIDED_MODULES, SANDBOX_USER, TASK_ROOT, Runtime
+from lpkg.report import Finding, Invocation, Severity, StackFrame
+from lpkg.runtimes import (
+    LAYER_ROOT,
+    RESPONSE_LIMIT_BYTES,
+    RUNTIME_DIR,
+    RUNTIME_PROVIDED_MODULES,
+    SANDBOX_USER,
+    TASK_ROOT,
+    Runtime,
+)
 
 PROBE_ROOT = "/lpkg-probe"
 # Folders under the scratch root that verify unpacks into; each is mounted at "/" + its name.
@@ -35,7 +44,29 @@ PROBE_DIR = PROBE_ROOT.lstrip("/")
 # The runtime table's list, for the probe (which cannot import lpkg).
 RUNTIME_PROVIDED_ARG = ",".join(RUNTIME_PROVIDED_MODULES)
 GO_FILE = "go"  # written into the probe folder once the zip is unpacked
+EVENT_FILE = "event.json"  # the smoke invoke's event, in the probe folder
 GRACE_SECONDS = 20.0  # container start and the probe's own start, beyond the import timeout
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What the probe is asked to do: import the handler and, given an event, call it once."""
+
+    handler: str
+    timeout: float  # the function's timeout: the limit for the import, and for the call
+    event: str | None = None  # JSON text
+
+    @property
+    def wall_seconds(self) -> float:
+        """How long the whole probe may take before lpkg stops it from outside."""
+        return self.timeout * (2 if self.event is not None else 1) + GRACE_SECONDS
+
+    def entry_args(self, probe_root: str) -> list[str]:
+        args = ["--handler", self.handler, "--timeout", str(self.timeout), "--runtime-provided", RUNTIME_PROVIDED_ARG]
+        if self.event is not None:
+            args += ["--event", f"{probe_root}/{EVENT_FILE}", "--invoke-timeout", str(self.timeout),
+                     "--response-limit", str(RESPONSE_LIMIT_BYTES)]
+        return args
 
 
 @dataclass(frozen=True)
@@ -53,17 +84,19 @@ ProbeRun = Callable[[], ProbeOutcome]
 class Prober(Protocol):
     description: str
 
-    def prepare(self, root: Path, handler: str, timeout: float) -> AbstractContextManager[ProbeRun]:
+    def prepare(self, root: Path, request: ProbeRequest) -> AbstractContextManager[ProbeRun]:
         """Get ready to import the handler from `root`/var/task (layers in `root`/opt) while the caller
         fills those folders; the context gives the function that runs the probe once they are full."""
         ...
 
 
-def write_probe(root: Path) -> Path:
-    """The probe's files under root/lpkg-probe, world-readable whatever the umask."""
+def write_probe(root: Path, request: ProbeRequest) -> Path:
+    """The probe's files (and the event) under root/lpkg-probe, world-readable whatever the umask."""
     target = root / PROBE_DIR
     for rel, content in payload_files():
         unpack_member(target, rel, content, 0o644)
+    if request.event is not None:
+        unpack_member(target, EVENT_FILE, request.event.encode("utf-8"), 0o644)
     target.chmod(0o755)
     return target
 
@@ -79,12 +112,9 @@ class DockerProber:
         self.description = f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, read-only task root)"
 
     @contextlib.contextmanager
-    def prepare(self, root: Path, handler: str, timeout: float) -> Iterator[ProbeRun]:
-        write_probe(root)
-        command = [
-            "/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py",
-            "--handler", handler, "--timeout", str(timeout), "--runtime-provided", RUNTIME_PROVIDED_ARG,
-        ]
+    def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
+        write_probe(root, request)
+        command = ["/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT)]
         options: dict[str, Any] = {
             "entrypoint": [],
             "user": SANDBOX_USER,
@@ -119,9 +149,9 @@ class DockerProber:
                     # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
                     # sandbox user cannot write to them either).
                     container.put_folders({dest: root / rel for rel, dest in mounts.items()})
-                result = container.run(timeout + GRACE_SECONDS)
+                result = container.run(request.wall_seconds)
                 if result.timed_out:
-                    document: dict[str, Any] = {"import": {"status": "timeout", "seconds": timeout + GRACE_SECONDS}}
+                    document: dict[str, Any] = {"import": {"status": "timeout", "seconds": request.wall_seconds}}
                 elif result.oom_killed or result.exit_code == 137:
                     document = {"import": {"status": "crashed", "returncode": 137, "output": "killed: out of memory"}}
                 else:
@@ -150,15 +180,14 @@ class LocalProber:
         )
 
     @contextlib.contextmanager
-    def prepare(self, root: Path, handler: str, timeout: float) -> Iterator[ProbeRun]:
-        yield lambda: self.run(root, handler, timeout)
+    def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
+        yield lambda: self.run(root, request)
 
-    def run(self, root: Path, handler: str, timeout: float) -> ProbeOutcome:
-        probe = write_probe(root)
+    def run(self, root: Path, request: ProbeRequest) -> ProbeOutcome:
+        probe = write_probe(root, request)
         task_root, opt = str(root / TASK_DIR), str(root / LAYER_DIR)
         command = [
-            self.interpreter, "-I", "-S", str(probe / "entry.py"),
-            "--handler", handler, "--timeout", str(timeout), "--runtime-provided", RUNTIME_PROVIDED_ARG,
+            self.interpreter, "-I", "-S", str(probe / "entry.py"), *request.entry_args(str(probe)),
             "--task-root", task_root, "--opt", opt,
             "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")), "--stand-ins",
         ]
@@ -167,10 +196,10 @@ class LocalProber:
             try:
                 proc = subprocess.run(
                     command, cwd=task_root, env=env, stdin=subprocess.DEVNULL,
-                    capture_output=True, timeout=timeout + GRACE_SECONDS,
+                    capture_output=True, timeout=request.wall_seconds,
                 )
             except subprocess.TimeoutExpired:
-                document: dict[str, Any] = {"import": {"status": "timeout", "seconds": timeout}}
+                document: dict[str, Any] = {"import": {"status": "timeout", "seconds": request.timeout}}
             else:
                 document = _parse_document(proc.stdout, proc.stderr, self.interpreter)
         return ProbeOutcome(document, task_root, opt, True, self.description)
@@ -321,3 +350,87 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
     return Finding("INIT_EXCEPTION", Severity.ERROR,
                    f"importing the handler raised {error_type}: {message} — Lambda's init would fail the same way",
                    member, line)
+
+
+def invocation_from_probe(
+    outcome: ProbeOutcome, event_label: str, timeout: float, owner: Callable[[str], str | None]
+) -> tuple[Invocation | None, list[Finding]]:
+    """The smoke invoke's result, and a finding when it failed. `owner` tells which distribution a
+    member was installed by: those frames are libraries', and the report points at the function's own."""
+    raw = (outcome.document.get("import") or {}).get("invoke")
+    if not isinstance(raw, dict):
+        return None, []
+    status = str(raw.get("status"))
+    frames: list[dict[str, Any]] = raw["stack"] if isinstance(raw.get("stack"), list) else raw.get("frames") or []
+    stack = [frame for frame in (_frame(f, outcome) for f in frames) if frame is not None]
+    own = tuple(f for f in stack if _packaged(f.member) and not owner(f.member))
+    culprit = own[-1] if own else None
+    invocation = Invocation(
+        event=event_label, status=status, seconds=raw.get("seconds"), context=str(raw.get("context", "?")),
+        response=raw.get("response"), response_bytes=raw.get("response_bytes"),
+        output=str(raw.get("output") or ""),
+        error_type=raw.get("error_type"), error_message=raw.get("message"), stack=own,
+    )
+    where = (culprit.member, culprit.line) if culprit else (None, None)
+    if status == "ok":
+        return invocation, []
+    if status == "failed":
+        finding = Finding(
+            "INVOKE_ERROR", Severity.ERROR,
+            f"calling the handler with {event_label} raised {invocation.error_type}: {invocation.error_message}"
+            " — Lambda would answer the first request with this error",
+            *where,
+        )
+    elif status == "network":
+        target = raw.get("target")
+        invocation = _replace_error(invocation, "lpkg.NoNetwork", f"network access to {target} during the smoke test")
+        finding = Finding(
+            "INVOKE_NETWORK", Severity.ERROR,
+            f"the handler reached for the network ({target}); the smoke test runs with no network, so it was "
+            "stopped there — smoke-test a path that needs no network (a health check), or check this call "
+            "after deploy",
+            *where,
+        )
+    elif status == "timeout":
+        member, line = _hung_at(str(raw.get("stack") or ""), outcome)
+        invocation = _replace_error(invocation, "Sandbox.Timedout", f"Task timed out after {timeout:.2f} seconds")
+        finding = Finding(
+            "INVOKE_TIMEOUT", Severity.ERROR,
+            f"the handler did not return within {timeout:g} s (the function's timeout, --timeout) and was stopped"
+            + (" while running this line" if member else ""),
+            member, line,
+        )
+    elif status == "stood_in":
+        invocation = _replace_error(invocation, "lpkg.StoodIn", str(raw.get("message")))
+        finding = Finding(
+            "INVOKE_NOT_CHECKED", Severity.WARNING,
+            "the handler called into a module the Lambda runtime provides, which this machine lacks (the local "
+            "probe stands in for it): the call was not checked past this line — run with Docker to check it",
+            *where,
+        )
+    else:
+        code = raw.get("returncode")
+        why = "killed, probably out of memory" if code in (137, -9) else f"exited with status {code}"
+        invocation = _replace_error(invocation, "Runtime.ExitError", f"the runtime {why} during the call")
+        finding = Finding(
+            "INVOKE_CRASHED", Severity.ERROR,
+            f"the process running the handler {why} while the handler ran: {str(raw.get('stack') or '')[-300:]}",
+            *where,
+        )
+    return invocation, [finding]
+
+
+def _replace_error(invocation: Invocation, error_type: str, message: str) -> Invocation:
+    return dataclasses.replace(invocation, error_type=error_type, error_message=message)
+
+
+def _frame(raw: dict[str, Any], outcome: ProbeOutcome) -> StackFrame | None:
+    member = _member(raw.get("file"), outcome)
+    if member is None:
+        return None
+    return StackFrame(member, raw.get("line"), str(raw.get("function") or "?"), raw.get("code"))
+
+
+def _packaged(member: str) -> bool:
+    """A member of the zip or a layer, not the runtime's or the interpreter's own file."""
+    return not member.startswith("/") or member.startswith(LAYER_ROOT + "/")

@@ -48,6 +48,60 @@ class Finding:
         }
 
 
+@dataclass(frozen=True)
+class StackFrame:
+    member: str  # zip member (or /opt/... for a layer)
+    line: int | None
+    function: str
+    code: str | None
+
+    def describe(self) -> str:
+        where = self.member if self.line is None else f"{self.member}:{self.line}"
+        return f"{where} in {self.function}" + (f": {self.code}" if self.code else "")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The smoke invoke: the handler called once with an event, reported the way Lambda would."""
+
+    event: str  # where the event came from: a built-in's name or a file
+    status: str  # ok, failed, timeout, network, crashed, not-checked
+    seconds: float | None
+    context: str  # which LambdaContext was passed: "awslambdaric" (the image's own) or "emulated"
+    response: str | None = None  # the serialized return value, shortened
+    response_bytes: int | None = None
+    output: str = ""  # what the handler printed (and logged)
+    error_type: str | None = None
+    error_message: str | None = None
+    stack: tuple[StackFrame, ...] = ()  # the function's own frames, innermost last
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "event": self.event,
+            "status": self.status,
+            "seconds": self.seconds,
+            "context": self.context,
+            "output": self.output,
+        }
+        if self.status == "ok":
+            doc.update(response=self.response, responseBytes=self.response_bytes)
+        else:  # the shape of Lambda's error response
+            doc.update(errorType=self.error_type, errorMessage=self.error_message,
+                       stackTrace=[frame.describe() for frame in self.stack])
+        return doc
+
+    def lines(self) -> list[str]:
+        if self.status == "ok":
+            head = f"  invoke ({self.event}): returned in {self.seconds or 0:.2f}s, {self.response_bytes} bytes: " \
+                f"{self.response}"
+        else:
+            head = f"  invoke ({self.event}): {self.error_type}: {self.error_message}"
+        out = [head]
+        out += [f"      {frame.describe()}" for frame in self.stack]
+        out += [f"    | {line}" for line in self.output.rstrip("\n").splitlines()]
+        return out
+
+
 def worst(findings: Iterable[Finding]) -> Severity | None:
     return max((f.severity for f in findings), default=None)
 
@@ -64,6 +118,7 @@ class ArtifactReport:
     probe: str  # "docker:<image>", "local:<interpreter> (not sandboxed)" or "skipped: <why>"
     timings: tuple[tuple[str, float], ...] = ()
     facts: tuple[tuple[str, str], ...] = field(default=())  # e.g. sizes, sha256
+    invocation: Invocation | None = None  # with --event, once the import succeeded
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -87,6 +142,7 @@ class ArtifactReport:
             "arch": self.arch,
             "probe": self.probe,
             "findings": [f.to_json() for f in self.findings],
+            "invocation": self.invocation.to_json() if self.invocation else None,
             "timings": {name: round(sec, 3) for name, sec in self.timings},
             "facts": dict(self.facts),
         }
@@ -129,6 +185,7 @@ class BuildReport:
             "facts": dict(self.facts),
             "largest": dict(self.verify.facts).get("largest") if self.verify else None,
             "probe": self.verify.probe if self.verify else None,
+            "invocation": self.verify.invocation.to_json() if self.verify and self.verify.invocation else None,
             "timings": {name: round(sec, 3) for name, sec in self.timings},
         }
 
@@ -143,6 +200,8 @@ def render_human(reports: Sequence[ArtifactReport], color: bool = False) -> str:
         out.append(f"{report.artifact} ({report.runtime}, {report.arch}, handler {report.handler or '?'})")
         for finding in report.findings:
             out += _finding_lines(finding, report.artifact, color)
+        if report.invocation is not None:
+            out += report.invocation.lines()
         for key, value in report.facts:
             out.append(f"  {key}: {value}")
         out.append(f"  probe: {report.probe}")
@@ -173,6 +232,8 @@ def render_build_human(reports: Sequence[BuildReport], color: bool = False) -> s
         out.append(f"{report.function} ({report.runtime}, {report.arch}, handler {report.handler})")
         for finding in report.all_findings():
             out += _finding_lines(finding, report.function_dir, color)
+        if report.verify is not None and report.verify.invocation is not None:
+            out += report.verify.invocation.lines()
         for key, value in report.facts:
             out.append(f"  {key}: {value}")
         if report.verify is not None:

@@ -19,6 +19,9 @@ ELF_MACHINE: dict[Arch, str] = {"x86_64": "EM_X86_64", "arm64": "EM_AARCH64"}
 EXTENSION_PLATFORM: dict[Arch, str] = {"x86_64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
 
 UNZIPPED_LIMIT_BYTES = 262_144_000  # function + all layers, unzipped
+RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024  # a synchronous invocation's response payload
+MAX_TIMEOUT_SECONDS = 900.0  # the longest function timeout Lambda allows
+DEFAULT_TIMEOUT_SECONDS = 30.0  # lpkg's, for the import test and the smoke invoke when none is configured
 ZIPPED_DIRECT_UPLOAD_BYTES = 50 * 1024 * 1024  # above: upload through S3
 MAX_LAYERS = 5
 

@@ -23,9 +23,18 @@ from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
 from lpkg.dists import DistributionIndex, index_distributions
 from lpkg.errors import UsageError
+from lpkg.events import Event
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
-from lpkg.probing import LAYER_DIR, TASK_DIR, ProbeOutcome, Prober, findings_from_probe
-from lpkg.report import ArtifactReport, Finding, Severity, sort_findings
+from lpkg.probing import (
+    LAYER_DIR,
+    TASK_DIR,
+    ProbeOutcome,
+    Prober,
+    ProbeRequest,
+    findings_from_probe,
+    invocation_from_probe,
+)
+from lpkg.report import ArtifactReport, Finding, Invocation, Severity, sort_findings
 from lpkg.runtimes import UNZIPPED_LIMIT_BYTES, Arch, Runtime
 from lpkg.unpack import UnpackJob, unpack_all
 
@@ -40,7 +49,8 @@ class VerifyOptions:
     arch: Arch
     handler: str | None = None
     layers: tuple[Path, ...] = ()
-    timeout: float = 30.0
+    timeout: float = 30.0  # the function's timeout: for the import, and for the call with `event`
+    event: Event | None = None  # call the handler with it once the import succeeded (the smoke invoke)
 
 
 @dataclass(frozen=True)
@@ -166,10 +176,11 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
             ("unzipped", mb(sum(a.claimed_unzipped_size for a in everything))),
             ("largest", describe_largest(everything)),
         )
+        invocation = None
         if handler is None or _blocked(findings):
             probe_description = "not run: " + ", ".join(sorted({f.code for f in findings if f.code in BLOCKING}))
         else:
-            more, probe_description = _unpack_and_probe(ctx, handler, options, prober, watch)
+            more, probe_description, invocation = _unpack_and_probe(ctx, handler, options, prober, watch)
             findings += more
     watch.laps.append(("total", time.perf_counter() - started))
     return ArtifactReport(
@@ -181,6 +192,7 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> Art
         probe=probe_description,
         timings=tuple(watch.laps),
         facts=facts,
+        invocation=invocation,
     )
 
 
@@ -205,10 +217,11 @@ def _handler_unless_blocked(archive: ZipArchive, given: str | None, findings: Se
 
 def _unpack_and_probe(
     ctx: CheckContext, handler: Handler, options: VerifyOptions, prober: Prober | None, watch: Stopwatch
-) -> tuple[list[Finding], str]:
+) -> tuple[list[Finding], str, Invocation | None]:
     """Unpack to a scratch folder, then run the ELF checks and the probe side by side on it."""
     findings: list[Finding] = []
     description = "not run: not asked for"
+    invocation = None
     names = {normalized_name(n) for n in ctx.archive.names}
     present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime.minor)
     with contextlib.ExitStack() as stack:
@@ -216,7 +229,8 @@ def _unpack_and_probe(
         run_probe = None
         if prober is not None and present:
             # The container is created while the zip is unpacked.
-            run_probe = stack.enter_context(prober.prepare(root, handler.string, options.timeout))
+            request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None)
+            run_probe = stack.enter_context(prober.prepare(root, request))
         with watch.lap("unpack"):
             payload = unpack_payload(ctx, root)
         findings += payload.findings
@@ -239,11 +253,15 @@ def _unpack_and_probe(
                 with watch.lap("probe"):
                     outcome = run_probe()
                 findings += findings_from_probe(outcome, options.timeout)
+                if options.event is not None:
+                    invocation, more = invocation_from_probe(outcome, options.event.label, options.timeout,
+                                                             ctx.dists.of)
+                    findings += more
                 watch.laps.extend(_inside_laps(outcome))
                 description = outcome.description
             findings += native_future.result()
             watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
-    return findings, description
+    return findings, description, invocation
 
 
 def _native_findings(files: Sequence[NativeFile], ctx: CheckContext) -> list[Finding]:
@@ -255,8 +273,12 @@ def _native_findings(files: Sequence[NativeFile], ctx: CheckContext) -> list[Fin
 
 def _inside_laps(outcome: ProbeOutcome) -> list[tuple[str, float]]:
     laps = []
-    for job, key in (("import", "import_seconds"), ("walk", "walk_seconds")):
-        seconds = (outcome.document.get(job) or {}).get(key)
+    imported = outcome.document.get("import") or {}
+    for job, seconds in (
+        ("import", imported.get("import_seconds")),
+        ("invoke", (imported.get("invoke") or {}).get("seconds")),
+        ("walk", (outcome.document.get("walk") or {}).get("walk_seconds")),
+    ):
         if isinstance(seconds, (int, float)):
             laps.append((f"{job} (inside the probe)", float(seconds)))
     return laps

@@ -198,3 +198,24 @@ def test_bad_values_name_the_file(tmp_path: Path, text: str, expect: str) -> Non
 def test_function_folder_must_exist(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         resolve_settings(tmp_path / "nope", cwd=tmp_path)
+
+
+def test_event_and_timeout_per_function_with_paths_relative_to_the_file(tmp_path: Path) -> None:
+    root = project(tmp_path, {
+        "lpkg.toml": 'timeout = 10\nevent = "apigw:GET:/health"\n\n'
+                     '[functions.fn-b]\ntimeout = 3\nevent = "events/fn-b.json"\n',
+    })
+    a = settings(root, "fn-a")
+    assert (a.timeout, a.event) == (10.0, "apigw:GET:/health")
+    b = settings(root, "fn-b")
+    assert (b.timeout, b.event) == (3.0, str(root / "events" / "fn-b.json"))
+    flagged = settings(root, "fn-b", Overrides(timeout=7.0, event="mine.json"), cwd=tmp_path)
+    assert (flagged.timeout, flagged.event) == (7.0, str(tmp_path / "mine.json"))
+    assert settings(root, "fn-b", Overrides(event="sqs")).event == "sqs"
+
+
+@pytest.mark.parametrize("value", ["0", "901", '"30"', "true"])
+def test_timeout_must_be_lambdas_range(tmp_path: Path, value: str) -> None:
+    root = project(tmp_path, {"lpkg.toml": f"timeout = {value}\n"})
+    with pytest.raises(UsageError, match="timeout must be a number of seconds from 1 to 900"):
+        settings(root)

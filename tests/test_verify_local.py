@@ -59,3 +59,32 @@ def test_local_probe_imports_past_the_runtime_sdk(tmp_path: Path) -> None:
     assert "missing_after_boto3" in failure["message"]
     assert (failure["member"], failure["line"]) == ("handler.py", 8)
     assert "boto3" in by_code["RUNTIME_PROVIDED_STOOD_IN"]["message"]
+
+
+@needs_python311
+def test_local_smoke_invoke_uses_a_context_with_lambdas_attributes(tmp_path: Path) -> None:
+    """Without Docker (and without awslambdaric here) the context still has exactly Lambda's attributes."""
+    bad = zip_folders(tmp_path / "al.zip", {PROJECT / "audit-log": "", PROJECT / "shared": "shared/"})
+    run = run_lpkg("verify", bad, "--runtime", "python3.11", "--probe", "local", "--event", "schedule", "--json")
+    artifact = json.loads(run.stdout)["artifacts"][0]
+    assert run.returncode == 1
+    error = next(f for f in artifact["findings"] if f["code"] == "INVOKE_ERROR")
+    assert (error["member"], error["line"]) == ("handler.py", 13)
+    assert "has no attribute 'request_id'" in error["message"]
+    good = zip_folders(tmp_path / "hc.zip", {PROJECT / "health-check": "", PROJECT / "shared": "shared/"})
+    run = run_lpkg("verify", good, "--runtime", "python3.11", "--probe", "local", "--event", "http:GET:/health",
+                   "--json")
+    assert run.returncode == 0, run.stdout
+    assert json.loads(json.loads(run.stdout)["artifacts"][0]["invocation"]["response"])["statusCode"] == 200
+
+
+@needs_python311
+def test_local_smoke_invoke_stops_at_a_stood_in_runtime_module(tmp_path: Path) -> None:
+    cc = zip_folders(tmp_path / "cc.zip", {PROJECT / "compliance-checker": "", PROJECT / "shared": "shared/"})
+    run = run_lpkg("verify", cc, "--runtime", "python3.11", "--probe", "local", "--event", "schedule", "--json")
+    artifact = json.loads(run.stdout)["artifacts"][0]
+    assert run.returncode == 0  # a warning: nothing wrong was found, but not everything was checked
+    warning = next(f for f in artifact["findings"] if f["code"] == "INVOKE_NOT_CHECKED")
+    assert warning["severity"] == "warning"
+    assert (warning["member"], warning["line"]) == ("shared/aws_clients.py", 13)
+    assert "boto3.client() called" in artifact["invocation"]["errorMessage"]

@@ -21,6 +21,8 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_WAIT_SECONDS = 900.0
+INVOKE_GRACE_SECONDS = 2.0  # beyond the function's timeout, for the job to print its stack and end
+FAULTHANDLER_TIMEOUT = "Timeout ("  # how faulthandler.dump_traceback_later's report begins
 
 
 def lambda_sys_path(task_root: str, opt: str, runtime_dir: str) -> list[str]:
@@ -56,6 +58,13 @@ def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
             "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/lpkg-probe",
             "AWS_LAMBDA_LOG_STREAM_NAME": "probe",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            # Lambda gives the execution role's credentials; these are well-formed and worthless, so an
+            # SDK signs its requests (which the sandbox's missing network then stops) instead of failing
+            # to find credentials first.
+            "AWS_ACCESS_KEY_ID": "ASIAXXXXLPKGPROBE000",
+            "AWS_SECRET_ACCESS_KEY": "lpkg/probe/has/no/real/credentials/0000000",
+            "AWS_SESSION_TOKEN": "lpkg-probe-session-token",
+            "_X_AMZN_TRACE_ID": "Root=1-6749f000-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=0",
             "PYTHONDONTWRITEBYTECODE": "1",
             # For the jobs: which modules the runtime provides, and whether to stand in for them (local probe).
             "LPKG_PROBE_RUNTIME_PROVIDED": args.runtime_provided,
@@ -85,6 +94,9 @@ def start_job(
         "--probe-lib", os.path.join(HERE, "lib"),
         "--timeout", str(round(max(1.0, deadline - time.monotonic()), 3)),
     ]
+    if job == "import" and args.event:
+        command += ["--event", args.event, "--invoke-timeout", str(args.invoke_timeout),
+                    "--response-limit", str(args.response_limit)]
     proc = subprocess.Popen(
         command,
         cwd=args.task_root,
@@ -96,24 +108,61 @@ def start_job(
     return proc, result_path
 
 
-def finish_job(proc: subprocess.Popen[bytes], result_path: str, started: float, deadline: float) -> dict[str, Any]:
+def finish_job(
+    proc: subprocess.Popen[bytes], result_path: str, started: float, deadline: float, invoke_timeout: float
+) -> dict[str, Any]:
     """Wait for a job until the deadline (a hang is killed), then read what it wrote."""
     try:
         output, _ = proc.communicate(timeout=max(0.5, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate()
-        return {"status": "timeout", "seconds": round(time.monotonic() - started, 3), "output": _tail(output)}
+        output = None
+        if _read(result_path).get("invoke", {}).get("status") == "running":
+            # The import finished in time and the handler is being called: the call has its own
+            # clock (the function's timeout), kept by the job itself.
+            try:
+                output, _ = proc.communicate(timeout=invoke_timeout + INVOKE_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                output = None
+        if output is None:
+            proc.kill()
+            output, _ = proc.communicate()
+            if _read(result_path).get("invoke", {}).get("status") != "running":
+                return {"status": "timeout", "seconds": round(time.monotonic() - started, 3), "output": _tail(output)}
     elapsed = round(time.monotonic() - started, 3)
-    try:
-        with open(result_path, encoding="utf-8") as fh:
-            result: dict[str, Any] = json.load(fh)
-    except (OSError, ValueError):
+    result = _read(result_path)
+    if not result:
         # The child died before writing: killed (memory), or the code called os._exit.
         return {"status": "crashed", "returncode": proc.returncode, "seconds": elapsed, "output": _tail(output)}
     result["seconds"] = elapsed
     result["output"] = _tail(output)
+    invoked = result.get("invoke")
+    if isinstance(invoked, dict) and invoked.get("status") == "running":
+        result["invoke"] = _unfinished_invoke(invoked, proc.returncode, _tail(output), result_path)
     return result
+
+
+def _unfinished_invoke(
+    invoked: dict[str, Any], returncode: int | None, output: str, result_path: str
+) -> dict[str, Any]:
+    """The job ended while the handler was running: stopped at the timeout (faulthandler printed the
+    stack where it was), or the process died (memory, os._exit, a crash in native code)."""
+    try:
+        with open(result_path + ".output", "rb") as fh:
+            printed = _tail(fh.read())
+    except OSError:
+        printed = ""
+    if FAULTHANDLER_TIMEOUT in output:
+        return {"status": "timeout", "seconds": invoked.get("timeout"), "stack": output, "output": printed}
+    return {"status": "crashed", "returncode": returncode, "stack": output, "output": printed}
+
+
+def _read(result_path: str) -> dict[str, Any]:
+    try:
+        with open(result_path, encoding="utf-8") as fh:
+            result = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return result if isinstance(result, dict) else {}
 
 
 def _tail(data: bytes | str | None, limit: int = 4000) -> str:
@@ -133,6 +182,9 @@ def main() -> int:
     parser.add_argument("--jobs", default="import,walk")
     parser.add_argument("--runtime-provided", default="", help="comma-separated modules the runtime ships")
     parser.add_argument("--stand-ins", action="store_true")
+    parser.add_argument("--event", help="a JSON file: after the import, call the handler with it")
+    parser.add_argument("--invoke-timeout", type=float, default=30.0, help="the function's timeout, for the call")
+    parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024, help="bytes a response may have")
     parser.add_argument("--wait-for", help="start only once this file exists (the files are being unpacked)")
     args = parser.parse_args()
     if args.wait_for:
@@ -155,7 +207,7 @@ def main() -> int:
                 continue
             running[job] = (time.monotonic(), *start_job(job, args, scratch, deadline))
         for job, (started, proc, result_path) in running.items():
-            document[job] = finish_job(proc, result_path, started, deadline)
+            document[job] = finish_job(proc, result_path, started, deadline, args.invoke_timeout)
     sys.stdout.write(json.dumps(document))
     sys.stdout.flush()
     return 0

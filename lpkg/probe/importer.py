@@ -1,8 +1,10 @@
-"""The real import: load the handler the way the Lambda runtime does, in a fresh interpreter.
+"""The real import, then (with an event) the real call: the handler the way the Lambda runtime
+loads and invokes it, in a fresh interpreter.
 
-Uses awslambdaric's own `_get_handler` where the image has it; otherwise the same steps
-(split on the last dot, '/' to '.', importlib.import_module, getattr), so the error types
-match what Lambda reports. Standard library only; Python >= 3.9.
+Uses awslambdaric's own `_get_handler`, `LambdaContext` and response marshaller where the image has
+them; otherwise the same steps (split on the last dot, '/' to '.', importlib.import_module, getattr;
+a context with the same attributes; json.dumps), so the error types match what Lambda reports.
+Standard library only; Python >= 3.9.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
+import logging
 import os
 import sys
 import time
@@ -73,13 +76,19 @@ RUNTIME_PROVIDED = tuple(m for m in os.environ.get("LPKG_PROBE_RUNTIME_PROVIDED"
 class _StandInValue:
     """Whatever the code does with a stand-in at import time (call it, read attributes) succeeds."""
 
+    def __init__(self, name: str) -> None:
+        self._lpkg_name = name
+
     def __call__(self, *args: object, **kwargs: object) -> _StandInValue:
+        if INVOKING:
+            # At invoke time a call into boto3 would reach AWS; locally there is nothing behind it.
+            raise StandInCalled(f"{self._lpkg_name}() called, and {self._lpkg_name.split('.')[0]} is stood in for")
         return self
 
     def __getattr__(self, name: str) -> _StandInValue:
         if name.startswith("__"):
             raise AttributeError(name)
-        return self
+        return _StandInValue(f"{self._lpkg_name}.{name}")
 
 
 class _StandInModule(types.ModuleType):
@@ -88,7 +97,7 @@ class _StandInModule(types.ModuleType):
             raise AttributeError(name)
         # Capitalised names are classes more often than not (exceptions to catch, bases to subclass).
         value: object = type(name, (Exception,), {"__module__": self.__name__}) if name[:1].isupper() \
-            else _StandInValue()
+            else _StandInValue(f"{self.__name__}.{name}")
         setattr(self, name, value)
         return value
 
@@ -115,6 +124,21 @@ class _StandInFinder(importlib.abc.MetaPathFinder):
 
 
 STOOD_IN: set[str] = set()
+INVOKING = False  # set while the handler is being called
+
+
+class StandInCalled(BaseException):
+    """A stood-in module (local probe) was called during the invoke: the smoke test cannot go on.
+    A BaseException, so the handler's own `except Exception` does not swallow it."""
+
+
+class NetworkRefused(BaseException):
+    """The handler reached for the network during the smoke invoke, which has none. A BaseException
+    for the same reason: a retry loop in an SDK must not turn it into a long hang."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(f"network access to {target}")
+        self.target = target
 
 
 def user_frames(tb: TracebackType | None, roots: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -122,7 +146,7 @@ def user_frames(tb: TracebackType | None, roots: tuple[str, ...]) -> list[dict[s
     frames = []
     for frame in traceback.extract_tb(tb):
         if frame.filename.startswith(roots):
-            frames.append({"file": frame.filename, "line": frame.lineno, "code": frame.line})
+            frames.append({"file": frame.filename, "line": frame.lineno, "function": frame.name, "code": frame.line})
     return frames
 
 
@@ -148,6 +172,219 @@ def describe_failure(exc: BaseException, roots: tuple[str, ...]) -> dict[str, An
     return result
 
 
+# Lambda's own log line format, set on the root logger before the handler is imported, as the runtime
+# does: `logging.basicConfig()` in a function is then a no-op there too.
+LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s"
+REQUEST_ID = "8f507cfc-0000-4000-8000-00000000abcd"  # fixed, so reports repeat
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:lpkg-probe"
+SHOWN_RESPONSE_CHARS = 1000
+SHOWN_OUTPUT_CHARS = 4000
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = REQUEST_ID if INVOKING else ""
+        return True
+
+
+def setup_lambda_logging() -> None:
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, "%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(_RequestIdFilter())
+    logging.Formatter.converter = time.gmtime
+    root.addHandler(handler)
+
+
+class _EmulatedContext:
+    """LambdaContext's attributes, for interpreters without awslambdaric; slots, so that a name Lambda's
+    context does not have (context.request_id) fails here as it would there."""
+
+    __slots__ = (
+        "_epoch_deadline_time_in_ms",
+        "aws_request_id",
+        "client_context",
+        "function_name",
+        "function_version",
+        "identity",
+        "invoked_function_arn",
+        "log_group_name",
+        "log_stream_name",
+        "memory_limit_in_mb",
+        "tenant_id",
+    )
+
+    def __init__(self, deadline_ms: int) -> None:
+        self.aws_request_id = REQUEST_ID
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = FUNCTION_ARN
+        self.client_context = None
+        self.identity = None
+        self.tenant_id = None
+        self._epoch_deadline_time_in_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self._epoch_deadline_time_in_ms - int(time.time() * 1000))
+
+    def log(self, msg: str) -> None:
+        sys.stdout.write(str(msg))
+
+
+def make_context(timeout: float) -> tuple[Any, str]:
+    deadline_ms = int((time.time() + timeout) * 1000)
+    try:
+        from awslambdaric.lambda_context import LambdaContext  # type: ignore[import-not-found]
+
+        return LambdaContext(REQUEST_ID, None, None, deadline_ms, FUNCTION_ARN), "awslambdaric"
+    except Exception:  # noqa: BLE001 - no awslambdaric, or another signature: emulate it
+        return _EmulatedContext(deadline_ms), "emulated"
+
+
+def response_marshaller() -> Callable[[Any], str]:
+    """The runtime's serialisation of the handler's return value (it raises Runtime.MarshalError)."""
+    try:
+        from awslambdaric.lambda_runtime_marshaller import LambdaMarshaller  # type: ignore[import-not-found]
+
+        marshaller = LambdaMarshaller()
+
+        def marshal(response: Any) -> str:
+            body = marshaller.marshal_response(response)
+            body = body[0] if isinstance(body, tuple) else body
+            return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+
+        return marshal
+    except Exception:  # noqa: BLE001 - emulate it
+        def emulated(response: Any) -> str:
+            try:
+                return json.dumps(response)
+            except (TypeError, ValueError) as exc:
+                raise Fault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
+
+        return emulated
+
+
+def refuse_network(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook: while the handler runs, any attempt to reach another host fails at once."""
+    if not INVOKING:
+        return
+    target = None
+    if event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"):
+        target = f"{args[0]}" + (f":{args[1]}" if event == "socket.getaddrinfo" and args[1] else "")
+    elif event in ("socket.connect", "socket.sendto", "socket.sendmsg"):
+        address = args[1] if len(args) > 1 else None
+        if isinstance(address, tuple) and address:
+            target = f"{address[0]}:{address[1]}" if len(address) > 1 else str(address[0])
+    if target is not None:
+        raise NetworkRefused(target)
+
+
+class _CapturedOutput:
+    """File descriptors 1 and 2 redirected to a file while the handler runs: print(), logging and
+    C extensions' writes alike. A named file, so the entry can read it if the call times out."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> _CapturedOutput:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.file = open(self.path, "w+b")
+        self.saved = (os.dup(1), os.dup(2))
+        os.dup2(self.file.fileno(), 1)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - the handler may have closed or replaced it
+                pass
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        os.close(self.saved[0])
+        os.close(self.saved[1])
+
+    def text(self) -> str:
+        self.file.seek(0)
+        return shorten_output(self.file.read())
+
+
+def shorten_output(data: bytes) -> str:
+    text = data.decode("utf-8", "replace")
+    return text if len(text) <= SHOWN_OUTPUT_CHARS else "…" + text[-SHOWN_OUTPUT_CHARS:]
+
+
+def invoke(
+    handler: Any, event_path: str, timeout: float, roots: tuple[str, ...], output_path: str, response_limit: int
+) -> dict[str, Any]:
+    """Call the handler as the runtime would, and describe what happened the way Lambda reports it."""
+    global INVOKING
+    with open(event_path, encoding="utf-8") as fh:
+        event = json.load(fh)
+    context, context_kind = make_context(timeout)
+    marshal = response_marshaller()
+    result: dict[str, Any] = {"context": context_kind}
+    started = time.monotonic()
+    with _CapturedOutput(output_path) as captured:
+        INVOKING = True
+        try:
+            response = handler(event, context)
+            body = marshal(response)
+        except NetworkRefused as exc:
+            INVOKING = False
+            result.update(status="network", target=exc.target, frames=user_frames(exc.__traceback__, roots))
+        except StandInCalled as exc:
+            INVOKING = False
+            result.update(status="stood_in", message=str(exc), frames=user_frames(exc.__traceback__, roots))
+        except BaseException as exc:  # noqa: BLE001 - the handler may raise anything, SystemExit included
+            INVOKING = False
+            result.update(handler_error(exc, roots))
+        else:
+            INVOKING = False
+            size = len(body.encode("utf-8"))
+            if size > response_limit:
+                result.update(status="failed", error_type="Function.ResponseSizeTooLarge",
+                              message=f"Response payload size ({size} bytes) exceeded maximum allowed payload "
+                              f"size ({response_limit} bytes).", frames=[], stack=[])
+            else:
+                shown = body if len(body) <= SHOWN_RESPONSE_CHARS else body[:SHOWN_RESPONSE_CHARS] + "…"
+                result.update(status="ok", response=shown, response_bytes=size)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    result["output"] = captured.text()
+    return result
+
+
+def handler_error(exc: BaseException, roots: tuple[str, ...]) -> dict[str, Any]:
+    """errorType, errorMessage and stackTrace as Lambda's runtime builds them (bootstrap frames cut)."""
+    fault_type = getattr(exc, "exception_type", None) or getattr(exc, "error_type", None)
+    if fault_type:  # the runtime's own faults (Runtime.MarshalError) carry their type and message
+        message = getattr(exc, "msg", None) or getattr(exc, "message", None) or str(exc)
+        return {"status": "failed", "error_type": fault_type, "message": str(message), "frames": [], "stack": []}
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # the first frame is invoke() here
+    return {
+        "status": "failed",
+        "error_type": type(exc).__name__,
+        "message": str(exc),
+        "frames": user_frames(exc.__traceback__, roots),
+        "stack": [{"file": f.filename, "line": f.lineno, "function": f.name, "code": f.line} for f in frames],
+    }
+
+
+def write_result(path: str, result: dict[str, Any]) -> None:
+    """Whole or not at all: the entry may read it while this process is still running."""
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8") as fh:
+        json.dump(result, fh)
+    os.replace(partial, path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--handler", required=True)
@@ -158,16 +395,21 @@ def main() -> int:
     parser.add_argument("--runtime-dir", required=True)
     parser.add_argument("--probe-lib", required=True)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--event", help="a JSON file: call the handler with it after the import")
+    parser.add_argument("--invoke-timeout", type=float, default=30.0)
+    parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024)
     args = parser.parse_args()
     sys.path[:] = json.loads(args.sys_path)
     roots = (args.task_root.rstrip("/") + "/", args.opt.rstrip("/") + "/")
     get_handler, how = runtime_loader()
     if os.environ.get("LPKG_PROBE_STAND_INS") == "1":
         sys.meta_path.append(_StandInFinder())
+    setup_lambda_logging()
     result: dict[str, Any]
     # If the import hangs, the stack shortly before the kill says on which line.
     faulthandler.dump_traceback_later(max(0.5, args.timeout - 0.7), exit=False)
     started = time.monotonic()
+    handler = None
     try:
         handler = get_handler(args.handler)
     except BaseException as exc:  # noqa: BLE001 - packaged code may raise anything, SystemExit included
@@ -184,9 +426,23 @@ def main() -> int:
             result["frames"] = [{"file": module_file, "line": None, "code": None}]
     result["loader"] = how
     result["stood_in"] = sorted(STOOD_IN)
-    with open(args.result, "w", encoding="utf-8") as fh:
-        json.dump(result, fh)
-    return 0
+    if args.event is None or result["status"] != "ok" or not result["callable"]:
+        write_result(args.result, result)
+        return 0
+    # The entry reads "running" if this process dies during the call: a timeout (faulthandler's
+    # exit below prints the stack it stopped at) or a crash.
+    result["invoke"] = {"status": "running", "timeout": args.invoke_timeout}
+    write_result(args.result, result)
+    sys.addaudithook(refuse_network)
+    # Lambda stops a handler at the function's timeout; the stack goes to the real stderr (the
+    # handler's output is being captured), then the process ends.
+    faulthandler.dump_traceback_later(args.invoke_timeout, exit=True, file=os.dup(2))
+    result["invoke"] = invoke(handler, args.event, args.invoke_timeout, roots, args.result + ".output",
+                              args.response_limit)
+    faulthandler.cancel_dump_traceback_later()
+    write_result(args.result, result)
+    # Threads the handler started must not keep this process (and the report) waiting.
+    os._exit(0)
 
 
 if __name__ == "__main__":
