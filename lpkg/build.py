@@ -114,7 +114,7 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
             prober = choose_prober(options.probe_mode, settings.runtime, settings.image) if options.test else None
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
-                layers=settings.layers, timeout=settings.timeout, event=event,
+                layers=settings.layers, timeout=settings.timeout, event=event, function_name=settings.name,
             )
             with watch.lap("verify"):
                 verify_report = verify_zip(assembled.path, verify_options, prober)

@@ -55,6 +55,7 @@ class ProbeRequest:
     handler: str
     timeout: float  # the function's timeout: the limit for the import, and for the call
     event: str | None = None  # JSON text
+    function_name: str | None = None  # AWS_LAMBDA_FUNCTION_NAME in the probe
 
     @property
     def wall_seconds(self) -> float:
@@ -66,6 +67,8 @@ class ProbeRequest:
         if self.event is not None:
             args += ["--event", f"{probe_root}/{EVENT_FILE}", "--invoke-timeout", str(self.timeout),
                      "--response-limit", str(RESPONSE_LIMIT_BYTES)]
+        if self.function_name:
+            args += ["--function-name", self.function_name]
         return args
 
 

@@ -51,6 +51,7 @@ class VerifyOptions:
     layers: tuple[Path, ...] = ()
     timeout: float = 30.0  # the function's timeout: for the import, and for the call with `event`
     event: Event | None = None  # call the handler with it once the import succeeded (the smoke invoke)
+    function_name: str | None = None  # default: the zip's file name without .zip
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ def _unpack_and_probe(
         run_probe = None
         if prober is not None and present:
             # The container is created while the zip is unpacked.
-            request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None)
+            request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
+                                   options.function_name or ctx.archive.path.stem)
             run_probe = stack.enter_context(prober.prepare(root, request))
         with watch.lap("unpack"):
             payload = unpack_payload(ctx, root)

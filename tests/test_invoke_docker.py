@@ -68,7 +68,7 @@ def test_correct_function_returns_its_response(tmp_path: Path, standin_image: st
     assert body["inventory_table"] == "rds-inventory"
     # A real LambdaContext: the remaining time counts down from the function's timeout.
     assert 0 < body["time_left_ms"] <= 30_000
-    assert body["function"]  # AWS_LAMBDA_FUNCTION_NAME was set
+    assert body["function"] == "health-check"  # AWS_LAMBDA_FUNCTION_NAME: the zip's name
     assert '"message": "healthy"' in invocation["output"]  # what the handler printed
 
 
@@ -149,3 +149,15 @@ def test_invoke_is_not_run_when_the_import_fails(tmp_path: Path, standin_image: 
     assert artifact["invocation"] is None
     assert "INVOKE_ERROR" not in {f["code"] for f in artifact["findings"]}
     assert "Runtime.ImportModuleError" in {f["code"] for f in artifact["findings"]}
+
+
+def test_process_dying_during_the_call_is_reported(tmp_path: Path, standin_image: str) -> None:
+    code = "import os\n\n\ndef handler(event, context):\n    print('about to go', flush=True)\n    os._exit(7)\n"
+    status, artifact = verify_invoke(write_zip(tmp_path / "dies.zip", {"handler.py": code}), standin_image,
+                                     "--event", "empty")
+    assert status == 1
+    error = only_error(artifact)
+    assert error["code"] == "INVOKE_CRASHED"
+    assert "exited with status 7" in error["message"]
+    assert artifact["invocation"]["errorType"] == "Runtime.ExitError"
+    assert "about to go" in artifact["invocation"]["output"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_WAIT_SECONDS = 900.0
 INVOKE_GRACE_SECONDS = 2.0  # beyond the function's timeout, for the job to print its stack and end
 FAULTHANDLER_TIMEOUT = "Timeout ("  # how faulthandler.dump_traceback_later's report begins
+DUMP_SIGNAL = "SIGUSR1"  # asks a hung job for its stack (importer.py registers faulthandler for it)
+STACK_DUMP_SECONDS = 1.0  # how long the job gets to write it before it is killed
 
 
 def lambda_sys_path(task_root: str, opt: str, runtime_dir: str) -> list[str]:
@@ -52,10 +55,10 @@ def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{minor}",
-            "AWS_LAMBDA_FUNCTION_NAME": "lpkg-probe",
+            "AWS_LAMBDA_FUNCTION_NAME": args.function_name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
-            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/lpkg-probe",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{args.function_name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": "probe",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             # Lambda gives the execution role's credentials; these are well-formed and worthless, so an
@@ -124,8 +127,7 @@ def finish_job(
             except subprocess.TimeoutExpired:
                 output = None
         if output is None:
-            proc.kill()
-            output, _ = proc.communicate()
+            output = _stop_with_stack(proc)
             if _read(result_path).get("invoke", {}).get("status") != "running":
                 return {"status": "timeout", "seconds": round(time.monotonic() - started, 3), "output": _tail(output)}
     elapsed = round(time.monotonic() - started, 3)
@@ -156,6 +158,21 @@ def _unfinished_invoke(
     return {"status": "crashed", "returncode": returncode, "stack": output, "output": printed}
 
 
+def _stop_with_stack(proc: subprocess.Popen[bytes]) -> bytes:
+    """Ask the job for the stack it is at (it registered faulthandler for DUMP_SIGNAL), then kill it."""
+    signum = getattr(signal, DUMP_SIGNAL, None)
+    if signum is not None:
+        proc.send_signal(signum)
+        try:
+            output, _ = proc.communicate(timeout=STACK_DUMP_SECONDS)
+            return output  # it ended by itself meanwhile
+        except subprocess.TimeoutExpired:
+            pass
+    proc.kill()
+    output, _ = proc.communicate()
+    return output
+
+
 def _read(result_path: str) -> dict[str, Any]:
     try:
         with open(result_path, encoding="utf-8") as fh:
@@ -184,6 +201,7 @@ def main() -> int:
     parser.add_argument("--stand-ins", action="store_true")
     parser.add_argument("--event", help="a JSON file: after the import, call the handler with it")
     parser.add_argument("--invoke-timeout", type=float, default=30.0, help="the function's timeout, for the call")
+    parser.add_argument("--function-name", default="lpkg-probe", help="AWS_LAMBDA_FUNCTION_NAME")
     parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024, help="bytes a response may have")
     parser.add_argument("--wait-for", help="start only once this file exists (the files are being unpacked)")
     args = parser.parse_args()

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -176,7 +177,8 @@ def describe_failure(exc: BaseException, roots: tuple[str, ...]) -> dict[str, An
 # does: `logging.basicConfig()` in a function is then a no-op there too.
 LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s"
 REQUEST_ID = "8f507cfc-0000-4000-8000-00000000abcd"  # fixed, so reports repeat
-FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:lpkg-probe"
+DUMP_SIGNAL = "SIGUSR1"  # the entry sends it to a hung import (not on Windows: no stack there)
+ARN_PREFIX = "arn:aws:lambda:us-east-1:123456789012:function:"
 SHOWN_RESPONSE_CHARS = 1000
 SHOWN_OUTPUT_CHARS = 4000
 
@@ -223,7 +225,7 @@ class _EmulatedContext:
         self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
         self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
-        self.invoked_function_arn = FUNCTION_ARN
+        self.invoked_function_arn = function_arn()
         self.client_context = None
         self.identity = None
         self.tenant_id = None
@@ -236,12 +238,16 @@ class _EmulatedContext:
         sys.stdout.write(str(msg))
 
 
+def function_arn() -> str:
+    return ARN_PREFIX + os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "lpkg-probe")
+
+
 def make_context(timeout: float) -> tuple[Any, str]:
     deadline_ms = int((time.time() + timeout) * 1000)
     try:
         from awslambdaric.lambda_context import LambdaContext  # type: ignore[import-not-found]
 
-        return LambdaContext(REQUEST_ID, None, None, deadline_ms, FUNCTION_ARN), "awslambdaric"
+        return LambdaContext(REQUEST_ID, None, None, deadline_ms, function_arn()), "awslambdaric"
     except Exception:  # noqa: BLE001 - no awslambdaric, or another signature: emulate it
         return _EmulatedContext(deadline_ms), "emulated"
 
@@ -385,7 +391,17 @@ def write_result(path: str, result: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
+def dump_stack_on_request() -> None:
+    """If the import hangs, the entry asks for the stack (DUMP_SIGNAL) at the timeout, then kills this
+    process: the report names the line that was running. Written to the real stderr, which the
+    handler's captured output does not touch."""
+    signum = getattr(signal, DUMP_SIGNAL, None)
+    if signum is not None and hasattr(faulthandler, "register"):
+        faulthandler.register(signum, file=os.dup(2), all_threads=False)
+
+
 def main() -> int:
+    dump_stack_on_request()
     parser = argparse.ArgumentParser()
     parser.add_argument("--handler", required=True)
     parser.add_argument("--result", required=True)
@@ -406,8 +422,6 @@ def main() -> int:
         sys.meta_path.append(_StandInFinder())
     setup_lambda_logging()
     result: dict[str, Any]
-    # If the import hangs, the stack shortly before the kill says on which line.
-    faulthandler.dump_traceback_later(max(0.5, args.timeout - 0.7), exit=False)
     started = time.monotonic()
     handler = None
     try:
@@ -416,7 +430,6 @@ def main() -> int:
         result = describe_failure(exc, roots)
     else:
         result = {"status": "ok", "callable": callable(handler)}
-    faulthandler.cancel_dump_traceback_later()
     result["import_seconds"] = round(time.monotonic() - started, 3)
     if result.get("error_type") == NOT_FOUND:
         # The module loaded but lacks the function: point at the module's file.
