@@ -59,16 +59,19 @@ def assemble(
     dependency_dirs: Sequence[Path] = (),
     *,
     pinned: Iterable[str] = (),
+    keep_bytecode: bool = False,
 ) -> Assembled:
     """Write `files` ((zip path, source file) pairs) and the contents of `dependency_dirs` (folders pip
     installed into, each the zip's top) to a temporary zip in `out_dir` and return it.
 
-    `__pycache__` and `*.pyc` are left out everywhere; boto3, botocore and s3transfer are left out of the
-    dependency folders unless one of them is in `pinned` (canonical requirement names). A zip path that two
-    inputs provide with different content is an error. The caller verifies the temporary zip, then calls
-    `publish`, inside `discard_unless_published` so a failure leaves nothing behind.
+    `__pycache__` and `*.pyc` are left out everywhere (with `keep_bytecode`, only from `files`: the
+    dependency folders then hold .pyc written by the target interpreter); boto3, botocore and s3transfer
+    are left out of the dependency folders unless one of them is in `pinned` (canonical requirement
+    names). A zip path that two inputs provide with different content is an error. The caller verifies
+    the temporary zip, then calls `publish`, inside `discard_unless_published` so a failure leaves nothing
+    behind.
     """
-    entries, left_out = _collect(files, dependency_dirs, {canonical_name(p) for p in pinned})
+    entries, left_out = _collect(files, dependency_dirs, {canonical_name(p) for p in pinned}, keep_bytecode)
     created = _make_dirs(out_dir)
     temp = out_dir / f".{name}.{secrets.token_hex(6)}.zip.tmp"
     try:
@@ -133,7 +136,7 @@ def _set_compresslevel(info: zipfile.ZipInfo, level: int) -> None:
 
 
 def _collect(
-    files: Iterable[tuple[str, Path]], dependency_dirs: Sequence[Path], pinned: set[str]
+    files: Iterable[tuple[str, Path]], dependency_dirs: Sequence[Path], pinned: set[str], keep_bytecode: bool = False
 ) -> tuple[dict[str, Path], tuple[str, ...]]:
     entries: dict[str, Path] = {}
     for member, source in files:
@@ -144,14 +147,14 @@ def _collect(
     for folder in dependency_dirs:
         sdk_files, sdk_dists = (set(), {}) if keep_sdk else _sdk_files(folder)
         left_out.update(sdk_dists.values())
-        for member, source in _walk(folder):
+        for member, source in _walk(folder, keep_bytecode):
             top = member.split("/", 1)[0]
             if member in sdk_files:
                 continue
             if top in RUNTIME_SDK and not keep_sdk:  # a copy without a RECORD to say what it holds
                 left_out.add(sdk_dists.get(top, top))
                 continue
-            _add(entries, member, source)
+            _add(entries, member, source, keep_bytecode)
     return entries, tuple(sorted(left_out))
 
 
@@ -167,8 +170,8 @@ def _is_bytecode(member: str) -> bool:
     return member.endswith((".pyc", ".pyo")) or "__pycache__" in member.split("/")
 
 
-def _add(entries: dict[str, Path], member: str, source: Path) -> None:
-    if _is_bytecode(member):
+def _add(entries: dict[str, Path], member: str, source: Path, keep_bytecode: bool = False) -> None:
+    if _is_bytecode(member) and not keep_bytecode:
         return
     previous = entries.get(member)
     if previous is None or _same_file(previous, source):
@@ -198,8 +201,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _walk(folder: Path) -> Iterator[tuple[str, Path]]:
-    """(zip path, file) for every file below `folder`, following symlinks (without loops)."""
+def _walk(folder: Path, keep_bytecode: bool = False) -> Iterator[tuple[str, Path]]:
+    """(zip path, file) for every file below `folder`, following symlinks (without loops); `__pycache__`
+    folders only with `keep_bytecode`."""
     seen: set[str] = set()
     for current, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(current)
@@ -207,7 +211,7 @@ def _walk(folder: Path) -> Iterator[tuple[str, Path]]:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        dirs[:] = sorted(d for d in dirs if keep_bytecode or d != "__pycache__")
         rel = Path(current).relative_to(folder).as_posix()
         prefix = "" if rel == "." else rel + "/"
         for name in sorted(names):

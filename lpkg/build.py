@@ -3,26 +3,28 @@
 Nothing reaches the output folder unless verification passed: the zip is written to a temporary
 file beside its destination and moved into place in one step; a failure deletes it and leaves a
 previous artifact untouched.
+
+Before anything is installed, the inputs are compared with those recorded for the published zip
+(lpkg.uptodate): when nothing that decides the zip changed, the build ends there, with no container.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpkg.assemble import assemble, discard_unless_published, publish
+from lpkg import uptodate
 from lpkg.backends import Installer, InstallRequest
-from lpkg.backends.cache import DependencyCache, cache_key
-from lpkg.checks.sizes import mb
-from lpkg.config import Overrides, resolve_settings
-from lpkg.discover import discover
-from lpkg.errors import EnvironmentProblem, UsageError
+from lpkg.backends.cache import DependencyCache, cache_home, cache_key
+from lpkg.config import FunctionSettings, Overrides, resolve_settings
+from lpkg.discover import BuildPlan, discover
+from lpkg.errors import BuildFailed, EnvironmentProblem, UsageError
 from lpkg.events import load_event
-from lpkg.probing import choose_prober
-from lpkg.report import BuildReport, Finding, Severity, sort_findings
-from lpkg.verify import Stopwatch, VerifyOptions, verify_zip
+from lpkg.report import BuildReport, Finding, Severity, Stopwatch, sort_findings
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ class BuildOptions:
     test: bool = True  # run the probe (the real import) on the new zip
     probe_mode: str = "auto"
     backend: str = "auto"  # docker | local | auto
-    cache: bool = True  # reuse installed dependencies whose inputs have not changed
+    cache: bool = True  # reuse installed dependencies, and a published zip, whose inputs have not changed
+    compile: bool = False  # ship .pyc written by the target interpreter
 
 
 def choose_installer(mode: str, build_image: str) -> Installer:
@@ -49,6 +52,108 @@ def choose_installer(mode: str, build_image: str) -> Installer:
             raise
         return LocalInstaller()
     return DockerInstaller(session, build_image)
+
+
+def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecode: bool) -> InstallRequest:
+    """What pip installs: the function's lock when it has one (which must be current), else its requirements."""
+    from lpkg import lock
+
+    path = lock.lock_path(settings.function_dir)
+    if not path.is_file():
+        return InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch,
+                              compile_bytecode=compile_bytecode)
+    locked = lock.read_lock(path)
+    inputs = lock.LockInputs(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
+    why = lock.staleness(locked, inputs)
+    if why is not None:
+        raise BuildFailed(f"{path}: {why}",
+                          hint=f"run lpkg lock {settings.function_dir} (or delete the lock to build unpinned)")
+    return InstallRequest((path,), (), settings.runtime, settings.arch, require_hashes=locked.hashed,
+                          compile_bytecode=compile_bytecode)
+
+
+def _image_facts(settings: FunctionSettings, request: InstallRequest, options: BuildOptions) -> dict[str, str] | None:
+    """Which installer and probe the build would use, by identity (image IDs from the daemon); None when
+    that cannot be told without starting the Docker machinery (then there is no shortcut)."""
+    from lpkg import image_ids
+
+    facts: dict[str, str] = {}
+
+    def docker_or_local(image: str, mode: str) -> str | None:
+        if mode != "local":
+            found = image_ids.image_id(image)
+            if found is not None:
+                return f"docker:{found}"
+            if mode == "docker" or image_ids.daemon_present():
+                return None  # the image is missing (would be pulled) or the daemon is not local: full build
+        return "local"
+
+    if not request.empty or options.compile:
+        installer = docker_or_local(settings.build_image, options.backend)
+        if installer is None:
+            return None
+        if installer == "local":
+            from lpkg.backends.local import LocalInstaller
+
+            installer = LocalInstaller().identity()
+        facts["installer"] = installer
+    if options.test:
+        probe = docker_or_local(settings.image, options.probe_mode)
+        if probe is None:
+            return None
+        facts["probe"] = probe
+    return facts
+
+
+def _inputs_digest(settings: FunctionSettings, plan: BuildPlan, request: InstallRequest,
+                   options: BuildOptions) -> str | None:
+    images = _image_facts(settings, request, options)
+    if images is None:
+        return None
+    described = {
+        "runtime": settings.runtime.name, "arch": settings.arch, "handler": plan.handler.string,
+        "out": str(settings.artifact.absolute()), "build_image": settings.build_image, "image": settings.image,
+        "layers": [[str(p.absolute()), *_stat(p)] for p in settings.layers],
+        "source_roots": [str(p) for p in settings.source_roots], "exclude": list(settings.exclude),
+        "declared": sorted(plan.declared), "timeout": settings.timeout,
+    }
+    return uptodate.inputs_digest(
+        settings=described, options={k: v for k, v in dataclasses.asdict(options).items() if k != "cache"},
+        files=plan.files, requirement_files=request.requirement_files, dependencies=request.dependencies,
+        images=images,
+    )
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+def compiled_sources(installer: Installer, settings: FunctionSettings, plan: BuildPlan, scratch: Path,
+                     cache: DependencyCache | None) -> Path:
+    """A folder with the plan's .py files at their zip paths and their .pyc, written by the target
+    interpreter; kept in the cache by content, so unchanged code is not compiled again."""
+    sources = [(member, path) for member, path in plan.files if member.endswith(".py")]
+    key = ""
+    if cache is not None:
+        key = uptodate.inputs_digest(
+            settings={"runtime": settings.runtime.name, "arch": settings.arch}, options={},
+            files=sources, requirement_files=(), dependencies=(), images={"installer": installer.identity()},
+        )[:32]
+        cached = cache.lookup(key)
+        if cached is not None:
+            return cached
+    staged = scratch / "sources"
+    for member, path in sources:
+        (staged / member).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, staged / member)
+    staged.mkdir(exist_ok=True)
+    target = scratch / "compiled"
+    installer.compile_sources(settings.runtime, staged, target)
+    return cache.store(key, target) if cache is not None else target
 
 
 def build_function(function_dir: Path, overrides: Overrides, options: BuildOptions) -> BuildReport:
@@ -84,12 +189,33 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
     if any(f.severity is Severity.ERROR for f in findings):
         return report(None)  # first-party code is broken: no container is started
 
-    request = InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
+    request = install_request(settings, plan, options.compile)
+    with watch.lap("up-to-date check"):
+        # A smoke invoke (--event) runs on every build: its result is not recorded.
+        inputs = _inputs_digest(settings, plan, request, options) if event is None else None
+        record = uptodate.lookup(settings.artifact, inputs) if inputs and options.cache else None
+    if record is not None:
+        watch.laps.append(("total", time.perf_counter() - started))
+        return uptodate.recorded_report(
+            record, function=settings.name, function_dir=str(settings.function_dir),
+            handler=plan.handler.string, runtime=settings.runtime.name, arch=settings.arch,
+            timings=tuple(watch.laps),
+        )
+
+    # Only a build that does the work needs zip writing, the checks and the probe machinery.
+    from lpkg.assemble import assemble, discard_unless_published, publish
+    from lpkg.checks.sizes import mb
+    from lpkg.probing import choose_prober
+    from lpkg.verify import VerifyOptions, verify_zip
+
     with tempfile.TemporaryDirectory(prefix="lpkg-deps-") as scratch:
         installer_description = "none (no requirements)"
         deps = Path(scratch) / "site"
-        if not request.empty:
+        dependency_dirs: list[Path] = []
+        installer = None
+        if not request.empty or options.compile:
             installer = choose_installer(options.backend, settings.build_image)
+        if installer is not None and not request.empty:
             installer_description = installer.description
             cache = DependencyCache() if options.cache else None
             key = cache_key(request, installer.identity()) if cache else ""
@@ -102,9 +228,14 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
                     installer.install(request, deps)
                 if cache is not None:
                     deps = cache.store(key, deps)
+            dependency_dirs.append(deps)
+        if installer is not None and options.compile:
+            with watch.lap("compile"):
+                pyc_cache = DependencyCache(cache_home() / "pyc") if options.cache else None
+                dependency_dirs.insert(0, compiled_sources(installer, settings, plan, Path(scratch), pyc_cache))
         with watch.lap("assemble"):
-            assembled = assemble(settings.out, settings.name, plan.files, [deps] if deps.is_dir() else [],
-                                 pinned=plan.declared)
+            assembled = assemble(settings.out, settings.name, plan.files, dependency_dirs,
+                                 pinned=plan.declared, keep_bytecode=options.compile)
         with discard_unless_published(assembled):
             for left_out in assembled.left_out:
                 findings.append(Finding(
@@ -122,7 +253,9 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
                 return report(None, installed_with=installer_description)
             with watch.lap("publish"):
                 final = publish(assembled.path, settings.artifact)
-    return report(
+    if request.require_hashes:
+        installer_description += f" (from {request.requirement_files[0].name}, --require-hashes)"
+    built = report(
         final,
         zipped=mb(final.stat().st_size),
         unzipped=mb(assembled.unzipped_bytes),
@@ -130,3 +263,8 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
         sha256=assembled.sha256,
         installed_with=installer_description,
     )
+    if inputs is not None:
+        uptodate.store(final, inputs, built)
+    else:
+        uptodate.forget(final)
+    return built

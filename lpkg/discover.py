@@ -38,7 +38,7 @@ EXCLUDED_DIRS = frozenset({
 })
 EXCLUDED_FILES = (
     "*.pyc", "*.pyo", "test_*.py", "*_test.py", "conftest.py", ".DS_Store", "Thumbs.db", "*.swp", "*.swo", "*~",
-    "requirements*.txt", "pyproject.toml", "lpkg.toml",
+    "requirements*.txt", "requirements*.lock", "pyproject.toml", "lpkg.toml",
 )
 REQUIREMENTS_TXT = "requirements.txt"
 # Extension modules: name.so, name.cpython-312-x86_64-linux-gnu.so, name.abi3.so, name.pyd.

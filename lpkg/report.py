@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +102,21 @@ class Invocation:
         out += [f"      {frame.describe()}" for frame in self.stack]
         out += [f"    | {line}" for line in self.output.rstrip("\n").splitlines()]
         return out
+
+
+class Stopwatch:
+    """The time per phase, for the reports' `timings`."""
+
+    def __init__(self) -> None:
+        self.laps: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def lap(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.laps.append((name, time.perf_counter() - start))
 
 
 def worst(findings: Iterable[Finding]) -> Severity | None:

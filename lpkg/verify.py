@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +34,7 @@ from lpkg.probing import (
     findings_from_probe,
     invocation_from_probe,
 )
-from lpkg.report import ArtifactReport, Finding, Invocation, Severity, sort_findings
+from lpkg.report import ArtifactReport, Finding, Invocation, Severity, Stopwatch, sort_findings
 from lpkg.runtimes import UNZIPPED_LIMIT_BYTES, Arch, Runtime
 from lpkg.unpack import UnpackJob, unpack_all
 
@@ -60,19 +60,6 @@ class Payload:
 
     native: tuple[NativeFile, ...]
     findings: tuple[Finding, ...]
-
-
-class Stopwatch:
-    def __init__(self) -> None:
-        self.laps: list[tuple[str, float]] = []
-
-    @contextlib.contextmanager
-    def lap(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.laps.append((name, time.perf_counter() - start))
 
 
 def resolve_handler(archive: ZipArchive, given: str | None) -> Handler:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError, UsageError
-from lpkg.runtimes import Arch, Runtime
+from lpkg.runtimes import TASK_ROOT, Arch, Runtime
 
 # The host's pip settings that decide where packages come from; passed on to the install.
 PIP_SETTINGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
@@ -25,6 +25,8 @@ class InstallRequest:
     dependencies: tuple[str, ...]  # requirement strings (from a pyproject.toml)
     runtime: Runtime
     arch: Arch
+    require_hashes: bool = False  # a lock with hashes: pip checks every download, installs nothing unlisted
+    compile_bytecode: bool = False  # .pyc written by the target interpreter (unchecked-hash)
 
     @property
     def empty(self) -> bool:
@@ -40,6 +42,10 @@ class Installer(Protocol):
 
     def install(self, request: InstallRequest, target: Path) -> None:
         """pip install --target `target` everything the request names; raise BuildFailed if pip fails."""
+        ...
+
+    def compile_sources(self, runtime: Runtime, sources: Path, target: Path) -> None:
+        """Copy `sources` to `target` with a .pyc beside each .py, written by the runtime's interpreter."""
         ...
 
 
@@ -65,7 +71,18 @@ def requirement_args(request: InstallRequest, staged: Mapping[Path, str], deps_f
         args += ["-r", staged[path]]
     if deps_file is not None:
         args += ["-r", deps_file]
+    if request.require_hashes:
+        # A lock lists every distribution with its hashes: nothing else may come in, nothing unchecked.
+        args += ["--require-hashes", "--no-deps"]
     return args
+
+
+def compile_command(interpreter: str, folder: str) -> list[str]:
+    """compileall with the target interpreter: hash-based .pyc that are never checked against the source
+    (Lambda's task root is read-only and never changes), so no timestamp goes into the zip; file names in
+    code objects say /var/task, where the code will be."""
+    return [interpreter, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+            "-d", TASK_ROOT, folder]
 
 
 def stage_requirements(request: InstallRequest, folder: Path) -> tuple[dict[Path, str], str | None]:
@@ -77,7 +94,7 @@ def stage_requirements(request: InstallRequest, folder: Path) -> tuple[dict[Path
             raise UsageError(f"{path}: requirements file not found")
         sub = folder / str(index)
         sub.mkdir(parents=True)
-        for sibling in path.parent.glob("*.txt"):
+        for sibling in {path, *path.parent.glob("*.txt")}:
             shutil.copyfile(sibling, sub / sibling.name)
         staged[path] = f"{index}/{path.name}"
     deps_file = None

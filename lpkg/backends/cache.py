@@ -19,15 +19,20 @@ from pathlib import Path
 
 from lpkg.backends import InstallRequest
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
+
+
+def cache_home() -> Path:
+    """lpkg's cache folder: LPKG_CACHE_DIR, else $XDG_CACHE_HOME/lpkg, else ~/.cache/lpkg."""
+    configured = os.environ.get("LPKG_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lpkg"
 
 
 def cache_root() -> Path:
-    configured = os.environ.get("LPKG_CACHE_DIR")
-    if configured:
-        return Path(configured) / "deps"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lpkg" / "deps"
+    return cache_home() / "deps"
 
 
 def cache_key(request: InstallRequest, installer_identity: str) -> str:
@@ -38,15 +43,18 @@ def cache_key(request: InstallRequest, installer_identity: str) -> str:
         "arch": request.arch,
         "installer": installer_identity,
         "dependencies": list(request.dependencies),
-        "files": [_requirements_bytes(p) for p in request.requirement_files],
+        "files": [requirements_fingerprint(p) for p in request.requirement_files],
+        "require_hashes": request.require_hashes,
+        "compile": request.compile_bytecode,
     }
     digest.update(json.dumps(facts, sort_keys=True).encode())
     return digest.hexdigest()[:32]
 
 
-def _requirements_bytes(path: Path) -> str:
-    # The file and the .txt files beside it (`-r base.txt` lines), as they will be staged.
-    parts = [f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in sorted(path.parent.glob("*.txt"))]
+def requirements_fingerprint(path: Path) -> str:
+    """The file and the .txt files beside it (`-r base.txt` lines), as they will be staged."""
+    files = sorted({path, *path.parent.glob("*.txt")})
+    parts = [f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in files]
     return f"{path.name}|{'|'.join(parts)}"
 
 
@@ -79,3 +87,45 @@ class DependencyCache:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return self.root / key / "site"
+
+
+# Parts of the cache folder: what each holds.
+CACHE_PARTS = (
+    ("deps", "installed dependencies, per requirements/lock, runtime, arch and build image"),
+    ("pyc", "first-party code compiled by the target interpreter (--compile)"),
+    ("builds", "records of published zips and the inputs they were built from"),
+)
+
+
+def _size(folder: Path) -> tuple[int, int]:
+    """(bytes, files) below `folder`, symlinks not followed."""
+    total = count = 0
+    for current, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(current, name)).st_size
+            except OSError:
+                continue
+            count += 1
+    return total, count
+
+
+def cache_usage() -> list[str]:
+    home = cache_home()
+    lines = [f"cache folder: {home} (LPKG_CACHE_DIR sets it)"]
+    for part, meaning in CACHE_PARTS:
+        size, files = _size(home / part)
+        folder = home / part
+        entries = sum(1 for e in folder.iterdir() if not e.name.startswith(".")) if folder.is_dir() else 0
+        lines.append(f"  {part + '/':8} {size / 1e6:9.1f} MB  {entries:5} entries  {files:7} files  {meaning}")
+    lines.append("pip's download cache is the Docker volume lpkg-pip-cache (docker volume rm lpkg-pip-cache)")
+    return lines
+
+
+def clear_cache() -> str:
+    home = cache_home()
+    freed = 0
+    for part, _ in CACHE_PARTS:
+        freed += _size(home / part)[0]
+        shutil.rmtree(home / part, ignore_errors=True)
+    return f"{freed / 1e6:.1f} MB from {home}"

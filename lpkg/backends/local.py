@@ -8,12 +8,22 @@ wheels are accepted), which pip says by naming the package."""
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from lpkg.backends import InstallRequest, manylinux_platforms, pip_failure, requirement_args, stage_requirements
+from lpkg.backends import (
+    InstallRequest,
+    compile_command,
+    manylinux_platforms,
+    pip_failure,
+    requirement_args,
+    stage_requirements,
+)
+from lpkg.errors import EnvironmentProblem
+from lpkg.runtimes import Runtime
 
 
 class LocalInstaller:
@@ -49,3 +59,26 @@ class LocalInstaller:
             proc = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             raise pip_failure(proc.stderr, "this machine (target platform wheels)", proc.returncode)
+        if request.compile_bytecode:
+            self.compile_sources(runtime, target, target)
+
+    def compile_sources(self, runtime: Runtime, sources: Path, target: Path) -> None:
+        """compileall with a local interpreter of the runtime's minor version (the .pyc format is the same
+        for every patch release of a minor version)."""
+        local = _local_interpreter(runtime)
+        if sources != target:
+            shutil.copytree(sources, target, dirs_exist_ok=True)
+        # Exit status ignored: a file that does not compile (a template, another Python's code) gets no .pyc.
+        subprocess.run(compile_command(local, str(target)), stdout=sys.stderr, check=False)
+
+
+def _local_interpreter(runtime: Runtime) -> str:
+    if sys.version_info[:2] == runtime.version:
+        return sys.executable
+    found = shutil.which(f"python{runtime.minor}")
+    if found is None:
+        raise EnvironmentProblem(
+            f"--compile without Docker needs a local python{runtime.minor} to write {runtime.name}'s bytecode",
+            hint="install it, start Docker, or build without --compile",
+        )
+    return found
