@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from lpkg.backends.docker import DockerInstaller
 
 LOCK_FILE = "requirements.lock"
-PIP_TOOLS_VERSION = "7.4.1"
+PIP_TOOLS_VERSION = "7.6.2"
+PIP_VERSION = "26.3"  # pip-tools uses pip's internals: the pair is pinned together
 INPUTS_MARK = "# lpkg-lock-inputs:"
 COMPILE_COMMAND = "lpkg lock"  # what pip-compile's header tells a reader to run
 OUTPUT_NAME = "requirements.lock"
@@ -161,7 +162,7 @@ def compile_args(staged: Sequence[str], output: str) -> list[str]:
 
 
 def tools_folder(cache: str, runtime: Runtime, arch: Arch) -> str:
-    return f"{cache}/tools/pip-tools-{PIP_TOOLS_VERSION}-{runtime.name}-{arch}"
+    return f"{cache}/tools/pip-tools-{PIP_TOOLS_VERSION}-pip-{PIP_VERSION}-{runtime.name}-{arch}"
 
 
 def container_script(runtime: Runtime, arch: Arch, cache: str, inputs_dir: str, output_dir: str,
@@ -176,7 +177,7 @@ def container_script(runtime: Runtime, arch: Arch, cache: str, inputs_dir: str, 
         "set -e",
         f"tools={shlex.quote(tools)}",
         'if [ ! -d "$tools" ]; then',
-        f'  {python} -m pip install --quiet --target "$tools.$$" pip-tools=={PIP_TOOLS_VERSION}',
+        f'  {python} -m pip install --quiet --target "$tools.$$" pip-tools=={PIP_TOOLS_VERSION} pip=={PIP_VERSION}',
         '  mv -T "$tools.$$" "$tools" 2>/dev/null || rm -rf "$tools.$$"',
         "fi",
         f"mkdir -p {shlex.quote(output_dir)}",
@@ -232,7 +233,7 @@ def compile_locally(inputs: LockInputs, function: str, previous: Path | None) ->
         if proc.returncode != 0:
             if "No module named piptools" in proc.stderr:
                 raise EnvironmentProblem("lpkg lock without Docker needs pip-tools installed beside lpkg",
-                                         hint=f"pip install pip-tools=={PIP_TOOLS_VERSION}")
+                                         hint=f"pip install pip-tools=={PIP_TOOLS_VERSION} pip=={PIP_VERSION}")
             raise BuildFailed("pip-compile failed:\n    " + "\n    ".join(proc.stderr.strip().splitlines()[-8:]),
                               hint="check the requirement names and versions")
         return output.read_text(encoding="utf-8")
