@@ -16,10 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -212,6 +210,9 @@ def write_lock(path: Path, inputs: LockInputs, compiled: str) -> bool:
 def compile_locally(inputs: LockInputs, function: str, previous: Path | None) -> str:
     """pip-compile with this interpreter: only right when it is the runtime's version on its architecture
     (inside the SAM build image of a CDK bundling step, say)."""
+    import platform
+    import subprocess
+
     machine = "x86_64" if inputs.arch == "x86_64" else "aarch64"
     if sys.version_info[:2] != inputs.runtime.version or platform.machine() != machine \
             or not sys.platform.startswith("linux"):
