@@ -101,7 +101,8 @@ def _image_facts(settings: FunctionSettings, request: InstallRequest, options: B
         probe = docker_or_local(settings.image, options.probe_mode)
         if probe is None:
             return None
-        facts["probe"] = probe
+        # The local probe imports with python3.X from PATH: which one it is counts too.
+        facts["probe"] = probe if probe != "local" else f"local:{shutil.which(f'python{settings.runtime.minor}')}"
     return facts
 
 
