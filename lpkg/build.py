@@ -24,7 +24,7 @@ from lpkg.config import FunctionSettings, Overrides, resolve_settings
 from lpkg.discover import BuildPlan, discover
 from lpkg.errors import BuildFailed, EnvironmentProblem, UsageError
 from lpkg.events import load_event
-from lpkg.report import BuildReport, Finding, Severity, Stopwatch, sort_findings
+from lpkg.report import BuildReport, Finding, Severity, Stopwatch, notice, sort_findings
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,11 @@ def choose_installer(mode: str, build_image: str) -> Installer:
 
     try:
         session = docker_session()
-    except EnvironmentProblem:
+    except EnvironmentProblem as problem:
         if mode == "docker":
             raise
+        notice(f"{problem.message}: installing dependencies with pip here, for the runtime's platform "
+               "(wheels only; --backend docker for the build image)")
         return LocalInstaller()
     return DockerInstaller(session, build_image)
 

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -25,7 +24,7 @@ from typing import Any, Protocol
 from lpkg.archive import unpack_member
 from lpkg.errors import EnvironmentProblem
 from lpkg.probe import payload_files
-from lpkg.report import Finding, Invocation, Severity, StackFrame
+from lpkg.report import Finding, Invocation, Severity, StackFrame, notice
 from lpkg.runtimes import (
     LAYER_ROOT,
     RESPONSE_LIMIT_BYTES,
@@ -164,23 +163,58 @@ class DockerProber:
             yield run
 
 
+@dataclass(frozen=True)
+class NoProbe:
+    """The import test could not run anywhere (no Docker, no local interpreter of the version): the report
+    says so as a warning naming what went unchecked, instead of failing the whole run."""
+
+    reason: str
+
+    def finding(self, runtime: Runtime) -> Finding:
+        return Finding(
+            "PROBE_NOT_RUN", Severity.WARNING,
+            f"the handler was not imported ({self.reason}). Not checked: the real import as {runtime.name} does it "
+            "(Runtime.ImportModuleError, Runtime.HandlerNotFound, exceptions at import time) and the import-graph "
+            "walk (modules and names imported but not in the zip). Checked: structure, permissions, sizes, native "
+            "code; and for lpkg build, first-party imports. "
+            f"Start Docker or install python{runtime.minor} for the rest",
+        )
+
+
+def local_interpreter(runtime: Runtime) -> str | None:
+    """A python3.X of the runtime's minor version that answers: on PATH, or the Lambda images' own."""
+    for candidate in (shutil.which(f"python{runtime.minor}"), runtime.interpreter):
+        if candidate and Path(candidate).is_file() and _answers_as(candidate, runtime):
+            return candidate  # (a pyenv shim of a version not installed does not answer)
+    return None
+
+
+def in_lambda_image(interpreter: str, runtime: Runtime) -> bool:
+    """True inside a Lambda (build) image: its /var/lang/bin/python3.X is Lambda's interpreter on Lambda's OS."""
+    return Path(interpreter).absolute().parent == Path(runtime.interpreter).parent
+
+
 class LocalProber:
-    """The probe in a subprocess of a local python3.X: no sandbox, other OS and glibc."""
+    """The probe in a subprocess of a local python3.X: isolated (-I, a scrubbed environment, a temporary
+    working folder) but not sandboxed; other OS and glibc unless it is the Lambda image's own interpreter."""
 
     def __init__(self, runtime: Runtime) -> None:
-        found = shutil.which(f"python{runtime.minor}")
-        if found is not None and not _answers_as(found, runtime):
-            found = None  # e.g. a pyenv shim for a version that is installed but not selected
+        found = local_interpreter(runtime)
         if found is None:
             raise EnvironmentProblem(
                 f"no Docker daemon and no local python{runtime.minor} to import the handler with",
                 hint=f"start Docker, install python{runtime.minor}, or use --probe none for host checks only",
             )
         self.interpreter = found
-        self.description = (
-            f"local:{found} (NOT sandboxed; this machine's OS and libraries, not Lambda's: "
-            "native libraries and glibc are checked on the host only)"
-        )
+        if in_lambda_image(found, runtime):
+            self.description = (
+                f"local:{found} (the Lambda image's interpreter and OS; NOT sandboxed: no network or memory limits)"
+            )
+        else:
+            self.description = (
+                f"local:{found} (NOT sandboxed; this machine's OS and libraries, not Lambda's: "
+                "native libraries and glibc are checked on the host only)"
+            )
 
     @contextlib.contextmanager
     def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
@@ -235,8 +269,9 @@ def _parse_document(stdout: bytes, stderr: bytes, where: str) -> dict[str, Any]:
     return document
 
 
-def choose_prober(mode: str, runtime: Runtime, image: str) -> Prober | None:
-    """`auto`: Docker when a daemon answers, else a local interpreter (said on stderr)."""
+def choose_prober(mode: str, runtime: Runtime, image: str) -> Prober | NoProbe | None:
+    """`auto`: Docker when a daemon answers, else a local interpreter (said on stderr), else no import test
+    (a warning in each report). `none`: not asked for."""
     if mode == "none":
         return None
     if mode == "docker":
@@ -249,16 +284,15 @@ def choose_prober(mode: str, runtime: Runtime, image: str) -> Prober | None:
         try:
             prober = LocalProber(runtime)
         except EnvironmentProblem:
-            raise EnvironmentProblem(
-                docker_problem.message + f"; and there is no local python{runtime.minor} either",
-                hint="the host checks (archive, sizes, permissions, native code) run without Docker: "
-                "use --probe none for those alone, or start Docker for the import checks",
-            ) from None
-        print(
-            f"lpkg: {docker_problem.message}; importing the handler with {prober.interpreter} instead,"
-            " NOT sandboxed and not on Lambda's OS",
-            file=sys.stderr,
-        )
+            reason = f"{docker_problem.message}, and there is no local python{runtime.minor}"
+            notice(f"{reason}: the handler is not imported; static checks only")
+            return NoProbe(reason)
+        if in_lambda_image(prober.interpreter, runtime):
+            notice(f"{docker_problem.message}: importing the handler with this Lambda image's {prober.interpreter}"
+                   " (NOT sandboxed)")
+        else:
+            notice(f"{docker_problem.message}: importing the handler with {prober.interpreter} instead, NOT sandboxed"
+                   " and not on Lambda's OS")
         return prober
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -276,3 +278,17 @@ def render_json(reports: Sequence[ArtifactReport]) -> str:
         "artifacts": [r.to_json() for r in reports],
     }
     return json.dumps(doc, indent=2, sort_keys=False)
+
+
+_said: set[str] = set()
+_said_lock = threading.Lock()
+
+
+def notice(message: str) -> None:
+    """One line on stderr about a choice lpkg made for the user (e.g. no Docker: building without it),
+    said once per process however many functions it applies to. stdout stays free for --json."""
+    with _said_lock:
+        if message in _said:
+            return
+        _said.add(message)
+    print(f"lpkg: {message}", file=sys.stderr, flush=True)

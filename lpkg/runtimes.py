@@ -17,6 +17,15 @@ ARCHES: tuple[Arch, ...] = ("x86_64", "arm64")
 ELF_MACHINE: dict[Arch, str] = {"x86_64": "EM_X86_64", "arm64": "EM_AARCH64"}
 # The platform part of CPython extension suffixes (".cpython-311-x86_64-linux-gnu.so").
 EXTENSION_PLATFORM: dict[Arch, str] = {"x86_64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
+# The machine part of wheel platform tags ("manylinux_2_26_x86_64").
+WHEEL_MACHINE: dict[Arch, str] = {"x86_64": "x86_64", "arm64": "aarch64"}
+# manylinux policies named before PEP 600, oldest first: they load wherever manylinux_2_17 does.
+# (manylinux1 and manylinux2010 were never defined for aarch64.)
+LEGACY_MANYLINUX: dict[Arch, tuple[str, ...]] = {
+    "x86_64": ("manylinux1", "manylinux2010", "manylinux2014"),
+    "arm64": ("manylinux2014",),
+}
+OLDEST_PEP600_GLIBC = (2, 17)  # manylinux2014 == manylinux_2_17
 
 UNZIPPED_LIMIT_BYTES = 262_144_000  # function + all layers, unzipped
 RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024  # a synchronous invocation's response payload
@@ -103,6 +112,15 @@ class Runtime:
     @property
     def interpreter(self) -> str:
         return f"/var/lang/bin/python{self.minor}"
+
+    def wheel_platforms(self, arch: Arch) -> tuple[str, ...]:
+        """Every wheel platform tag that loads on this runtime's glibc, newest first: manylinux_2_26 down to
+        manylinux2014 (and the older policies) on Amazon Linux 2, up to manylinux_2_34 on AL2023."""
+        machine = WHEEL_MACHINE[arch]
+        major, newest = self.glibc
+        pep600 = [f"manylinux_{major}_{minor}_{machine}" for minor in range(newest, OLDEST_PEP600_GLIBC[1] - 1, -1)]
+        legacy = [f"{policy}_{machine}" for policy in reversed(LEGACY_MANYLINUX[arch])]
+        return (*pep600, *legacy)
 
     def runtime_image(self, arch: Arch) -> str:
         return f"public.ecr.aws/lambda/python:{self.minor}-{arch}"

@@ -28,6 +28,7 @@ from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handle
 from lpkg.probing import (
     LAYER_DIR,
     TASK_DIR,
+    NoProbe,
     ProbeOutcome,
     Prober,
     ProbeRequest,
@@ -142,7 +143,7 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
     return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")))
 
 
-def verify_zip(path: Path, options: VerifyOptions, prober: Prober | None) -> ArtifactReport:
+def verify_zip(path: Path, options: VerifyOptions, prober: Prober | NoProbe | None) -> ArtifactReport:
     watch = Stopwatch()
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -204,12 +205,16 @@ def _handler_unless_blocked(archive: ZipArchive, given: str | None, findings: Se
 
 
 def _unpack_and_probe(
-    ctx: CheckContext, handler: Handler, options: VerifyOptions, prober: Prober | None, watch: Stopwatch
+    ctx: CheckContext, handler: Handler, options: VerifyOptions, prober: Prober | NoProbe | None, watch: Stopwatch
 ) -> tuple[list[Finding], str, Invocation | None]:
     """Unpack to a scratch folder, then run the ELF checks and the probe side by side on it."""
     findings: list[Finding] = []
     description = "not run: not asked for"
     invocation = None
+    if isinstance(prober, NoProbe):
+        findings.append(prober.finding(options.runtime))
+        description = f"not run: {prober.reason}"
+        prober = None
     names = {normalized_name(n) for n in ctx.archive.names}
     present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime.minor)
     with contextlib.ExitStack() as stack:

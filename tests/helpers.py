@@ -24,14 +24,16 @@ class LpkgRun:
     stderr: str
 
 
-def run_lpkg(*args: str | Path, env: Mapping[str, str] | None = None, timeout: float = 600) -> LpkgRun:
+def run_lpkg(
+    *args: str | Path, env: Mapping[str, str] | None = None, timeout: float = 600, cwd: Path | None = None
+) -> LpkgRun:
     """lpkg as users run it: a separate process, real exit codes."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
     proc = subprocess.run(
         [sys.executable, "-m", "lpkg", *map(str, args)],
-        capture_output=True, text=True, env=full_env, timeout=timeout,
+        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd,
     )
     return LpkgRun(proc.returncode, proc.stdout, proc.stderr)
 

@@ -104,16 +104,6 @@ def stage_requirements(request: InstallRequest, folder: Path) -> tuple[dict[Path
     return staged, deps_file
 
 
-def manylinux_platforms(runtime: Runtime, arch: Arch) -> list[str]:
-    """Every wheel platform tag that loads on the runtime's glibc, newest first."""
-    machine = "x86_64" if arch == "x86_64" else "aarch64"
-    tags = [f"manylinux_2_{minor}_{machine}" for minor in range(runtime.glibc[1], 16, -1)]
-    tags.append(f"manylinux2014_{machine}")
-    if machine == "x86_64":
-        tags += ["manylinux2010_x86_64", "manylinux1_x86_64"]
-    return tags
-
-
 # pip's words when the index cannot be reached at all (as opposed to: no such release).
 _NETWORK_SIGNS = ("NewConnectionError", "name resolution", "ConnectTimeout", "ProxyError", "SSLError",
                   "CERTIFICATE_VERIFY_FAILED", "Network is unreachable", "Connection refused")
