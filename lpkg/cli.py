@@ -6,13 +6,14 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from lpkg import __version__
 from lpkg.errors import EnvironmentProblem, FindingsFailed, Interrupted, LpkgError, UsageError
 from lpkg.events import BUILTIN_EVENTS, builtin_event, load_event
+
 from lpkg.runtimes import (
     ARCHES,
     DEFAULT_RUNTIME,
@@ -22,6 +23,9 @@ from lpkg.runtimes import (
     get_runtime,
     parse_arch,
 )
+
+if TYPE_CHECKING:
+    from lpkg.report import ArtifactReport
 
 # The machinery behind each command (zip reading, Docker, ELF parsing, ...) is imported inside the command:
 # start-up time counts, and an up-to-date `lpkg build` is over in about 100 ms.
@@ -49,7 +53,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("zips", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("zips", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--handler", help="MODULE.FUNCTION; when absent, found in handler.py, lambda_function.py, app.py, …")
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)),
               help="Lambda runtime; default: the CPython version of the zip's extension modules, "
@@ -63,6 +67,8 @@ def cli() -> None:
               help="Where the handler is imported: Docker runtime image; a local python3.X (not sandboxed); "
               "nowhere (host checks only). auto: Docker, else local.")
 @event_option
+@click.option("--cdk-out", type=click.Path(path_type=Path),
+              help="A synthesized CDK app (cdk.out): verify every Python function's asset against its template.")
 @json_option
 def verify(
     zips: tuple[Path, ...],
@@ -74,15 +80,28 @@ def verify(
     timeout: float | None,
     probe_mode: str,
     event_spec: str | None,
+    cdk_out: Path | None,
     as_json: bool,
 ) -> None:
     """Check Lambda zips for what would fail at import (and, with --event, at the first call), before deploy."""
     from lpkg.probing import choose_prober
-    from lpkg.report import render_human, render_json
     from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
 
     global _json_mode
     _json_mode = as_json
+    if cdk_out is not None:
+        if zips or handler or runtime or layers or event_spec:
+            raise UsageError("--cdk-out takes handler, runtime, architecture and layers from the templates",
+                             hint="give either ZIP... or --cdk-out, and no --handler, --runtime, --layer or --event")
+        from lpkg.cdk_out import verify_assembly
+
+        _progress(f"checking the functions of {cdk_out}")
+        reports = verify_assembly(cdk_out, image=image, timeout=timeout or DEFAULT_TIMEOUT_SECONDS,
+                                  probe_mode=probe_mode)
+        _render_verify(reports, as_json)
+        return
+    if not zips:
+        raise UsageError("nothing to verify", hint="give one or more zips, or --cdk-out cdk.out")
     for path in (*zips, *layers):
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
@@ -102,6 +121,12 @@ def verify(
     for path in zips:
         _progress(f"checking {path} ({rt.name}, {lambda_arch})")
         reports.append(verify_zip(path, options, prober))
+    _render_verify(reports, as_json)
+
+
+def _render_verify(reports: list[ArtifactReport], as_json: bool) -> None:
+    from lpkg.report import render_human, render_json
+
     click.echo(render_json(reports) if as_json else render_human(reports, color=sys.stdout.isatty()))
     if not all(r.ok for r in reports):
         raise FindingsFailed("verification found errors", hint=None)

@@ -10,7 +10,7 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,cdk]'
 
 if ! scripts/test-env.sh; then
   if [ "${CI:-}" = "true" ]; then
