@@ -14,6 +14,8 @@ import dataclasses
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from lpkg.backends import Installer, InstallRequest
 from lpkg.backends.cache import DependencyCache, cache_home, cache_key
 from lpkg.config import FunctionSettings, Overrides, resolve_settings
 from lpkg.discover import BuildPlan, discover
-from lpkg.errors import BuildFailed, EnvironmentProblem, UsageError
+from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError, UsageError
 from lpkg.events import load_event
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch, notice, sort_findings
 
@@ -271,3 +273,55 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
     else:
         uptodate.forget(final)
     return built
+
+
+def build_functions(
+    function_dirs: Sequence[Path], overrides: Overrides, options: BuildOptions, jobs: int,
+    on_done: Callable[[int, Path, BuildReport | None, float], None] | None = None,
+) -> tuple[list[BuildReport], list[LpkgError]]:
+    """Build several functions, `jobs` at a time, reports in the order given. `on_done(index, folder, report,
+    seconds)` is called as each finishes (report None when it ended in an error). A function that ends in an
+    error (pip failed, no daemon for --backend docker) does not stop the others: it is returned beside
+    their reports (a single function's error is raised)."""
+    reports: list[BuildReport | None] = [None] * len(function_dirs)
+    errors: list[LpkgError] = []
+
+    def one(index: int, folder: Path) -> None:
+        started = time.perf_counter()
+        try:
+            reports[index] = build_function(folder, overrides, options)
+        except LpkgError as exc:
+            errors.append(exc)
+            if len(function_dirs) <= 1:
+                raise
+        finally:
+            if on_done is not None:
+                on_done(index, folder, reports[index], time.perf_counter() - started)
+
+    if jobs <= 1 or len(function_dirs) <= 1:
+        # In this thread: Ctrl-C and SIGTERM unwind through each container's context manager as they arrive.
+        for index, folder in enumerate(function_dirs):
+            one(index, folder)
+        return [r for r in reports if r is not None], errors
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = [pool.submit(one, index, folder) for index, folder in enumerate(function_dirs)]
+    try:
+        for future in futures:
+            future.exception()  # wait for all, whatever happened to one
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _remove_own_containers()  # the builds still running fail at once; nothing of theirs is published
+        raise
+    pool.shutdown()
+    for future in futures:
+        exc = future.exception()
+        if exc is not None and not isinstance(exc, LpkgError):
+            raise exc
+    return [r for r in reports if r is not None], errors
+
+
+def _remove_own_containers() -> None:
+    from lpkg.container import docker_session
+
+    if docker_session.cache_info().currsize:  # only if this run reached a daemon
+        docker_session().remove_own()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +14,6 @@ import click
 from lpkg import __version__
 from lpkg.errors import EnvironmentProblem, FindingsFailed, Interrupted, LpkgError, UsageError
 from lpkg.events import BUILTIN_EVENTS, builtin_event, load_event
-
 from lpkg.runtimes import (
     ARCHES,
     DEFAULT_RUNTIME,
@@ -25,7 +25,7 @@ from lpkg.runtimes import (
 )
 
 if TYPE_CHECKING:
-    from lpkg.report import ArtifactReport
+    from lpkg.report import ArtifactReport, BuildReport
 
 # The machinery behind each command (zip reading, Docker, ELF parsing, ...) is imported inside the command:
 # start-up time counts, and an up-to-date `lpkg build` is over in about 100 ms.
@@ -156,6 +156,8 @@ def _render_verify(reports: list[ArtifactReport], as_json: bool) -> None:
               "see lpkg cache info).")
 @click.option("--compile", "compile_bytecode", is_flag=True,
               help="Ship .pyc written by the runtime's interpreter (unchecked-hash), so cold starts skip compiling.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=min(4, os.cpu_count() or 1), show_default=True,
+              help="Functions built at the same time.")
 @json_option
 def build(
     function_dirs: tuple[Path, ...],
@@ -174,11 +176,14 @@ def build(
     event_spec: str | None,
     no_cache: bool,
     compile_bytecode: bool,
+    jobs: int,
     as_json: bool,
 ) -> None:
-    """Build each function folder into OUT/<folder name>.zip, published only when it verifies."""
-    from lpkg.build import BuildOptions, build_function
-    from lpkg.config import Overrides
+    """Build each function folder into OUT/<folder name>.zip, published only when it verifies.
+
+    With no folder: the functions lpkg.toml names, else every folder with a handler under the source roots."""
+    from lpkg.build import BuildOptions, build_functions
+    from lpkg.config import Overrides, find_function_dirs
     from lpkg.report import render_build_human, render_build_json
 
     global _json_mode
@@ -189,10 +194,22 @@ def build(
                           event=event_spec)
     options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, cache=not no_cache,
                            compile=compile_bytecode)
-    reports = []
-    for function_dir in function_dirs or (Path("."),):
-        _progress(f"building {function_dir}")
-        reports.append(build_function(function_dir, overrides, options))
+    folders = function_dirs or find_function_dirs(Path.cwd(), source_roots)
+    several = len(folders) > 1
+
+    def done(index: int, folder: Path, report: BuildReport | None, seconds: float) -> None:
+        # One line per function as it finishes (stderr: stdout is the report, or the --json document).
+        if several:
+            outcome = "error (below)" if report is None else (
+                f"built {report.artifact}" if report.ok else f"FAILED, nothing written to {report.intended}")
+            click.echo(f"lpkg: [{index + 1}/{len(folders)}] {folder.name}: {outcome} ({seconds:.1f} s)", err=True)
+
+    if not several:
+        _progress(f"building {folders[0]}")
+    reports, errors = build_functions(folders, overrides, options, jobs, done)
+    if errors:
+        # The first error ends the run (its message and exit status); what did build is said on stderr above.
+        raise errors[0]
     click.echo(render_build_json(reports) if as_json else render_build_human(reports, color=sys.stdout.isatty()))
     if not all(r.ok for r in reports):
         raise FindingsFailed("build failed")

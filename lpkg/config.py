@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from lpkg.errors import UsageError
 from lpkg.events import is_builtin
-from lpkg.handler import Handler, parse_handler
+from lpkg.handler import CANDIDATE_MODULES, Handler, defined_handlers, parse_handler
 from lpkg.runtimes import (
     DEFAULT_RUNTIME,
     DEFAULT_TIMEOUT_SECONDS,
@@ -316,3 +316,44 @@ def _cli_event(spec: str | None, here: Path) -> str | None:
 def _first(*values: T | None) -> T | None:
     """The first value that is set: a flag, then the function's table, then the defaults table."""
     return next((v for v in values if v is not None), None)
+
+
+def find_function_dirs(cwd: Path, source_roots: tuple[Path, ...] = ()) -> tuple[Path, ...]:
+    """What `lpkg build` with no folder builds: the functions the config file names (each a folder of that
+    name under the source roots or beside the file), else every folder under the source roots (flags, the
+    config's, else the current folder) with a handler file — a top-level handler.py, lambda_function.py, …
+    defining handler or lambda_handler. Nothing found is a usage error."""
+    here = cwd.absolute()
+    found_config = find_config(here)
+    config = load_config(found_config) if found_config else ProjectConfig()
+    base = config.path.parent if config.path else here
+    roots = tuple(_relative_to(here, p) for p in source_roots) or config.defaults.source_roots or (here,)
+    if config.functions:
+        folders = []
+        for name in config.functions:
+            candidates = [root / name for root in roots] + [base / name]
+            folder = next((c for c in candidates if c.is_dir()), None)
+            if folder is None:
+                raise UsageError(f"{config.path}: function {name!r} has no folder under "
+                                 f"{', '.join(str(r) for r in roots)}", hint="name the table after the folder")
+            folders.append(folder)
+        return tuple(folders)
+    folders = [folder for root in roots if root.is_dir() for folder in sorted(root.iterdir())
+               if folder.is_dir() and not folder.name.startswith(".") and _has_handler(folder)]
+    if not folders:
+        raise UsageError(f"no function folders under {', '.join(str(r) for r in roots)}",
+                         hint="give the function folders (lpkg build lambda/orders …), --source-root, or "
+                         "[functions.<name>] tables in lpkg.toml")
+    return tuple(folders)
+
+
+def _has_handler(folder: Path) -> bool:
+    for module in CANDIDATE_MODULES:
+        path = folder / f"{module}.py"
+        if path.is_file():
+            try:
+                if defined_handlers(path.read_text(encoding="utf-8", errors="replace")):
+                    return True
+            except SyntaxError:
+                return True  # a broken handler file is still a function: its build says what is wrong
+    return False

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make this machine able to run lpkg's Docker tests:
 #   1. a Docker daemon (started without a bridge network when none answers);
-#   2. stand-in Lambda images, built locally because no container registry is reachable.
+#   2. stand-in Lambda images, built locally because no container registry is reachable;
+#   3. the CDK command-line tool (npm package aws-cdk) for the CDK end-to-end test, in $state_dir/cdk-cli.
 # A stand-in has the layout of public.ecr.aws/lambda/python (interpreter under /var/lang,
 # awslambdaric and boto3 in /var/runtime, user sbx_user1051, the runtime's ENV).
 # Work already done is skipped, so running this again is cheap.
@@ -119,6 +120,28 @@ ENTRY
   log "built $tag"
 }
 
+# The CDK CLI, pinned, kept in the state folder between runs. Needs Node.js and the npm registry; without
+# them the CDK test skips (and fails in CI).
+CDK_CLI_VERSION=2.1148.1
+install_cdk_cli() {
+  local prefix="$state_dir/cdk-cli"
+  if [ -x "$prefix/node_modules/.bin/cdk" ] && [ "$(cat "$prefix/version" 2>/dev/null)" = "$CDK_CLI_VERSION" ]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    log "no npm: the CDK end-to-end test cannot run"
+    return 0
+  fi
+  log "installing the CDK CLI $CDK_CLI_VERSION into $prefix"
+  mkdir -p "$prefix"
+  if npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "aws-cdk@$CDK_CLI_VERSION" >&2; then
+    echo "$CDK_CLI_VERSION" >"$prefix/version"
+  else
+    log "npm could not install aws-cdk"
+  fi
+}
+
+install_cdk_cli
 start_docker
 minors=("$@")
 [ ${#minors[@]} -gt 0 ] || minors=(3.11 3.13)

@@ -1,0 +1,281 @@
+"""`lpkg verify --cdk-out cdk.out`: every Lambda function of a synthesized CDK app, checked against its
+template. Reads the cloud assembly's files (manifest.json, *.template.json, *.assets.json, asset
+folders and zips); never runs the app or imports aws-cdk-lib.
+
+For each AWS::Lambda::Function with a Python runtime: its code asset (a zip as lpkg's bundling leaves it,
+or a folder, zipped here as CDK will zip it for upload) is verified with the template's Handler, Runtime,
+Architectures and layers. Findings name the construct path (the `aws:cdk:path` metadata).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lpkg.archive import ZipArchive, normalized_name
+from lpkg.errors import UnreadableInput, UsageError
+from lpkg.handler import parse_handler
+from lpkg.probe.sources import analyse_source
+from lpkg.probing import NoProbe, Prober, choose_prober
+from lpkg.report import ArtifactReport, Finding, Severity, sort_findings
+from lpkg.runtimes import RUNTIMES, Arch, parse_arch
+from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
+
+MANIFEST = "manifest.json"
+FUNCTION = "AWS::Lambda::Function"
+LAYER = "AWS::Lambda::LayerVersion"
+REST_API = "AWS::ApiGateway::RestApi"
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CdkFunction:
+    """One Python Lambda function as the synthesized template declares it."""
+
+    construct_path: str  # aws:cdk:path, else stack/logical ID
+    handler: str
+    runtime: str  # "python3.12"
+    arch: Arch
+    asset: Path | None  # the code: a zip or a folder inside the assembly; None when not found there
+    layers: tuple[Path, ...]  # layer assets found in the assembly
+    findings: tuple[Finding, ...]  # what the template alone shows
+
+
+@dataclass(frozen=True)
+class CdkAssembly:
+    functions: tuple[CdkFunction, ...]
+    stack_findings: tuple[tuple[str, Finding], ...]  # (template file, finding) not tied to a function
+
+
+def read_assembly(root: Path) -> CdkAssembly:
+    """Every Python function and the stack-level findings of the assembly at `root`, nested stages included."""
+    if not (root / MANIFEST).is_file():
+        raise UsageError(f"{root}: no {MANIFEST} here", hint="give the folder `cdk synth` wrote (default cdk.out)")
+    functions: list[CdkFunction] = []
+    stack_findings: list[tuple[str, Finding]] = []
+    for directory, template_file in _templates(root, root):
+        template = _read_json(template_file)
+        resources: Mapping[str, Json] = template.get("Resources") or {}
+        object_keys = _asset_object_keys(directory)
+        label = os.path.relpath(template_file, root)
+        for logical_id, resource in resources.items():
+            kind = resource.get("Type")
+            if kind == FUNCTION:
+                function = _function(root, directory, template_file.name, logical_id, resource, resources, object_keys)
+                if function is not None:
+                    functions.append(function)
+            elif kind == REST_API:
+                finding = _edge_endpoint(logical_id, resource, template_file)
+                if finding is not None:
+                    stack_findings.append((label, finding))
+    return CdkAssembly(tuple(functions), tuple(stack_findings))
+
+
+def _templates(root: Path, directory: Path) -> Iterator[tuple[Path, Path]]:
+    """(assembly folder, template file) of every stack, following nested assemblies (CDK stages)."""
+    manifest = _read_json(directory / MANIFEST)
+    for artifact in (manifest.get("artifacts") or {}).values():
+        properties = artifact.get("properties") or {}
+        if artifact.get("type") == "aws:cloudformation:stack" and properties.get("templateFile"):
+            yield directory, directory / properties["templateFile"]
+        elif artifact.get("type") == "cdk:cloud-assembly" and properties.get("directoryName"):
+            nested = directory / properties["directoryName"]
+            if (nested / MANIFEST).is_file():
+                yield from _templates(root, nested)
+
+
+def _read_json(path: Path) -> Json:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UnreadableInput(f"{path}: cannot read as JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UnreadableInput(f"{path}: not a JSON object")
+    return data
+
+
+def _asset_object_keys(directory: Path) -> dict[str, Path]:
+    """S3 object key -> the asset's source in the assembly, from the *.assets.json files."""
+    keys: dict[str, Path] = {}
+    for manifest in directory.glob("*.assets.json"):
+        for asset in (_read_json(manifest).get("files") or {}).values():
+            source = (asset.get("source") or {}).get("path")
+            if not source:
+                continue
+            for destination in (asset.get("destinations") or {}).values():
+                key = destination.get("objectKey")
+                if key:
+                    keys[key] = directory / source
+    return keys
+
+
+def _asset_path(directory: Path, resource: Json, object_key: object, object_keys: Mapping[str, Path]) -> Path | None:
+    """Where a resource's code is in the assembly: its aws:asset:path metadata, else its S3 key's asset."""
+    metadata = resource.get("Metadata") or {}
+    declared = metadata.get("aws:asset:path")
+    if isinstance(declared, str) and (directory / declared).exists():
+        return directory / declared
+    if isinstance(object_key, str) and object_key in object_keys and object_keys[object_key].exists():
+        return object_keys[object_key]
+    return None
+
+
+def _function(
+    root: Path, directory: Path, template: str, logical_id: str, resource: Json, resources: Mapping[str, Json],
+    object_keys: Mapping[str, Path],
+) -> CdkFunction | None:
+    properties = resource.get("Properties") or {}
+    runtime = properties.get("Runtime")
+    if not isinstance(runtime, str) or not runtime.startswith("python"):
+        return None  # another language, or a container image: not lpkg's to check
+    path = str((resource.get("Metadata") or {}).get("aws:cdk:path") or f"{template.split('.')[0]}/{logical_id}")
+    findings: list[Finding] = []
+    if runtime not in RUNTIMES:
+        findings.append(Finding("CDK_RUNTIME_UNKNOWN", Severity.ERROR,
+                                f"{path}: runtime {runtime!r} is not a Lambda Python runtime lpkg knows "
+                                f"({', '.join(RUNTIMES)})"))
+    architectures = properties.get("Architectures") or ["x86_64"]
+    arch = parse_arch(str(architectures[0])) if architectures[0] in ("x86_64", "arm64") else "x86_64"
+    code = properties.get("Code") or {}
+    asset = _asset_path(directory, resource, code.get("S3Key"), object_keys)
+    if asset is None:
+        findings.append(Finding(
+            "CDK_ASSET_NOT_FOUND", Severity.WARNING,
+            f"{path}: its code is not an asset in this assembly (inline code, an S3 object or an image): not checked",
+        ))
+    layers: list[Path] = []
+    for layer in properties.get("Layers") or []:
+        ref = layer.get("Ref") if isinstance(layer, dict) else None
+        layer_resource = resources.get(ref) if isinstance(ref, str) else None
+        layer_asset = None
+        if layer_resource is not None and layer_resource.get("Type") == LAYER:
+            content = (layer_resource.get("Properties") or {}).get("Content") or {}
+            layer_asset = _asset_path(directory, layer_resource, content.get("S3Key"), object_keys)
+        if layer_asset is None:
+            findings.append(Finding(
+                "CDK_LAYER_UNCHECKED", Severity.INFO,
+                f"{path}: layer {json.dumps(layer)} is not an asset of this assembly; the function was checked "
+                "without it, so what it provides may be reported missing",
+            ))
+        else:
+            layers.append(layer_asset)
+    handler = properties.get("Handler")
+    return CdkFunction(path, str(handler or ""), runtime, arch, asset, tuple(layers), tuple(findings))
+
+
+def _edge_endpoint(logical_id: str, resource: Json, template: Path) -> Finding | None:
+    properties = resource.get("Properties") or {}
+    types = (properties.get("EndpointConfiguration") or {}).get("Types")
+    if types:
+        return None
+    path = (resource.get("Metadata") or {}).get("aws:cdk:path") or f"{template.name.split('.')[0]}/{logical_id}"
+    return Finding(
+        "CDK_API_EDGE_DEFAULT", Severity.WARNING,
+        f"{path}: REST API without an explicit endpoint type: API Gateway makes it EDGE (behind its own "
+        "CloudFront distribution), which in front of another CloudFront distribution answers 403 — set "
+        "endpoint_types=[EndpointType.REGIONAL] (or EDGE, on purpose)",
+    )
+
+
+def zip_asset_folder(folder: Path, target: Path) -> Path:
+    """Zip an asset folder as CDK will for upload: every file, its permissions kept (a 0600 file stays one)."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for current, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(current) / name
+                info = zipfile.ZipInfo.from_file(path, path.relative_to(folder).as_posix())
+                info.external_attr = (stat.S_IFREG | (path.stat().st_mode & 0o777)) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with path.open("rb") as source, zf.open(info, "w") as dest:
+                    dest.write(source.read())
+    return target
+
+
+def template_findings(function: CdkFunction, zip_path: Path, built_minor: int | None) -> list[Finding]:
+    """What the template says against the code: a handler it does not define, a runtime it was not built for."""
+    findings = list(function.findings)
+    try:
+        handler = parse_handler(function.handler)
+    except UsageError as exc:
+        findings.append(Finding("CDK_HANDLER_MISMATCH", Severity.ERROR, f"{function.construct_path}: {exc.message}"))
+        return findings
+    runtime = RUNTIMES.get(function.runtime)
+    if runtime is not None and built_minor is not None and built_minor != runtime.version[1]:
+        findings.append(Finding(
+            "CDK_RUNTIME_MISMATCH", Severity.ERROR,
+            f"{function.construct_path}: the template says {function.runtime}, but the code's extension modules "
+            f"were built for python3.{built_minor}; build the asset for the function's runtime (lpkg build "
+            f"--runtime {function.runtime}) or change the runtime",
+        ))
+    with ZipArchive(zip_path) as archive:
+        names = {normalized_name(m.name): m.name for m in archive.members if not m.is_dir}
+        module_file = next((f for f in handler.module_files() if f.endswith(".py") and f in names), None)
+        if module_file is None:
+            return findings  # verify says HANDLER_MISSING
+        facts = analyse_source(archive.read(names[module_file]), module_file)
+    if facts.syntax_error is None and not facts.dynamic and handler.function not in facts.names:
+        close = difflib.get_close_matches(handler.function, sorted(facts.names), n=1)
+        findings.append(Finding(
+            "CDK_HANDLER_MISMATCH", Severity.ERROR,
+            f"{function.construct_path}: the template's handler {function.handler!r} names {handler.function}, "
+            f"which {module_file} does not define" + (f" — did you mean {close[0]!r}?" if close else "")
+            + "; Lambda would fail with Runtime.HandlerNotFound",
+            member=module_file,
+        ))
+    return findings
+
+
+def verify_assembly(root: Path, *, image: str | None, timeout: float, probe_mode: str) -> list[ArtifactReport]:
+    """One report per Python function of the assembly (named by construct path), then one per template with
+    stack-level findings."""
+    assembly = read_assembly(root)
+    probers: dict[tuple[str, Arch], Prober | NoProbe | None] = {}
+    reports: list[ArtifactReport] = []
+    with tempfile.TemporaryDirectory(prefix="lpkg-cdk-") as scratch:
+        for index, function in enumerate(assembly.functions):
+            runtime = RUNTIMES.get(function.runtime)
+            if function.asset is None or runtime is None:
+                reports.append(_template_only(function.construct_path, function, function.findings))
+                continue
+            zip_path = _as_zip(function.asset, Path(scratch) / f"function-{index}.zip")
+            layers = tuple(_as_zip(layer, Path(scratch) / f"layer-{index}-{n}.zip")
+                           for n, layer in enumerate(function.layers))
+            findings = template_findings(function, zip_path, guess_runtime_minor(zip_path))
+            label = f"{function.construct_path} ({os.path.relpath(function.asset, root)})"
+            if any(f.code == "CDK_HANDLER_MISMATCH" and f.member is None for f in findings):
+                reports.append(_template_only(label, function, tuple(findings)))  # no handler to import
+                continue
+            key = (runtime.name, function.arch)
+            if key not in probers:
+                probers[key] = choose_prober(probe_mode, runtime, image or runtime.runtime_image(function.arch))
+            options = VerifyOptions(runtime=runtime, arch=function.arch, handler=function.handler, layers=layers,
+                                    timeout=timeout)
+            report = verify_zip(zip_path, options, probers[key])
+            reports.append(dataclasses.replace(report, artifact=label,
+                                               findings=sort_findings((*report.findings, *findings))))
+    by_template: dict[str, list[Finding]] = {}
+    for template, finding in assembly.stack_findings:
+        by_template.setdefault(template, []).append(finding)
+    for template, findings in by_template.items():
+        reports.append(ArtifactReport(artifact=template, handler=None, runtime="-", arch="-",
+                                      findings=sort_findings(findings), probe="not run: template checks"))
+    return reports
+
+
+def _as_zip(asset: Path, scratch_zip: Path) -> Path:
+    return asset if asset.is_file() else zip_asset_folder(asset, scratch_zip)
+
+
+def _template_only(label: str, function: CdkFunction, findings: tuple[Finding, ...]) -> ArtifactReport:
+    return ArtifactReport(artifact=label, handler=function.handler, runtime=function.runtime, arch=function.arch,
+                          findings=sort_findings(findings), probe="not run: see the findings")
