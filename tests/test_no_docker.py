@@ -123,12 +123,12 @@ def test_local_probe_runs_isolated(tmp_path: Path) -> None:
     )
     z = write_zip(tmp_path / "env.zip", {"handler.py": code})
     run = run_lpkg("verify", z, "--runtime", "python3.11", "--probe", "local", "--json",
-                   env={"AWS_SECRET_ACCESS_KEY": "must-not-leak", "PYTHONPATH": str(REPO)})
+                   env={"LPKG_TEST_CALLER_SECRET": "must-not-leak", "PYTHONPATH": str(REPO)})
     if run.returncode == 3:
         pytest.skip("no local python3.11")
     failure = next(f for f in json.loads(run.stdout)["artifacts"][0]["findings"] if f["code"] == "INIT_EXCEPTION")
     seen = json.loads(failure["message"].split("RuntimeError: ", 1)[1].split(" — ")[0])
-    assert "AWS_SECRET_ACCESS_KEY" not in seen["env"] and "PYTHONPATH" not in seen["env"]
+    assert "LPKG_TEST_CALLER_SECRET" not in seen["env"] and "PYTHONPATH" not in seen["env"]
     assert "AWS_LAMBDA_FUNCTION_NAME" in seen["env"]
     assert str(REPO) not in seen["path"] and seen["path"][0] == "/var/task"
     assert seen["cwd"] == "/var/task"  # said as Lambda's path; really the scratch copy's task root
