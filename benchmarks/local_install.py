@@ -25,25 +25,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lpkg.backends.local import platform_args
-from lpkg.runtimes import RUNTIMES, WHEEL_MACHINE, Runtime
+from lpkg.backends.local import find_uv, platform_args, uv_args
+from lpkg.runtimes import RUNTIMES, Runtime
 
 DEFAULT_REQUIREMENTS = ["numpy==2.2.6", "pandas==2.2.3", "pydantic==2.12.5", "requests==2.32.3"]
-# uv's --python-platform manylinux names (uv 0.13): 2014 (= 2_17), then 2_28 and 2_31 upwards.
-UV_MANYLINUX_GLIBC = [17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40]
 BOOKKEEPING = {"INSTALLER", "RECORD", "REQUESTED", "direct_url.json"}
 
 
 def uv_binary() -> str:
-    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    if not Path(found).is_file():
+    found = find_uv()
+    if found is None:
         raise SystemExit("uv not found: pip install uv")
     return found
-
-
-def uv_platform(runtime: Runtime) -> str:
-    newest = max(minor for minor in UV_MANYLINUX_GLIBC if minor <= runtime.glibc[1])
-    return f"{WHEEL_MACHINE['x86_64']}-manylinux_2_{newest}"
 
 
 def pip_command(runtime: Runtime, target: Path, cache: Path, requirements: list[str]) -> list[str]:
@@ -54,8 +47,7 @@ def pip_command(runtime: Runtime, target: Path, cache: Path, requirements: list[
 
 def uv_command(runtime: Runtime, target: Path, cache: Path, requirements: list[str]) -> list[str]:
     return [uv_binary(), "pip", "install", "--quiet", "--target", str(target), "--cache-dir", str(cache),
-            "--python-platform", uv_platform(runtime), "--python-version", runtime.minor,
-            "--only-binary", ":all:", *requirements]
+            *uv_args(runtime, "x86_64"), *requirements]
 
 
 def files_of(folder: Path) -> dict[str, str]:
@@ -101,7 +93,7 @@ def main() -> None:
                         shutil.rmtree(cache, ignore_errors=True)
     print(f"{runtime.name} x86_64: {' '.join(args.requirements)}  ({args.runs} runs each)")
     print(f"  pip platforms: {', '.join(runtime.wheel_platforms('x86_64'))}")
-    print(f"  uv --python-platform {uv_platform(runtime)}")
+    print(f"  uv {' '.join(uv_args(runtime, 'x86_64'))}")
     for kind in ("cold", "warm"):
         pip_s = statistics.median(times[("pip", kind)])
         uv_s = statistics.median(times[("uv", kind)])

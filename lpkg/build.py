@@ -52,7 +52,7 @@ def choose_installer(mode: str, build_image: str) -> Installer:
     except EnvironmentProblem as problem:
         if mode == "docker":
             raise
-        notice(f"{problem.message}: installing dependencies with pip here, for the runtime's platform "
+        notice(f"{problem.message}: installing dependencies on this machine, for the runtime's platform "
                "(wheels only; --backend docker for the build image)")
         return LocalInstaller()
     return DockerInstaller(session, build_image)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES, REPO, run_lpkg, write_zip
 
-from lpkg.backends.local import local_pip_failure
+from lpkg.backends.local import local_failure
 from lpkg.errors import BuildFailed
 from lpkg.runtimes import RUNTIMES
 
@@ -47,7 +47,7 @@ def test_no_wheel_is_named_and_points_to_docker() -> None:
         "ERROR: Could not find a version that satisfies the requirement psycopg2==2.9.9 (from versions: none)\n"
         "ERROR: No matching distribution found for psycopg2==2.9.9\n"
     )
-    error = local_pip_failure(pip_output, RUNTIMES["python3.11"], "x86_64", 1)
+    error = local_failure(pip_output, RUNTIMES["python3.11"], "x86_64", 1)
     assert isinstance(error, BuildFailed)
     assert "psycopg2==2.9.9 has no wheel for python3.11 on x86_64" in error.message
     assert error.hint is not None and "--backend docker" in error.hint
@@ -62,7 +62,7 @@ def test_local_backend_names_the_dependency_without_a_wheel(tmp_path: Path, dead
     (function / "requirements.txt").write_text("psycopg2==2.9.9\n")
     run = run_lpkg("build", function, "--runtime", "python3.11", "--out", tmp_path / "out", env=dead_docker)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "installing dependencies with pip here" in run.stderr  # the auto backend's one line
+    assert "installing dependencies on this machine" in run.stderr  # the auto backend's one line
     assert "psycopg2==2.9.9 has no wheel for python3.11 on x86_64" in run.stderr
     assert "--backend docker" in run.stderr
     assert "Traceback" not in run.stderr
