@@ -228,7 +228,8 @@ def template_findings(function: CdkFunction, zip_path: Path, built_minor: int | 
         findings.append(Finding(
             "CDK_HANDLER_MISMATCH", Severity.ERROR,
             f"{function.construct_path}: the template's handler {function.handler!r} names {handler.function}, "
-            f"which {module_file} does not define" + (f" — did you mean {close[0]!r}?" if close else "")
+            f"which {module_file} does not define" + (f" — did you mean {close[0]!r}?" if close else
+                                                       f" (it defines {', '.join(sorted(facts.names)[:5])})")
             + "; Lambda would fail with Runtime.HandlerNotFound",
             member=module_file,
         ))
