@@ -34,6 +34,7 @@ MANIFEST = "manifest.json"
 FUNCTION = "AWS::Lambda::Function"
 LAYER = "AWS::Lambda::LayerVersion"
 REST_API = "AWS::ApiGateway::RestApi"
+TEMPLATE_ONLY = "-"  # runtime and arch of a report on a template rather than a function
 Json = dict[str, Any]
 
 
@@ -268,7 +269,7 @@ def verify_assembly(root: Path, *, image: str | None, timeout: float, probe_mode
     for template, finding in assembly.stack_findings:
         by_template.setdefault(template, []).append(finding)
     for template, findings in by_template.items():
-        reports.append(ArtifactReport(artifact=template, handler=None, runtime="-", arch="-",
+        reports.append(ArtifactReport(artifact=template, handler=None, runtime=TEMPLATE_ONLY, arch=TEMPLATE_ONLY,
                                       findings=sort_findings(findings), probe="not run: template checks"))
     return reports
 

@@ -216,7 +216,10 @@ def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
 def render_human(reports: Sequence[ArtifactReport], color: bool = False) -> str:
     out: list[str] = []
     for report in reports:
-        out.append(f"{report.artifact} ({report.runtime}, {report.arch}, handler {report.handler or '?'})")
+        if report.handler is None and report.runtime == "-":  # a CDK template's own findings
+            out.append(report.artifact)
+        else:
+            out.append(f"{report.artifact} ({report.runtime}, {report.arch}, handler {report.handler or '?'})")
         for finding in report.findings:
             out += _finding_lines(finding, report.artifact, color)
         if report.invocation is not None:
