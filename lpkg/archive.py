@@ -12,6 +12,7 @@ import contextlib
 import copy
 import functools
 import io
+import lzma
 import os
 import posixpath
 import stat
@@ -33,6 +34,14 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 ZIP_DEFLATED64 = 9
+# Methods some unzip tool can read (stored, deflate, Deflate64, bzip2, LZMA); any other cannot be unpacked.
+KNOWN_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, ZIP_DEFLATED64, zipfile.ZIP_BZIP2,
+                           zipfile.ZIP_LZMA})
+# Linux's limits on a name under /var/task: NAME_MAX per component, PATH_MAX (with its NUL) for the whole.
+NAME_MAX_BYTES = 255
+PATH_MAX_BYTES = 4095 - len("/var/task/")
+_UTF8_FLAG = 0x800
+_LOCAL_HEADER_BYTES = 30  # the fixed part of a local file header, before its name and extra field
 
 
 class _Deflate64Decompressor:
@@ -117,6 +126,10 @@ class ZipMember:
     compress_type: int
     date_time: tuple[int, int, int, int, int, int] = ZIP_EPOCH
     unix_mtime: int | None = None  # from the extended-timestamp extra field (Info-ZIP's `zip` writes it)
+    header_offset: int = 0
+    name_bytes: int = 0  # the length of the name as stored (before a NUL byte cut it short)
+    nul_in_name: bool = False  # zipfile cuts a name at a NUL byte; other tools may not
+    name_not_utf8: bool = False  # non-ASCII bytes without the UTF-8 flag: read as CP437, by guess
 
     @property
     def mtime(self) -> float:
@@ -135,7 +148,28 @@ class ZipMember:
             return "'..' in path"
         if self.is_symlink:
             return "symbolic link"
+        if self.nul_in_name:
+            return "NUL byte in the name; tools disagree where it ends"
+        if normalized_name(name) in ("", "."):
+            return "empty name"
         return None
+
+    @property
+    def too_long_reason(self) -> str | None:
+        """Why Linux cannot create this name under /var/task, if it cannot."""
+        encoded = normalized_name(self.name).encode("utf-8", "surrogateescape")
+        if len(encoded) > PATH_MAX_BYTES:
+            return f"the path is {len(encoded):,} bytes; Linux allows {PATH_MAX_BYTES:,} under /var/task"
+        longest = max(encoded.split(b"/"), key=len)
+        if len(longest) > NAME_MAX_BYTES:
+            return f"one name in the path is {len(longest):,} bytes; Linux allows {NAME_MAX_BYTES}"
+        return None
+
+    @property
+    def data_end(self) -> int:
+        """Where the member's data ends at the earliest: its local header cannot be shorter than the fixed
+        part and the name, and its data is as long as the directory says."""
+        return self.header_offset + _LOCAL_HEADER_BYTES + self.name_bytes + self.compressed_size
 
     @property
     def is_file(self) -> bool:
@@ -157,6 +191,10 @@ def _member_from_info(info: zipfile.ZipInfo) -> ZipMember:
         compress_type=info.compress_type,
         date_time=info.date_time,
         unix_mtime=_extended_mtime(info.extra),
+        header_offset=info.header_offset,
+        name_bytes=len(info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_FLAG else "cp437")),
+        nul_in_name="\0" in info.orig_filename,
+        name_not_utf8=not info.flag_bits & _UTF8_FLAG and not info.orig_filename.isascii(),
     )
 
 
@@ -193,6 +231,7 @@ class ZipArchive:
             raise UnreadableInput(f"{path}: cannot read the zip ({exc})") from None
         self._infos = {info.filename: info for info in self._zip.infolist()}
         self.members: tuple[ZipMember, ...] = tuple(_member_from_info(i) for i in self._zip.infolist())
+        self.central_directory_offset: int = self._zip.start_dir
 
     def __enter__(self) -> ZipArchive:
         return self
@@ -235,7 +274,9 @@ class ZipArchive:
                 raise
             raise MemberCorrupt(name, f"its data is longer than the {info.file_size:,} bytes the directory claims") \
                 from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, NotImplementedError, RuntimeError,
+                ValueError, OSError) as exc:
+            # What each decompressor raises on damaged data (bzip2: OSError; inflate64: ValueError).
             raise MemberCorrupt(name, str(exc) or type(exc).__name__) from None
         if out.tell() != info.file_size:
             raise MemberCorrupt(name, f"its data is {out.tell():,} bytes, the directory claims {info.file_size:,}")
@@ -252,16 +293,45 @@ class ZipArchive:
             return None
 
     def safe_files(self) -> Iterator[ZipMember]:
-        """Regular, unencrypted members whose names stay inside the target folder, first of each name."""
+        """Regular, unencrypted members, in a known compression, whose names stay inside the target folder
+        and can be created there, first of each name; not a file whose name is also a folder's."""
         seen: set[str] = set()
+        folders = self.folder_names()
         for member in self.members:
-            if member.is_dir or member.unsafe_reason or member.encrypted:
+            if member.is_dir or member.unsafe_reason or member.encrypted or member.too_long_reason:
+                continue
+            if member.compress_type not in KNOWN_METHODS:
                 continue
             name = normalized_name(member.name)
-            if name in seen or not name:
+            if name in seen or not name or name in folders:
                 continue
             seen.add(name)
             yield member
+
+    def folder_names(self) -> frozenset[str]:
+        """Every folder the members' names imply (normalized, without the trailing slash)."""
+        folders: set[str] = set()
+        for member in self.members:
+            name = normalized_name(member.name)
+            if member.is_dir:
+                folders.add(name)
+            parent = posixpath.dirname(name)
+            while parent and parent not in folders:
+                folders.add(parent)
+                parent = posixpath.dirname(parent)
+        return frozenset(folders)
+
+    def overlaps(self) -> list[tuple[ZipMember, str]]:
+        """Members whose data, as the directory states it, reaches into another member's or into the
+        central directory: the non-recursive zip bomb, or a directory that lies about sizes."""
+        found: list[tuple[ZipMember, str]] = []
+        ordered = sorted(self.members, key=lambda m: (m.header_offset, m.name))
+        for member, following in zip(ordered, [*ordered[1:], None], strict=True):
+            if following is not None and member.data_end > following.header_offset:
+                found.append((member, f"its data overlaps {following.name}'s"))
+            elif following is None and member.data_end > self.central_directory_offset:
+                found.append((member, "its data runs into the central directory"))
+        return found
 
 
 def normalized_name(name: str) -> str:

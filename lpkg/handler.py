@@ -75,6 +75,10 @@ def infer_handler(sources: dict[str, str | None]) -> Handler:
         except SyntaxError as exc:
             candidates.append(Candidate(member, (), exc.lineno or 1))
             continue
+        except (ValueError, MemoryError, RecursionError):
+            # NUL bytes (before 3.12), or nesting deeper than the parser's own limits.
+            candidates.append(Candidate(member, (), 1))
+            continue
         candidates.append(Candidate(member, functions))
     defining = [c for c in candidates if c.functions]
     if len(defining) == 1 and len(defining[0].functions) == 1:

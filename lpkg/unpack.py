@@ -9,6 +9,7 @@ or the zip is small, it runs in this process.
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -22,6 +23,9 @@ from lpkg.archive import BudgetExceeded, MemberCorrupt, SizeBudget, ZipArchive, 
 MAX_WORKERS = 4
 # Below this much compressed data, starting workers costs more than it saves.
 PARALLEL_FROM_BYTES = 8 << 20
+MEMBER_COST_BYTES = 4096  # a member costs something even when tiny: a file to create
+# What creating a member's file can fail with because of its name (the structure checks catch these first).
+_NAME_ERRORS = {errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ELOOP}
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,12 @@ def _unpack_share(jobs: Sequence[UnpackJob], limit: int, counter: Any = None) ->
             except MemberCorrupt as exc:
                 corrupt.append((job, exc.reason))
                 continue
-            unpack_member(Path(job.target_dir), job.name, data, job.mode, job.mtime)
+            try:
+                unpack_member(Path(job.target_dir), job.name, data, job.mode, job.mtime)
+            except OSError as exc:
+                if exc.errno not in _NAME_ERRORS:
+                    raise  # disk full, permissions: the machine's problem, not the zip's
+                corrupt.append((job, f"cannot be unpacked: {exc.strerror}"))
     except BudgetExceeded as exc:
         return UnpackResult(tuple(corrupt), exc, budget.used)
     finally:
@@ -95,13 +104,13 @@ def _shares(jobs: Sequence[UnpackJob], count: int) -> list[list[UnpackJob]]:
     for job in sorted(jobs, key=lambda j: -j.compressed_size):
         lightest = loads.index(min(loads))
         shares[lightest].append(job)
-        loads[lightest] += job.compressed_size + 4096  # a member costs something even when tiny
+        loads[lightest] += job.compressed_size + MEMBER_COST_BYTES
     return shares
 
 
 def unpack_all(jobs: Sequence[UnpackJob], limit: int) -> UnpackResult:
     workers = min(MAX_WORKERS, os.cpu_count() or 1)
-    total = sum(job.compressed_size for job in jobs)
+    total = sum(job.compressed_size + MEMBER_COST_BYTES for job in jobs)
     if workers < 2 or total < PARALLEL_FROM_BYTES or "fork" not in multiprocessing.get_all_start_methods():
         return _unpack_share(jobs, limit, multiprocessing.get_context().Value("q", 0))
     context = multiprocessing.get_context("fork")

@@ -25,6 +25,7 @@ from lpkg.dists import DistributionIndex, index_distributions
 from lpkg.errors import UsageError
 from lpkg.events import Event
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
+from lpkg.probe.sources import analyse_source
 from lpkg.probing import (
     LAYER_DIR,
     TASK_DIR,
@@ -41,7 +42,7 @@ from lpkg.unpack import UnpackJob, unpack_all
 
 NATIVE_SUFFIX = re.compile(r"\.(so(\.[0-9]+)*|pyd|dylib)$")
 # Findings after which unpacking or importing would be unsafe or meaningless.
-BLOCKING = {"SIZE_UNZIPPED", "ZIP_CORRUPT", "ZIP_EMPTY"}
+BLOCKING = {"SIZE_UNZIPPED", "ZIP_CORRUPT", "ZIP_EMPTY", "ZIP_OVERLAP"}
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def _unpack_and_probe(
     names = {normalized_name(n) for n in ctx.archive.names}
     present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime.minor)
     with contextlib.ExitStack() as stack:
-        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lpkg-verify-", dir=scratch_parent())))
+        root = stack.enter_context(scratch_folder())
         run_probe = None
         if prober is not None and present:
             # The container is created while the zip is unpacked.
@@ -239,6 +240,9 @@ def _unpack_and_probe(
         elif _blocked(findings):
             description = "not run: the zip cannot be unpacked"
             run_probe = None
+        if run_probe is None and present:
+            # No import test: at least say whether the handler module parses (reading it, never running it).
+            findings += _handler_source_findings(root / TASK_DIR, handler)
         with ThreadPoolExecutor(max_workers=1) as native_pool:
             # The ELF checks are pure CPU; the probe mostly waits on the container.
             native_started = time.perf_counter()
@@ -256,6 +260,47 @@ def _unpack_and_probe(
             findings += native_future.result()
             watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
     return findings, description, invocation
+
+
+def _handler_source_findings(task_root: Path, handler: Handler) -> list[Finding]:
+    member = handler.module.replace(".", "/") + ".py"
+    try:
+        data = (task_root / member).read_bytes()
+    except OSError:
+        return []  # a package, a .pyc, or in a layer: the probe is the judge
+    facts = analyse_source(data, member)
+    if facts.syntax_error is None:
+        return []
+    line, message = facts.syntax_error
+    return [Finding("SYNTAX_ERROR", Severity.ERROR,
+                    f"the handler module does not parse ({message}); Lambda would fail with "
+                    "Runtime.UserCodeSyntaxError", member, line)]
+
+
+@contextlib.contextmanager
+def scratch_folder() -> Iterator[Path]:
+    """A private temporary folder, removed without recursion: a zip may nest folders thousands deep,
+    deeper than shutil.rmtree's recursion can go."""
+    root = Path(tempfile.mkdtemp(prefix="lpkg-verify-", dir=scratch_parent()))
+    try:
+        yield root
+    finally:
+        remove_tree(root)
+
+
+def remove_tree(root: Path) -> None:
+    folders = [str(root)]
+    pending = [str(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for item in entries:
+                if item.is_dir(follow_symlinks=False):
+                    folders.append(item.path)
+                    pending.append(item.path)
+                else:
+                    os.unlink(item.path)
+    for folder in reversed(folders):  # children were appended after their parents
+        os.rmdir(folder)
 
 
 def _native_findings(files: Sequence[NativeFile], ctx: CheckContext) -> list[Finding]:

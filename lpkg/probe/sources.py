@@ -85,6 +85,8 @@ def analyse_source(data: bytes, filename: str, target: tuple[int, int] | None = 
         return SourceFacts(syntax_error=(exc.lineno or 1, exc.msg), maybe_newer_syntax=newer)
     except ValueError as exc:  # null bytes, before 3.12
         return SourceFacts(syntax_error=(1, str(exc)))
+    except (MemoryError, RecursionError):  # nesting deeper than the parser can hold (the runtime's too)
+        return SourceFacts(syntax_error=(1, "too deeply nested to parse"))
     names, dynamic, methods = defined_names(tree)
     return SourceFacts(imports=tuple(import_statements(tree)), names=names, dynamic=dynamic, methods=methods)
 
