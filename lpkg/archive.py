@@ -227,7 +227,8 @@ class ZipArchive:
                 f"{path}: not a readable zip ({exc})",
                 hint="the file is not a zip, or it was truncated (an interrupted upload or download?)",
             ) from None
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, NotImplementedError, struct.error) as exc:
+            # NotImplementedError: a member needs a newer zip version than zipfile reads.
             raise UnreadableInput(f"{path}: cannot read the zip ({exc})") from None
         self._infos = {info.filename: info for info in self._zip.infolist()}
         self.members: tuple[ZipMember, ...] = tuple(_member_from_info(i) for i in self._zip.infolist())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -27,11 +28,15 @@ from lpkg.probe import payload_files
 from lpkg.report import Finding, Invocation, Severity, StackFrame, notice
 from lpkg.runtimes import (
     LAYER_ROOT,
+    PROBE_MAX_PROCESSES,
+    PROBE_MEMORY_MB,
     RESPONSE_LIMIT_BYTES,
     RUNTIME_DIR,
     RUNTIME_PROVIDED_MODULES,
     SANDBOX_USER,
     TASK_ROOT,
+    TMP_ROOT,
+    TMP_SIZE_MB,
     Runtime,
 )
 
@@ -103,31 +108,42 @@ def write_probe(root: Path, request: ProbeRequest) -> Path:
     return target
 
 
+def sandbox_options(memory_mb: int) -> dict[str, Any]:
+    """Every limit the probe container runs under, in one place: no network; a non-root user without
+    capabilities; a read-only root file system with only /tmp writable (a tmpfs of Lambda's size); memory
+    without swap; a bound on processes, so a fork bomb fails at its fork instead of filling the host."""
+    return {
+        "entrypoint": [],
+        "user": SANDBOX_USER,
+        "network_mode": "none",
+        "read_only": True,
+        "tmpfs": {TMP_ROOT: f"rw,nosuid,nodev,mode=1777,size={TMP_SIZE_MB}m"},
+        "mem_limit": f"{memory_mb}m",
+        "memswap_limit": f"{memory_mb}m",
+        "pids_limit": PROBE_MAX_PROCESSES,
+        "working_dir": TASK_ROOT,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+    }
+
+
 class DockerProber:
-    def __init__(self, image: str, memory_mb: int = 1024) -> None:
+    def __init__(self, image: str, memory_mb: int = PROBE_MEMORY_MB) -> None:
         from lpkg.container import docker_session
 
         self.session = docker_session()
         self.image = image
         self.memory_mb = memory_mb
         self.session.ensure_image(image)
-        self.description = f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, read-only task root)"
+        self.description = (f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, read-only except "
+                            f"{TMP_ROOT}, {memory_mb} MB, at most {PROBE_MAX_PROCESSES} processes)")
 
     @contextlib.contextmanager
     def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
         write_probe(root, request)
-        command = ["/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT)]
-        options: dict[str, Any] = {
-            "entrypoint": [],
-            "user": SANDBOX_USER,
-            "network_mode": "none",
-            "mem_limit": f"{self.memory_mb}m",
-            "memswap_limit": f"{self.memory_mb}m",
-            "pids_limit": 256,
-            "working_dir": TASK_ROOT,
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-        }
+        command = ["/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT),
+                   "--memory-mb", str(self.memory_mb)]
+        options = sandbox_options(self.memory_mb)
         mounts = {TASK_DIR: TASK_ROOT, LAYER_DIR: LAYER_ROOT, PROBE_DIR: PROBE_ROOT}
         for rel in mounts:
             (root / rel).mkdir(parents=True, exist_ok=True)
@@ -226,7 +242,7 @@ class LocalProber:
         command = [
             self.interpreter, "-I", "-S", str(probe / "entry.py"), *request.entry_args(str(probe)),
             "--task-root", task_root, "--opt", opt,
-            "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")), "--stand-ins",
+            "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")), "--stand-ins", "--memory-mb", str(PROBE_MEMORY_MB),
         ]
         with tempfile.TemporaryDirectory(prefix="lpkg-local-home-") as home:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TMPDIR": home}
@@ -322,12 +338,17 @@ def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
             " module level",
             member, line,
         ))
+    elif status == "crashed" and imp.get("returncode") in (137, -9):
+        findings.append(Finding(
+            "INIT_OUT_OF_MEMORY", Severity.ERROR,
+            f"the interpreter importing the handler was killed, probably for using more than the probe's "
+            f"{PROBE_MEMORY_MB} MB: {(imp.get('output') or '').strip()[-300:]} — reduce import-time work or memory",
+        ))
     elif status == "crashed":
-        code = imp.get("returncode")
-        why = "killed, probably out of memory" if code in (137, -9) else f"exited with status {code}"
         findings.append(Finding(
             "INIT_CRASHED", Severity.ERROR,
-            f"the interpreter importing the handler {why}: {(imp.get('output') or '').strip()[-300:]}",
+            f"the interpreter importing the handler exited with status {imp.get('returncode')}: "
+            f"{(imp.get('output') or '').strip()[-300:]}",
         ))
     elif status == "ok" and not imp.get("callable", True):
         findings.append(Finding("HANDLER_NOT_CALLABLE", Severity.ERROR,
@@ -359,6 +380,31 @@ def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
     return findings
 
 
+_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EADDRNOTAVAIL}
+
+
+def _sandbox_limit(imp: dict[str, Any]) -> tuple[str, str] | None:
+    """Which of the sandbox's limits (Lambda's own) an import-time exception ran into, if any."""
+    exception, number = imp.get("exception"), imp.get("errno")
+    if exception == "MemoryError":
+        return "INIT_OUT_OF_MEMORY", (
+            f"ran out of memory: the probe allows {PROBE_MEMORY_MB} MB, as a function configured with that "
+            "much — reduce import-time work or memory, or raise the function's memory")
+    if number == errno.EAGAIN and exception == "BlockingIOError":
+        return "INIT_PROCESS_LIMIT", (
+            f"could not start a process: it started more than the {PROBE_MAX_PROCESSES} the probe allows "
+            "(Lambda allows 1,024) — don't start processes at import time")
+    if number == errno.EROFS:
+        return "INIT_WRITES_OUTSIDE_TMP", (
+            f"wrote outside {TMP_ROOT}, which Lambda's read-only file system refuses — write to {TMP_ROOT}, "
+            "or not at import time")
+    if exception in ("gaierror", "herror", "timeout", "TimeoutError") or number in _NETWORK_ERRNOS:
+        return "INIT_NETWORK", (
+            "used the network, which the probe has none of (Lambda's init may have it, but slowly and "
+            "counting against the init timeout) — make network calls in the handler, not at import time")
+    return None
+
+
 _FAULTHANDLER_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
@@ -384,6 +430,11 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
         message = message.replace(outcome.task_root, TASK_ROOT).replace(outcome.opt, LAYER_ROOT)
     if error_type.startswith("Runtime."):
         return Finding(error_type, Severity.ERROR, f"Lambda would fail with {error_type}: {message}", member, line)
+    sandbox = _sandbox_limit(imp)
+    if sandbox is not None:
+        code, what = sandbox
+        raised = f"{error_type}: {message}" if message else error_type
+        return Finding(code, Severity.ERROR, f"importing the handler {what} ({raised})", member, line)
     return Finding("INIT_EXCEPTION", Severity.ERROR,
                    f"importing the handler raised {error_type}: {message} — Lambda's init would fail the same way",
                    member, line)

@@ -42,6 +42,12 @@ TASK_ROOT = "/var/task"
 RUNTIME_DIR = "/var/runtime"
 LAYER_ROOT = "/opt"
 SANDBOX_USER = "sbx_user1051"
+# The probe's sandbox, as Lambda's execution environment: memory (the function's configured size; the probe
+# assumes 1,024 MB), writable /tmp of 512 MB and nothing else writable, a bound on processes.
+PROBE_MEMORY_MB = 1024
+TMP_ROOT = "/tmp"
+TMP_SIZE_MB = 512
+PROBE_MAX_PROCESSES = 256
 
 # Libraries every Lambda Python image provides in its library path (glibc and friends,
 # plus what the base OS ships); a DT_NEEDED outside this set must come with the zip or a layer.

@@ -67,6 +67,7 @@ class Entry:
     central_compressed: int | None = None  # the directory's compressed size, when it lies
     offset: int | None = None  # the directory's header offset, when it points elsewhere
     write_local: bool = True  # False: the entry only exists in the directory
+    version_needed: int = 20  # the zip version needed to extract (2.0)
 
 
 def entry(name: str | bytes, data: bytes, **kw: object) -> Entry:
@@ -103,8 +104,8 @@ def write(entries: Sequence[Entry], *, eocd_count: int | None = None, eocd_offse
                                base.DOS_DATE, e.crc, len(e.payload), e.size, len(local_name), len(e.local_extra))
             out += local_name + e.local_extra + e.payload
         central += struct.pack(
-            "<4sHHHHHHLLLHHHHHLL", b"PK\x01\x02", (3 << 8) | 20, 20, e.flags, e.method, base.DOS_TIME,
-            base.DOS_DATE, e.crc,
+            "<4sHHHHHHLLLHHHHHLL", b"PK\x01\x02", (3 << 8) | 20, e.version_needed, e.flags, e.method,
+            base.DOS_TIME, base.DOS_DATE, e.crc,
             len(e.payload) if e.central_compressed is None else e.central_compressed,
             e.size if e.central_size is None else e.central_size,
             len(e.name), len(e.central_extra), 0, 0, 0, e.mode << 16,
@@ -368,6 +369,8 @@ def fixture_bytes() -> dict[str, Callable[[], bytes]]:
         "compressed-size-lie.zip": compressed_size_lie,
         "local-name-differs.zip": lambda: zip_of(handler(), entry("util.py", UTIL, local_name=b"../x.py")),
         "central-offset-beyond-end.zip": central_offset_beyond_end,
+        # A member that needs zip version 6.4 to extract (found by the fuzz run in tests/test_properties.py).
+        "version-too-new.zip": lambda: zip_of(handler(), entry("util.py", UTIL, version_needed=64)),
         # zip64 and other extra fields.
         "zip64-extra-short.zip": zip64_extra_short,
         "zip64-huge-claim.zip": zip64_huge_claim,

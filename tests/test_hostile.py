@@ -53,6 +53,7 @@ EXPECTED = {
     "compressed-size-lie.zip": bad("ZIP_OVERLAP", member="handler.py"),
     "local-name-differs.zip": bad("ZIP_CORRUPT", member="util.py"),
     "central-offset-beyond-end.zip": bad("ZIP_CORRUPT", member="handler.py"),
+    "version-too-new.zip": unreadable("zip file version 6.4"),
     "zip64-extra-short.zip": unreadable("Corrupt zip64 extra field"),
     "zip64-huge-claim.zip": bad("SIZE_UNZIPPED"),
     "zip64-locator-bad.zip": unreadable("not a readable zip"),

@@ -72,6 +72,7 @@ def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
             # For the jobs: which modules the runtime provides, and whether to stand in for them (local probe).
             "LPKG_PROBE_RUNTIME_PROVIDED": args.runtime_provided,
             "LPKG_PROBE_STAND_INS": "1" if args.stand_ins else "0",
+            "LPKG_PROBE_MEMORY_MB": str(args.memory_mb),
             "PYTHONNOUSERSITE": "1",
         }
     )
@@ -81,7 +82,9 @@ def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
 def start_job(
     job: str, args: argparse.Namespace, scratch: str, deadline: float
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start one job in a fresh interpreter; it writes its result to a file in `scratch`."""
+    """Start one job in a fresh interpreter, in a process group of its own (so whatever processes the
+    packaged code starts can be stopped with it); it writes its result to a file in `scratch`, and its
+    output goes to a file (a pipe would stay open as long as any process the code started lives)."""
     script = os.path.join(HERE, "importer.py" if job == "import" else "walk.py")
     result_path = os.path.join(scratch, f"{job}.json")
     command = [
@@ -100,36 +103,52 @@ def start_job(
     if job == "import" and args.event:
         command += ["--event", args.event, "--invoke-timeout", str(args.invoke_timeout),
                     "--response-limit", str(args.response_limit)]
-    proc = subprocess.Popen(
-        command,
-        cwd=args.task_root,
-        env=lambda_environment(args),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    with open(os.path.join(scratch, f"{job}.out"), "wb") as output:
+        proc = subprocess.Popen(
+            command,
+            cwd=args.task_root,
+            env=lambda_environment(args),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return proc, result_path
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the job and every process it left in its group (a fork bomb's survivors)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
 
 
 def finish_job(
     proc: subprocess.Popen[bytes], result_path: str, started: float, deadline: float, invoke_timeout: float
 ) -> dict[str, Any]:
     """Wait for a job until the deadline (a hang is killed), then read what it wrote."""
+    output_path = result_path[: -len(".json")] + ".out"
     try:
-        output, _ = proc.communicate(timeout=max(0.5, deadline - time.monotonic()))
+        proc.wait(timeout=max(0.5, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        output = None
+        finished = False
         if _read(result_path).get("invoke", {}).get("status") == "running":
             # The import finished in time and the handler is being called: the call has its own
             # clock (the function's timeout), kept by the job itself.
             try:
-                output, _ = proc.communicate(timeout=invoke_timeout + INVOKE_GRACE_SECONDS)
+                proc.wait(timeout=invoke_timeout + INVOKE_GRACE_SECONDS)
+                finished = True
             except subprocess.TimeoutExpired:
-                output = None
-        if output is None:
-            output = _stop_with_stack(proc)
+                pass
+        if not finished:
+            _stop_with_stack(proc)
             if _read(result_path).get("invoke", {}).get("status") != "running":
-                return {"status": "timeout", "seconds": round(time.monotonic() - started, 3), "output": _tail(output)}
+                return {"status": "timeout", "seconds": round(time.monotonic() - started, 3),
+                        "output": _read_tail(output_path)}
+    _stop_group(proc)
+    output = _read_tail(output_path)
     elapsed = round(time.monotonic() - started, 3)
     result = _read(result_path)
     if not result:
@@ -158,19 +177,17 @@ def _unfinished_invoke(
     return {"status": "crashed", "returncode": returncode, "stack": output, "output": printed}
 
 
-def _stop_with_stack(proc: subprocess.Popen[bytes]) -> bytes:
-    """Ask the job for the stack it is at (it registered faulthandler for DUMP_SIGNAL), then kill it."""
+def _stop_with_stack(proc: subprocess.Popen[bytes]) -> None:
+    """Ask the job for the stack it is at (it registered faulthandler for DUMP_SIGNAL), then kill it and
+    every process it started; the stack is in its output file."""
     signum = getattr(signal, DUMP_SIGNAL, None)
     if signum is not None:
         proc.send_signal(signum)
         try:
-            output, _ = proc.communicate(timeout=STACK_DUMP_SECONDS)
-            return output  # it ended by itself meanwhile
+            proc.wait(timeout=STACK_DUMP_SECONDS)  # it may end by itself meanwhile
         except subprocess.TimeoutExpired:
             pass
-    proc.kill()
-    output, _ = proc.communicate()
-    return output
+    _stop_group(proc)
 
 
 def _read(result_path: str) -> dict[str, Any]:
@@ -180,6 +197,16 @@ def _read(result_path: str) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return result if isinstance(result, dict) else {}
+
+
+def _read_tail(path: str, limit: int = 4000) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - limit))
+            return _tail(fh.read(), limit)
+    except OSError:
+        return ""
 
 
 def _tail(data: bytes | str | None, limit: int = 4000) -> str:
@@ -204,6 +231,7 @@ def main() -> int:
     parser.add_argument("--function-name", default="lpkg-probe", help="AWS_LAMBDA_FUNCTION_NAME")
     parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024, help="bytes a response may have")
     parser.add_argument("--wait-for", help="start only once this file exists (the files are being unpacked)")
+    parser.add_argument("--memory-mb", type=int, default=0, help="the function's memory; 0: no limit")
     args = parser.parse_args()
     if args.wait_for:
         give_up = time.monotonic() + MAX_WAIT_SECONDS
@@ -223,7 +251,10 @@ def main() -> int:
             if job == "walk" and sys.version_info < (3, 10):
                 document[job] = {"status": "skipped", "reason": "modulegraph2 needs Python 3.10 or newer"}
                 continue
-            running[job] = (time.monotonic(), *start_job(job, args, scratch, deadline))
+            try:
+                running[job] = (time.monotonic(), *start_job(job, args, scratch, deadline))
+            except OSError as exc:  # no process to be had: the other job's code may have taken them all
+                document[job] = {"status": "failed", "message": f"could not start: {exc}"}
         for job, (started, proc, result_path) in running.items():
             document[job] = finish_job(proc, result_path, started, deadline, args.invoke_timeout)
     sys.stdout.write(json.dumps(document))

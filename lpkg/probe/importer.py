@@ -167,6 +167,10 @@ def describe_failure(exc: BaseException, roots: tuple[str, ...]) -> dict[str, An
     }
     if isinstance(cause, SyntaxError):
         result["syntax"] = {"file": cause.filename, "line": cause.lineno, "text": (cause.text or "").rstrip()}
+    if isinstance(cause, OSError):
+        # The sandbox's limits show here: EROFS (a write outside /tmp), EAGAIN (too many processes), ...
+        result["errno"] = cause.errno
+        result["filename"] = cause.filename if isinstance(cause.filename, str) else None
     if isinstance(cause, ImportError):
         result["missing_name"] = cause.name
         result["missing_path"] = cause.path
@@ -400,6 +404,22 @@ def dump_stack_on_request() -> None:
         faulthandler.register(signum, file=os.dup(2), all_threads=False)
 
 
+def limit_memory(megabytes: int) -> None:
+    """Heap and anonymous mappings above the function's memory fail as MemoryError at the allocating line,
+    which says where; the container's memory limit alone would kill the process without a word."""
+    if megabytes <= 0:
+        return
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    limit = megabytes << 20
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
 def main() -> int:
     dump_stack_on_request()
     parser = argparse.ArgumentParser()
@@ -416,6 +436,7 @@ def main() -> int:
     parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024)
     args = parser.parse_args()
     sys.path[:] = json.loads(args.sys_path)
+    limit_memory(int(os.environ.get("LPKG_PROBE_MEMORY_MB", "0")))
     roots = (args.task_root.rstrip("/") + "/", args.opt.rstrip("/") + "/")
     get_handler, how = runtime_loader()
     if os.environ.get("LPKG_PROBE_STAND_INS") == "1":
@@ -424,12 +445,15 @@ def main() -> int:
     result: dict[str, Any]
     started = time.monotonic()
     handler = None
+    main_pid = os.getpid()
     try:
         handler = get_handler(args.handler)
     except BaseException as exc:  # noqa: BLE001 - packaged code may raise anything, SystemExit included
         result = describe_failure(exc, roots)
     else:
         result = {"status": "ok", "callable": callable(handler)}
+    if os.getpid() != main_pid:
+        os._exit(0)  # a process the packaged code forked: only the job itself reports
     result["import_seconds"] = round(time.monotonic() - started, 3)
     if result.get("error_type") == NOT_FOUND:
         # The module loaded but lacks the function: point at the module's file.

@@ -1,0 +1,131 @@
+"""The probe's sandbox (issue 6): a handler that allocates 10 GB at import, forks without end, writes outside
+/tmp or opens a socket is reported as such, with its file and line, and the host is unaffected: the lpkg
+process stays small, no container is left, nothing is written on the host, no connection reaches it."""
+
+from __future__ import annotations
+
+import json
+import resource
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import write_zip
+
+from lpkg.container import LABEL, LABEL_OWNER
+
+HOST_MARKER = Path("/etc/lpkg-sandbox-marker")
+
+
+@dataclass(frozen=True)
+class Case:
+    code: str
+    line: int
+    handler: str
+
+
+CASES = {
+    "allocates-10-gb": Case("INIT_OUT_OF_MEMORY", 3,
+                            "CHUNK = 100 * 1024 * 1024\n"
+                            "\n"
+                            "BLOCKS = [bytearray(b'x' * CHUNK) for _ in range(100)]  # 10 GB, touched\n"),
+    "forks-without-end": Case("INIT_PROCESS_LIMIT", 4,
+                              "import os\n"
+                              "\n"
+                              "while True:\n"
+                              "    os.fork()\n"),
+    "writes-outside-tmp": Case("INIT_WRITES_OUTSIDE_TMP", 3,
+                               "import pathlib\n"
+                               "\n"
+                               f"pathlib.Path('{HOST_MARKER}').write_text('escaped')\n"),
+    "opens-a-socket": Case("INIT_NETWORK", 3,
+                           "import socket\n"
+                           "\n"
+                           "socket.create_connection(('127.0.0.1', {port}), timeout=5)\n"),
+}
+HANDLER_TAIL = "\n\ndef handler(event, context):\n    return 1\n"
+
+
+class Listener:
+    """A port on the host's loopback that counts connections: the probe's must never arrive."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port: int = self.server.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.server.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.server.close()
+
+
+def lpkg_containers(pid: int) -> list[str]:
+    command = ["docker", "ps", "-aq", "--filter", f"label={LABEL}", "--filter", f"label={LABEL_OWNER}=" +
+               f"{socket.gethostname()}:{pid}"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_probe_reports_the_limit_with_file_and_line_and_the_host_is_unaffected(
+    name: str, tmp_path: Path, standin_image: str
+) -> None:
+    case = CASES[name]
+    listener = Listener()
+    try:
+        source = case.handler.replace("{port}", str(listener.port)) + HANDLER_TAIL
+        zip_path = write_zip(tmp_path / f"{name}.zip", {"handler.py": source})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lpkg", "verify", str(zip_path), "--runtime", "python3.11", "--image",
+             standin_image, "--timeout", "60", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        stdout, stderr = proc.communicate(timeout=300)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        listener.close()
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 1, stderr
+    document: dict[str, Any] = json.loads(stdout)
+    findings = document["artifacts"][0]["findings"]
+    errors = [f for f in findings if f["severity"] == "error"]
+    assert [(f["code"], f["member"], f["line"]) for f in errors] == [(case.code, "handler.py", case.line)], findings
+    # The host: no container left, nothing written outside the sandbox, no connection, and lpkg itself small
+    # (the 10 GB were the container's problem; ru_maxrss is the largest child of this test so far, in KiB).
+    assert lpkg_containers(proc.pid) == []
+    assert not HOST_MARKER.exists()
+    assert listener.connections == 0
+    assert usage.ru_maxrss < 1024 * 1024
+
+
+@pytest.mark.docker
+def test_tmp_is_writable_and_the_good_twin_passes(tmp_path: Path, standin_image: str) -> None:
+    # The read-only root file system leaves /tmp writable, as Lambda does.
+    source = "import pathlib\n\npathlib.Path('/tmp/cache.json').write_text('{}')\n" + HANDLER_TAIL
+    zip_path = write_zip(tmp_path / "writes-tmp.zip", {"handler.py": source})
+    run = subprocess.run(
+        [sys.executable, "-m", "lpkg", "verify", str(zip_path), "--runtime", "python3.11", "--image", standin_image,
+         "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "read-only except /tmp" in json.loads(run.stdout)["artifacts"][0]["probe"]
