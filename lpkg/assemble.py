@@ -14,7 +14,6 @@ import os
 import posixpath
 import re
 import secrets
-import shutil
 import stat
 import sys
 import zipfile
@@ -114,17 +113,30 @@ def write_zip(raw: IO[bytes], entries: dict[str, Path]) -> tuple[int, int]:
             source = entries[member]
             try:
                 st = os.stat(source)
-                mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
-                info.external_attr = (stat.S_IFREG | mode) << 16
-                info.compress_type = COMPRESSION
-                _set_compresslevel(info, COMPRESSLEVEL)
-                info.file_size = st.st_size  # lets zipfile decide on zip64 up front, as it would for writestr
-                with open(source, "rb") as src, zf.open(info, "w") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
+                src = open(source, "rb")  # closed by the with below
             except OSError as exc:
                 raise UsageError(f"{source}: cannot read ({exc.strerror})", hint=f"needed for {member}") from None
+            mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = COMPRESSION
+            _set_compresslevel(info, COMPRESSLEVEL)
+            info.file_size = st.st_size  # lets zipfile decide on zip64 up front, as it would for writestr
+            # A failure from here on is the output's (disk full): an OSError for the caller, not "cannot read".
+            with src, zf.open(info, "w") as dst:
+                _copy(src, dst, source, member)
             total += info.file_size
     return len(entries), total
+
+
+def _copy(src: IO[bytes], dst: IO[bytes], source: Path, member: str) -> None:
+    while True:
+        try:
+            chunk = src.read(_CHUNK)
+        except OSError as exc:
+            raise UsageError(f"{source}: cannot read ({exc.strerror})", hint=f"needed for {member}") from None
+        if not chunk:
+            return
+        dst.write(chunk)
 
 
 def _set_compresslevel(info: zipfile.ZipInfo, level: int) -> None:

@@ -24,6 +24,7 @@ from typing import IO, Any
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 
 from lpkg.errors import EnvironmentProblem, LpkgError
 
@@ -149,6 +150,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _failed(what: str, exc: BaseException) -> EnvironmentProblem:
+    """A Docker call that failed; a lost connection is said as such (the daemon stopped or restarted)."""
+    if isinstance(exc, (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError)):
+        where = os.environ.get("DOCKER_HOST", "the default socket")
+        return EnvironmentProblem(
+            f"lost the Docker daemon at {where} while {what} ({_short(exc)})",
+            hint="the daemon stopped or restarted: start it and run again (the next run removes the containers "
+            "this one left)",
+        )
+    return EnvironmentProblem(f"Docker failed while {what}: {_short(exc)}")
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
@@ -175,7 +188,7 @@ class Container:
                 hint="docker pull it, or name a local image with --image/--build-image",
             ) from None
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            raise EnvironmentProblem(f"Docker could not create a container from {self.image}: {_short(exc)}") from None
+            raise _failed(f"creating a container from {self.image}", exc) from None
         return self
 
     def __exit__(
@@ -191,8 +204,8 @@ class Container:
     def put_archive(self, path: str, data: bytes | IO[bytes]) -> None:
         try:
             ok = self._container.put_archive(path, data)
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            raise EnvironmentProblem(f"could not copy files into the container: {_short(exc)}") from None
+        except (docker.errors.APIError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+            raise _failed("copying files into the container", exc) from None
         if not ok:
             raise EnvironmentProblem(f"Docker refused the files for {path} in the container")
 
@@ -221,9 +234,9 @@ class Container:
         except docker.errors.NotFound:
             spool.close()
             raise LpkgError(f"{path} was not produced in the container") from None
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except (docker.errors.APIError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             spool.close()
-            raise EnvironmentProblem(f"could not copy {path} out of the container: {_short(exc)}") from None
+            raise _failed(f"copying {path} out of the container", exc) from None
         spool.seek(0)
         return spool
 
@@ -231,7 +244,7 @@ class Container:
         try:
             self._container.start()
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            raise EnvironmentProblem(f"the container from {self.image} failed to start: {_short(exc)}") from None
+            raise _failed(f"starting the container from {self.image}", exc) from None
         self._started = True
 
     def run(self, timeout: float, stream_output: IO[str] | None = None) -> RunResult:
@@ -252,6 +265,10 @@ class Container:
                 status = container.wait(timeout=max(1.0, deadline - time.monotonic()))
                 exit_code: int | None = int(status.get("StatusCode", -1))
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                # docker-py reports a read timeout on a unix socket as a ConnectionError: before the
+                # deadline it is a lost daemon, not a timeout.
+                if time.monotonic() < deadline:
+                    raise
                 timed_out = True
                 exit_code = None
                 container.kill()
@@ -259,6 +276,6 @@ class Container:
             oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
             stdout = container.logs(stdout=True, stderr=False)
             stderr = container.logs(stdout=False, stderr=True)
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            raise EnvironmentProblem(f"the container from {self.image} failed to run: {_short(exc)}") from None
+        except (docker.errors.APIError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+            raise _failed(f"running the container from {self.image}", exc) from None
         return RunResult(exit_code, stdout, stderr, timed_out, oom)

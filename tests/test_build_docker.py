@@ -17,7 +17,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FIXTURES, LpkgRun, run_lpkg
+from helpers import FIXTURES, LpkgRun, StalledIndex, run_lpkg
 
 from lpkg.checks.sizes import mb
 from lpkg.container import LABEL, LABEL_OWNER
@@ -367,44 +366,6 @@ def test_unchanged_requirements_reuse_the_installed_dependencies(
 
 
 # --- interrupting the pip step --------------------------------------------------------------------------------
-
-
-class StalledIndex:
-    """A package index on 127.0.0.1 that accepts connections and never answers: pip sits in its download
-    step (for its timeout times its retries, over a minute) until the build is interrupted. No real index
-    is involved, so the test is neither slow nor dependent on download speed."""
-
-    def __init__(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self._server.settimeout(0.2)
-        self.port: int = self._server.getsockname()[1]
-        self.connected = threading.Event()
-        self._stop = threading.Event()
-        self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/simple"
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self._held.append(connection)
-            self.connected.set()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for connection in self._held:
-            connection.close()
-        self._server.close()
 
 
 @pytest.fixture
