@@ -9,13 +9,12 @@ import resource
 import socket
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import write_zip
+from helpers import StalledIndex, write_zip
 
 from lpkg.container import LABEL, LABEL_OWNER
 
@@ -51,33 +50,6 @@ CASES = {
 HANDLER_TAIL = "\n\ndef handler(event, context):\n    return 1\n"
 
 
-class Listener:
-    """A port on the host's loopback that counts connections: the probe's must never arrive."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.2)
-        self.port: int = self.server.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self.server.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.connections += 1
-            connection.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.server.close()
-
-
 def lpkg_containers(pid: int) -> list[str]:
     command = ["docker", "ps", "-aq", "--filter", f"label={LABEL}", "--filter", f"label={LABEL_OWNER}=" +
                f"{socket.gethostname()}:{pid}"]
@@ -90,7 +62,7 @@ def test_probe_reports_the_limit_with_file_and_line_and_the_host_is_unaffected(
     name: str, tmp_path: Path, standin_image: str
 ) -> None:
     case = CASES[name]
-    listener = Listener()
+    listener = StalledIndex()  # a port on the host's loopback; the probe's connection must never arrive
     try:
         source = case.handler.replace("{port}", str(listener.port)) + HANDLER_TAIL
         zip_path = write_zip(tmp_path / f"{name}.zip", {"handler.py": source})
@@ -113,7 +85,7 @@ def test_probe_reports_the_limit_with_file_and_line_and_the_host_is_unaffected(
     # (the 10 GB were the container's problem; ru_maxrss is the largest child of this test so far, in KiB).
     assert lpkg_containers(proc.pid) == []
     assert not HOST_MARKER.exists()
-    assert listener.connections == 0
+    assert not listener.connected.is_set()
     assert usage.ru_maxrss < 1024 * 1024
 
 
