@@ -108,16 +108,17 @@ def write_probe(root: Path, request: ProbeRequest) -> Path:
     return target
 
 
-def sandbox_options(memory_mb: int) -> dict[str, Any]:
+def sandbox_options(memory_mb: int, read_only_root: bool = True) -> dict[str, Any]:
     """Every limit the probe container runs under, in one place: no network; a non-root user without
     capabilities; a read-only root file system with only /tmp writable (a tmpfs of Lambda's size); memory
-    without swap; a bound on processes, so a fork bomb fails at its fork instead of filling the host."""
-    return {
+    without swap; a bound on processes, so a fork bomb fails at its fork instead of filling the host.
+
+    `read_only_root=False` where the files must be copied in (a remote daemon): Docker refuses to copy into
+    a read-only root. The copies are root-owned, so the sandbox user still cannot change them."""
+    options: dict[str, Any] = {
         "entrypoint": [],
         "user": SANDBOX_USER,
         "network_mode": "none",
-        "read_only": True,
-        "tmpfs": {TMP_ROOT: f"rw,nosuid,nodev,mode=1777,size={TMP_SIZE_MB}m"},
         "mem_limit": f"{memory_mb}m",
         "memswap_limit": f"{memory_mb}m",
         "pids_limit": PROBE_MAX_PROCESSES,
@@ -125,6 +126,10 @@ def sandbox_options(memory_mb: int) -> dict[str, Any]:
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
     }
+    if read_only_root:
+        options["read_only"] = True
+        options["tmpfs"] = {TMP_ROOT: f"rw,nosuid,nodev,mode=1777,size={TMP_SIZE_MB}m"}
+    return options
 
 
 class DockerProber:
@@ -135,15 +140,16 @@ class DockerProber:
         self.image = image
         self.memory_mb = memory_mb
         self.session.ensure_image(image)
-        self.description = (f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, read-only except "
-                            f"{TMP_ROOT}, {memory_mb} MB, at most {PROBE_MAX_PROCESSES} processes)")
+        writable = f"read-only except {TMP_ROOT}" if self.session.is_local else "read-only task root"
+        self.description = (f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, {writable}, "
+                            f"{memory_mb} MB, at most {PROBE_MAX_PROCESSES} processes)")
 
     @contextlib.contextmanager
     def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
         write_probe(root, request)
         command = ["/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT),
                    "--memory-mb", str(self.memory_mb)]
-        options = sandbox_options(self.memory_mb)
+        options = sandbox_options(self.memory_mb, read_only_root=self.session.is_local)
         mounts = {TASK_DIR: TASK_ROOT, LAYER_DIR: LAYER_ROOT, PROBE_DIR: PROBE_ROOT}
         for rel in mounts:
             (root / rel).mkdir(parents=True, exist_ok=True)

@@ -91,8 +91,8 @@ def test_task_root_is_read_only_for_the_sandbox_user(tmp_path: Path, standin_ima
     code = "open('/var/task/cache.json', 'w').write('{}')\n" + GOOD_HANDLER
     status, artifact = verify_json(write_zip(tmp_path / "ro.zip", {"handler.py": code}), standin_image)
     assert status == 1
-    failure = finding(artifact, "INIT_EXCEPTION")
-    assert "OSError" in failure["message"] or "Error" in failure["message"]
+    failure = finding(artifact, "INIT_WRITES_OUTSIDE_TMP")
+    assert "Read-only file system" in failure["message"]
     assert (failure["member"], failure["line"]) == ("handler.py", 1)
 
 
@@ -100,7 +100,7 @@ def test_probe_has_no_network(tmp_path: Path, standin_image: str) -> None:
     code = "import socket\nsocket.create_connection(('1.1.1.1', 443), timeout=2)\n" + GOOD_HANDLER
     status, artifact = verify_json(write_zip(tmp_path / "net.zip", {"handler.py": code}), standin_image)
     assert status == 1
-    assert "OSError" in finding(artifact, "INIT_EXCEPTION")["message"]
+    assert "OSError" in finding(artifact, "INIT_NETWORK")["message"]
 
 
 def test_hang_at_import_is_cut_at_the_timeout(tmp_path: Path, standin_image: str) -> None:
