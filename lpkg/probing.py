@@ -230,7 +230,7 @@ class LocalProber:
         self.interpreter = found
         if in_lambda_image(found, runtime):
             self.description = (
-                f"local:{found} (the Lambda image's interpreter and OS; NOT sandboxed: no network or memory limits)"
+                f"local:{found} (the Lambda image's interpreter and OS; NOT sandboxed: the network is not cut off)"
             )
         else:
             self.description = (
