@@ -89,7 +89,9 @@ def start_job(
     result_path = os.path.join(scratch, f"{job}.json")
     command = [
         sys.executable,
+        "-I",  # isolated: no PYTHON* variables of whoever started lpkg, no user site, no script folder
         "-S",  # no site: sys.path is exactly Lambda's, set by the job
+        "-B",  # no .pyc written (-I ignores PYTHONDONTWRITEBYTECODE)
         script,
         "--handler", args.handler,
         "--result", result_path,

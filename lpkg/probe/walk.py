@@ -24,6 +24,8 @@ from typing import Any
 try:
     from lpkg.probe.sources import ImportStatement, SourceFacts, analyse_source
 except ImportError:  # in the runtime container: sources.py sits beside this file, there is no lpkg package
+    # Run with -I, so this file's folder is not on sys.path by itself.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from sources import ImportStatement, SourceFacts, analyse_source  # type: ignore[no-redef,import-not-found]
 
 # Modules the Lambda runtime provides (lpkg's runtime table, passed in by the entry).
