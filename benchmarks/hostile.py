@@ -2,22 +2,22 @@
 
     python benchmarks/hostile.py [--runs 1] [--many]
 
-Each command runs as its own child process; its CPU time and peak resident memory come from wait4 (the
-child and the workers it forked and waited for). lpkg runs the host checks alone (`--probe none`): the
-corpus is about reading archives. `--many` adds the 100,000-member zip (about 10 MB, written to the temp
-folder once). zipfile -t stops at the first bad member and cannot open some zips at all; it is the
-baseline of what reading the zip costs, not a verdict.
+Each command runs as its own child process, forked by a small measuring interpreter; its CPU time and
+peak resident memory come from wait4 (the command and the workers it forked and waited for). The floor
+of the peak column is that measurer's own few MB, which a forked child starts with. lpkg runs the host
+checks alone (`--probe none`): the corpus is about reading archives. `--many` adds the 100,000-member
+zip (about 10 MB, written to the temp folder once). zipfile -t stops at the first bad member and cannot
+open some zips at all; it is the baseline of what reading the zip costs, not a verdict.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,13 +35,29 @@ class Measure:
     exit_code: int
 
 
+# Run by a small interpreter of its own: a child's peak memory counts the pages of whatever it was forked
+# from, so the command is forked from this few-MB process, never from the benchmark with its zips in memory.
+_MEASURER = """
+import json, os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps([time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
+                  os.waitstatus_to_exitcode(status)]))
+"""
+
+
 def measure(command: list[str]) -> Measure:
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
-    return Measure(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode)
+    """Wall and CPU time, and peak resident memory (the command and the workers it waited for: wait4)."""
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", _MEASURER, *command], capture_output=True, text=True,
+                         check=True).stdout
+    wall, cpu, peak_kb, exit_code = json.loads(out)
+    return Measure(wall, cpu, peak_kb / 1024, exit_code)
 
 
 def median_of(command: list[str], runs: int) -> Measure:
