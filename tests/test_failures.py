@@ -299,7 +299,7 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])  # nothing listens there once it is closed
 
 
-@pytest.mark.parametrize("backend", ["docker", "local"])
+@pytest.mark.parametrize("backend", [pytest.param("docker", marks=pytest.mark.docker), "local"])
 def test_index_unreachable(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     project = make_project(tmp_path)
     (project.function / "requirements.txt").write_text("six==1.16.0\n")
@@ -308,7 +308,9 @@ def test_index_unreachable(tmp_path: Path, backend: str, request: pytest.Fixture
         image = request.getfixturevalue("standin_image")
         args += ["--build-image", image]
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("PIP_")}
+    # PIP_CONFIG_FILE: not this machine's pip.conf either, whose extra indexes would answer instead.
     env.update(BUILD_ENV, PIP_INDEX_URL=f"http://127.0.0.1:{closed_port()}/simple", PIP_RETRIES="1",
+               PIP_CONFIG_FILE=os.devnull,
                TMPDIR=str(project.scratch))
     proc = subprocess.run(
         [sys.executable, "-m", "lpkg", "build", str(project.function), "--runtime", "python3.11",

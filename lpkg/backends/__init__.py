@@ -109,11 +109,16 @@ _NETWORK_SIGNS = ("NewConnectionError", "name resolution", "ConnectTimeout", "Pr
                   "CERTIFICATE_VERIFY_FAILED", "Network is unreachable", "Connection refused")
 
 
+def index_unreachable(output: str) -> bool:
+    """pip or uv said it could not reach the index (then "no matching distribution" is a consequence)."""
+    return any(sign in output for sign in _NETWORK_SIGNS)
+
+
 def pip_failure(output: str, where: str, exit_code: int | None) -> LpkgError:
     """One readable error from pip's output: a network problem (exit 3) or a failed install (exit 1)."""
     lines = [line for line in output.strip().splitlines() if line.strip()]
     tail = "\n    ".join(lines[-8:])
-    if any(sign in output for sign in _NETWORK_SIGNS):
+    if index_unreachable(output):
         return EnvironmentProblem(
             f"pip in {where} could not reach the package index:\n    {tail}",
             hint="check the network (LPKG_DOCKER_NETWORK sets the build container's), PIP_INDEX_URL, "

@@ -29,6 +29,7 @@ from lpkg.backends import (
     InstallRequest,
     ca_bundle,
     compile_command,
+    index_unreachable,
     pip_failure,
     requirement_args,
     stage_requirements,
@@ -99,7 +100,7 @@ def missing_wheel(output: str) -> str | None:
 def local_failure(output: str, runtime: Runtime, arch: Arch, exit_code: int) -> LpkgError:
     """A requirement with no wheel for the target is named; anything else is the installer's own message."""
     requirement = missing_wheel(output)
-    if requirement is None:
+    if requirement is None or index_unreachable(output):  # an unreachable index finds no wheel either
         return pip_failure(output, "this machine (target platform wheels)", exit_code)
     platforms = runtime.wheel_platforms(arch)
     return BuildFailed(
