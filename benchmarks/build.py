@@ -153,22 +153,9 @@ def main() -> None:
         bare.append(timed(bare_pip(args.image, lock, network), {}))
         shutil.rmtree(out, ignore_errors=True)
         cold.append(timed(lpkg, fresh_cache()))
-    warm_env = fresh_cache()
-    timed(lpkg, warm_env)
-    no_change = [timed(lpkg, warm_env) for _ in range(max(args.runs, 5))]
-    interpreter = python_start(max(args.runs, 5))
-    code_change = []
-    for run in range(args.runs):
-        handler.write_text(handler.read_text() + f"\n# edit {run}\n")
-        code_change.append(timed(lpkg, warm_env))
-
-    compiled_out = project / "dist-compiled"
-    timed([*lpkg, "--out", str(compiled_out), "--compile"], warm_env)
-    plain_import = import_times(args.image, out / f"{FUNCTION}.zip", max(args.runs, 5))
-    compiled_import = import_times(args.image, compiled_out / f"{FUNCTION}.zip", max(args.runs, 5))
-
     sam_plain: list[float] = []
     sam_cached: list[float] = []
+    sam_build = None
     if not args.no_sam:
         sam = sam_venv()
         (project / "template.yaml").write_text(TEMPLATE)
@@ -176,8 +163,29 @@ def main() -> None:
         for _ in range(args.runs):
             shutil.rmtree(project / ".aws-sam", ignore_errors=True)
             sam_plain.append(timed([str(sam), "build"], sam_env, cwd=project))
-        timed([str(sam), "build", "--cached"], sam_env, cwd=project)
-        sam_cached = [timed([str(sam), "build", "--cached"], sam_env, cwd=project) for _ in range(max(args.runs, 5))]
+        sam_build = [str(sam), "build", "--cached"]
+        timed(sam_build, sam_env, cwd=project)
+
+    # The warm cases alternate with `sam build --cached`, so the machine's noise hits both sides alike.
+    warm_env = fresh_cache()
+    timed(lpkg, warm_env)
+    no_change: list[float] = []
+    code_change: list[float] = []
+    interpreter: list[float] = []
+    for run in range(max(args.runs, 5)):
+        if sam_build is not None:
+            sam_cached.append(timed(sam_build, sam_env, cwd=project))
+        no_change.append(timed(lpkg, warm_env))
+        interpreter += python_start(1)
+        if run < args.runs:
+            handler.write_text(handler.read_text() + f"\n# edit {run}\n")
+            code_change.append(timed(lpkg, warm_env))
+            timed(lpkg, warm_env)  # up to date again, for the next no-change run
+
+    compiled_out = project / "dist-compiled"
+    timed([*lpkg, "--out", str(compiled_out), "--compile"], warm_env)
+    plain_import = import_times(args.image, out / f"{FUNCTION}.zip", max(args.runs, 5))
+    compiled_import = import_times(args.image, compiled_out / f"{FUNCTION}.zip", max(args.runs, 5))
 
     print(f"function: {FUNCTION} (requests, pydantic, boto3 pinned; {RUNTIME}), image {args.image}")
     print(line("bare pip install --target (lock)", bare))
@@ -198,6 +206,8 @@ def main() -> None:
         print(f"  lpkg cold / sam build              {median(cold) / median(sam_plain):5.2f}x")
     print(f"  import with / without --compile    {median(compiled_import) / median(plain_import):5.2f}x  (<= 0.6x)")
     shutil.rmtree(project, ignore_errors=True)
+    for cache in WORK.glob("lpkg-cache-*"):
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

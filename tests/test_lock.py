@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from helpers import FIXTURES, run_lpkg
@@ -98,3 +99,15 @@ def test_build_with_a_stale_lock_fails_before_installing(tmp_path: Path) -> None
     assert run.returncode == 1
     assert "requirements.lock" in run.stderr and "lpkg lock" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_lock_without_docker_refuses_another_python_than_the_runtime(tmp_path: Path) -> None:
+    # Markers are evaluated by the interpreter that locks: this Python may only lock for its own version.
+    other = "python3.12" if sys.version_info[:2] != (3, 12) else "python3.11"
+    function_dir = function_copy(tmp_path)
+    run = run_lpkg("lock", function_dir, "--runtime", other, "--backend", "local")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert f"needs to run on {other}" in run.stderr
+    assert "Traceback" not in run.stderr
+    committed = (PINNED_API / "orders" / "requirements.lock").read_bytes()
+    assert (function_dir / "requirements.lock").read_bytes() == committed  # left as it was
