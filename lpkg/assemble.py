@@ -59,6 +59,7 @@ def assemble(
     *,
     pinned: Iterable[str] = (),
     keep_bytecode: bool = False,
+    dependency_prefix: str = "",
 ) -> Assembled:
     """Write `files` ((zip path, source file) pairs) and the contents of `dependency_dirs` (folders pip
     installed into, each the zip's top) to a temporary zip in `out_dir` and return it.
@@ -66,11 +67,13 @@ def assemble(
     `__pycache__` and `*.pyc` are left out everywhere (with `keep_bytecode`, only from `files`: the
     dependency folders then hold .pyc written by the target interpreter); boto3, botocore and s3transfer
     are left out of the dependency folders unless one of them is in `pinned` (canonical requirement
-    names). A zip path that two inputs provide with different content is an error. The caller verifies
+    names). The dependencies go under `dependency_prefix` ("python/" in a layer). A zip path that two
+    inputs provide with different content is an error. The caller verifies
     the temporary zip, then calls `publish`, inside `discard_unless_published` so a failure leaves nothing
     behind.
     """
-    entries, left_out = _collect(files, dependency_dirs, {canonical_name(p) for p in pinned}, keep_bytecode)
+    entries, left_out = _collect(files, dependency_dirs, {canonical_name(p) for p in pinned}, keep_bytecode,
+                                 dependency_prefix)
     created = _make_dirs(out_dir)
     temp = out_dir / f".{name}.{secrets.token_hex(6)}.zip.tmp"
     try:
@@ -148,7 +151,8 @@ def _set_compresslevel(info: zipfile.ZipInfo, level: int) -> None:
 
 
 def _collect(
-    files: Iterable[tuple[str, Path]], dependency_dirs: Sequence[Path], pinned: set[str], keep_bytecode: bool = False
+    files: Iterable[tuple[str, Path]], dependency_dirs: Sequence[Path], pinned: set[str], keep_bytecode: bool = False,
+    prefix: str = "",
 ) -> tuple[dict[str, Path], tuple[str, ...]]:
     entries: dict[str, Path] = {}
     for member, source in files:
@@ -166,7 +170,7 @@ def _collect(
             if top in RUNTIME_SDK and not keep_sdk:  # a copy without a RECORD to say what it holds
                 left_out.add(sdk_dists.get(top, top))
                 continue
-            _add(entries, member, source, keep_bytecode)
+            _add(entries, prefix + member, source, keep_bytecode)
     return entries, tuple(sorted(left_out))
 
 

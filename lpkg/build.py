@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lpkg import uptodate
 from lpkg.backends import Installer, InstallRequest
@@ -27,6 +28,13 @@ from lpkg.discover import BuildPlan, discover
 from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError, UsageError
 from lpkg.events import load_event
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch, notice, sort_findings
+from lpkg.runtimes import Arch
+
+if TYPE_CHECKING:
+    from lpkg.assemble import Assembled
+    from lpkg.probing import NoProbe, Prober
+    from lpkg.report import ArtifactReport
+    from lpkg.verify import VerifyOptions
 
 
 @dataclass(frozen=True)
@@ -38,14 +46,16 @@ class BuildOptions:
     compile: bool = False  # ship .pyc written by the target interpreter
 
 
-def choose_installer(mode: str, build_image: str) -> Installer:
-    """auto: the build image through Docker when a daemon answers, else pip for the target platform."""
+def choose_installer(mode: str, build_image: str, arch: Arch = "x86_64") -> Installer:
+    """auto: the build image through Docker when a daemon answers and can run the target CPU, else pip for the
+    target platform's wheels."""
     from lpkg.backends.local import LocalInstaller
 
     if mode == "local":
         return LocalInstaller()
     from lpkg.backends.docker import DockerInstaller
     from lpkg.container import docker_session
+    from lpkg.probing import emulation_problem
 
     try:
         session = docker_session()
@@ -55,7 +65,63 @@ def choose_installer(mode: str, build_image: str) -> Installer:
         notice(f"{problem.message}: installing dependencies on this machine, for the runtime's platform "
                "(wheels only; --backend docker for the build image)")
         return LocalInstaller()
-    return DockerInstaller(session, build_image)
+    emulation = emulation_problem(session, arch)
+    if emulation is not None:
+        if mode == "docker":
+            raise EnvironmentProblem(f"cannot run the {arch} build image: {emulation}",
+                                     hint="--backend local installs the runtime's binary wheels for that CPU")
+        notice(f"cannot run the {arch} build image ({emulation}): installing dependencies with pip here, "
+               "for the runtime's platform (wheels only)")
+        return LocalInstaller()
+    return DockerInstaller(session, build_image, arch)
+
+
+def install_dependencies(
+    installer: Installer, request: InstallRequest, use_cache: bool, watch: Stopwatch, target: Path
+) -> tuple[Path, str]:
+    """The folder the request is installed in (a cache entry when these inputs were installed before,
+    else `target`), and how it was installed."""
+    description = installer.description
+    cache = DependencyCache() if use_cache else None
+    key = cache_key(request, installer.identity()) if cache else ""
+    cached = cache.lookup(key) if cache else None
+    if cached is not None:
+        return cached, description + f" (cached: {cached.parent.name}; --no-cache to reinstall)"
+    with watch.lap("install"):
+        installer.install(request, target)
+    return (cache.store(key, target) if cache is not None else target), description
+
+
+def left_out_findings(assembled: Assembled) -> list[Finding]:
+    return [
+        Finding("BUILD_RUNTIME_SDK", Severity.INFO,
+                f"{left_out} left out: the runtime's copy will be used (pin it in requirements to ship it)")
+        for left_out in assembled.left_out
+    ]
+
+
+def verify_then_publish(
+    assembled: Assembled, candidate: Path, options: VerifyOptions, prober: Prober | NoProbe | None, watch: Stopwatch,
+    artifact: Path,
+) -> tuple[ArtifactReport, Path | None]:
+    """Verify `candidate` (the assembled zip, or a function standing in for it) and publish the assembled zip
+    to `artifact` only if that passed; None when nothing was published."""
+    from lpkg.assemble import publish
+    from lpkg.verify import verify_zip
+
+    with watch.lap("verify"):
+        verify_report = verify_zip(candidate, options, prober)
+    if not verify_report.ok:
+        return verify_report, None
+    with watch.lap("publish"):
+        return verify_report, publish(assembled.path, artifact)
+
+
+def published_facts(final: Path, assembled: Assembled) -> dict[str, str]:
+    from lpkg.checks.sizes import mb
+
+    return {"zipped": mb(final.stat().st_size), "unzipped": mb(assembled.unzipped_bytes),
+            "files": str(assembled.files), "sha256": assembled.sha256}
 
 
 def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecode: bool) -> InstallRequest:
@@ -208,10 +274,9 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
         )
 
     # Only a build that does the work needs zip writing, the checks and the probe machinery.
-    from lpkg.assemble import assemble, discard_unless_published, publish
-    from lpkg.checks.sizes import mb
+    from lpkg.assemble import assemble, discard_unless_published
     from lpkg.probing import choose_prober
-    from lpkg.verify import VerifyOptions, verify_zip
+    from lpkg.verify import VerifyOptions
 
     with tempfile.TemporaryDirectory(prefix="lpkg-deps-") as scratch:
         installer_description = "none (no requirements)"
@@ -219,20 +284,9 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
         dependency_dirs: list[Path] = []
         installer = None
         if not request.empty or options.compile:
-            installer = choose_installer(options.backend, settings.build_image)
+            installer = choose_installer(options.backend, settings.build_image, settings.arch)
         if installer is not None and not request.empty:
-            installer_description = installer.description
-            cache = DependencyCache() if options.cache else None
-            key = cache_key(request, installer.identity()) if cache else ""
-            cached = cache.lookup(key) if cache else None
-            if cached is not None:
-                deps = cached
-                installer_description += f" (cached: {cached.parent.name}; --no-cache to reinstall)"
-            else:
-                with watch.lap("install"):
-                    installer.install(request, deps)
-                if cache is not None:
-                    deps = cache.store(key, deps)
+            deps, installer_description = install_dependencies(installer, request, options.cache, watch, deps)
             dependency_dirs.append(deps)
         if installer is not None and options.compile:
             with watch.lap("compile"):
@@ -242,32 +296,20 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
             assembled = assemble(settings.out, settings.name, plan.files, dependency_dirs,
                                  pinned=plan.declared, keep_bytecode=options.compile)
         with discard_unless_published(assembled):
-            for left_out in assembled.left_out:
-                findings.append(Finding(
-                    "BUILD_RUNTIME_SDK", Severity.INFO,
-                    f"{left_out} left out: the runtime's copy will be used (pin it in requirements to ship it)",
-                ))
-            prober = choose_prober(options.probe_mode, settings.runtime, settings.image) if options.test else None
+            findings += left_out_findings(assembled)
+            prober = (choose_prober(options.probe_mode, settings.runtime, settings.image, settings.arch)
+                      if options.test else None)
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
                 layers=settings.layers, timeout=settings.timeout, event=event, function_name=settings.name,
             )
-            with watch.lap("verify"):
-                verify_report = verify_zip(assembled.path, verify_options, prober)
-            if not verify_report.ok:
+            verify_report, final = verify_then_publish(assembled, assembled.path, verify_options, prober, watch,
+                                                       settings.artifact)
+            if final is None:
                 return report(None, installed_with=installer_description)
-            with watch.lap("publish"):
-                final = publish(assembled.path, settings.artifact)
     if request.require_hashes:
         installer_description += f" (from {request.requirement_files[0].name}, --require-hashes)"
-    built = report(
-        final,
-        zipped=mb(final.stat().st_size),
-        unzipped=mb(assembled.unzipped_bytes),
-        files=str(assembled.files),
-        sha256=assembled.sha256,
-        installed_with=installer_description,
-    )
+    built = report(final, **published_facts(final, assembled), installed_with=installer_description)
     if inputs is not None:
         uptodate.store(final, inputs, built)
     else:

@@ -259,7 +259,8 @@ def verify_assembly(root: Path, *, image: str | None, timeout: float, probe_mode
                 continue
             key = (runtime.name, function.arch)
             if key not in probers:
-                probers[key] = choose_prober(probe_mode, runtime, image or runtime.runtime_image(function.arch))
+                probers[key] = choose_prober(probe_mode, runtime, image or runtime.runtime_image(function.arch),
+                                             function.arch)
             options = VerifyOptions(runtime=runtime, arch=function.arch, handler=function.handler, layers=layers,
                                     timeout=timeout)
             report = verify_zip(zip_path, options, probers[key])

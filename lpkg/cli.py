@@ -15,7 +15,7 @@ from lpkg import __version__
 from lpkg.errors import EnvironmentProblem, FindingsFailed, Interrupted, LpkgError, UsageError
 from lpkg.events import BUILTIN_EVENTS, builtin_event, load_event
 from lpkg.runtimes import (
-    ARCHES,
+    ARCH_ALIASES,
     DEFAULT_RUNTIME,
     DEFAULT_TIMEOUT_SECONDS,
     MAX_TIMEOUT_SECONDS,
@@ -44,6 +44,23 @@ event_option = click.option(
     help="After the import, call the handler once with this event and a real LambdaContext (no network): a "
     "JSON file, - for stdin, or a built-in such as apigw:GET:/health (see `lpkg events`).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+# Options `build` and `layer` take, spelled once.
+build_image_option = click.option(
+    "--build-image", help="Image pip runs in; default public.ecr.aws/sam/build-python3.X:latest-ARCH.")
+test_image_option = click.option(
+    "--image", help="Runtime image for the import test; default public.ecr.aws/lambda/python:3.X-ARCH.")
+no_test_option = click.option("--no-test", is_flag=True,
+                              help="Skip the import test in the runtime image (host checks still run).")
+backend_option = click.option(
+    "--backend", type=click.Choice(["auto", "docker", "local"]), default="auto", show_default=True,
+    help="Where pip installs dependencies: the build image (Docker), or pip here asking for the runtime's wheels. "
+    "auto: Docker when a daemon answers and can run the target CPU.")
+build_probe_option = click.option(
+    "--probe", "probe_mode", type=click.Choice(["auto", "docker", "local"]), default="auto", show_default=True,
+    help="Where the import test runs (see lpkg verify --help).")
+no_cache_option = click.option(
+    "--no-cache", is_flag=True,
+    help="Run pip even if these requirements were installed before (cache: LPKG_CACHE_DIR, else ~/.cache/lpkg).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,7 +75,7 @@ def cli() -> None:
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)),
               help="Lambda runtime; default: the CPython version of the zip's extension modules, "
               f"else {DEFAULT_RUNTIME}.")
-@click.option("--arch", type=click.Choice([*ARCHES, "amd64", "aarch64"]), default="x86_64", show_default=True)
+@click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), default="x86_64", show_default=True)
 @layer_option
 @click.option("--image", help="Runtime image for the probe; default public.ecr.aws/lambda/python:3.X-ARCH.")
 @timeout_option
@@ -116,7 +133,7 @@ def verify(
     rt = get_runtime(runtime)
     options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers,
                             timeout=timeout or DEFAULT_TIMEOUT_SECONDS, event=event)
-    prober = choose_prober(probe_mode, rt, image or rt.runtime_image(lambda_arch))
+    prober = choose_prober(probe_mode, rt, image or rt.runtime_image(lambda_arch), lambda_arch)
     reports = []
     for path in zips:
         _progress(f"checking {path} ({rt.name}, {lambda_arch})")
@@ -136,19 +153,16 @@ def _render_verify(reports: list[ArtifactReport], as_json: bool) -> None:
 @click.argument("function_dirs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder; default dist/ (or `out` in the config).")
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)), help=f"Lambda runtime; default {DEFAULT_RUNTIME}.")
-@click.option("--arch", type=click.Choice([*ARCHES, "amd64", "aarch64"]), help="Default x86_64.")
+@click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), help="Default x86_64.")
 @click.option("--handler", help="MODULE.FUNCTION; default: inferred from the function folder.")
-@click.option("--build-image", help="Image pip runs in; default public.ecr.aws/sam/build-python3.X:latest-ARCH.")
-@click.option("--image", help="Runtime image for the import test; default public.ecr.aws/lambda/python:3.X-ARCH.")
+@build_image_option
+@test_image_option
 @layer_option
 @click.option("--source-root", "source_roots", multiple=True, type=click.Path(path_type=Path),
               help="Folder holding first-party packages (repeatable); default: the function folder's parent.")
-@click.option("--no-test", is_flag=True, help="Skip the import test in the runtime image (host checks still run).")
-@click.option("--backend", type=click.Choice(["auto", "docker", "local"]), default="auto", show_default=True,
-              help="Where pip installs dependencies: the build image (Docker), or pip here asking for the "
-              "runtime's wheels. auto: Docker when a daemon answers.")
-@click.option("--probe", "probe_mode", type=click.Choice(["auto", "docker", "local"]), default="auto",
-              show_default=True, help="Where the import test runs (see lpkg verify --help).")
+@no_test_option
+@backend_option
+@build_probe_option
 @timeout_option
 @event_option
 @click.option("--no-cache", is_flag=True,
@@ -234,7 +248,7 @@ def events(name: str | None) -> None:
 @cli.command()
 @click.argument("function_dirs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)), help=f"Lambda runtime; default {DEFAULT_RUNTIME}.")
-@click.option("--arch", type=click.Choice([*ARCHES, "amd64", "aarch64"]), help="Default x86_64.")
+@click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), help="Default x86_64.")
 @click.option("--build-image", help="Image pip-compile runs in; default: as for lpkg build.")
 @click.option("--backend", type=click.Choice(["auto", "docker", "local"]), default="auto", show_default=True,
               help="Where pip-compile runs: the build image (Docker), or here when this Python is the runtime's.")
@@ -288,6 +302,67 @@ def cache_clear() -> None:
     from lpkg.backends.cache import clear_cache
 
     click.echo(f"removed {clear_cache()}")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("dist"), show_default=True,
+              help="Output folder.")
+@click.option("--name", help="The zip's name (without .zip); default: the folder's name, or the requirements "
+              "file's (its folder's for requirements*.txt).")
+@click.option("--runtime", type=click.Choice(list(RUNTIMES)), default=DEFAULT_RUNTIME, show_default=True,
+              help="Lambda runtime the layer is for.")
+@click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), default="x86_64", show_default=True)
+@build_image_option
+@test_image_option
+@click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path),
+              help="A layer the new one is used with (repeatable), before it in /opt order.")
+@no_test_option
+@backend_option
+@build_probe_option
+@timeout_option
+@no_cache_option
+@json_option
+def layer(
+    source: Path,
+    out: Path,
+    name: str | None,
+    runtime: str,
+    arch: str,
+    build_image: str | None,
+    image: str | None,
+    layers: tuple[Path, ...],
+    no_test: bool,
+    backend: str,
+    probe_mode: str,
+    timeout: float | None,
+    no_cache: bool,
+    as_json: bool,
+) -> None:
+    """Build a layer zip (code under python/) from a requirements file or a folder, published only when it
+    verifies: each top-level module it provides imports in the runtime image."""
+    global _json_mode
+    _json_mode = as_json
+    from lpkg.build import BuildOptions
+    from lpkg.layer import LayerSettings, build_layer, default_name
+    from lpkg.report import render_build_human, render_build_json
+
+    for path in layers:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    rt = get_runtime(runtime)
+    lambda_arch = parse_arch(arch)
+    settings = LayerSettings(
+        source=source, out=out.absolute(), name=name or default_name(source), runtime=rt, arch=lambda_arch,
+        build_image=build_image or rt.build_image(lambda_arch), image=image or rt.runtime_image(lambda_arch),
+        layers=tuple(p.absolute() for p in layers), timeout=timeout or DEFAULT_TIMEOUT_SECONDS,
+    )
+    options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, cache=not no_cache)
+    _progress(f"building layer {settings.name} from {source}")
+    report = build_layer(settings, options)
+    click.echo(render_build_json([report]) if as_json else render_build_human([report], color=sys.stdout.isatty()))
+    if not report.ok:
+        raise FindingsFailed("layer build failed")
 
 
 def _progress(message: str) -> None:

@@ -11,6 +11,7 @@ import datetime
 import functools
 import io
 import os
+import platform
 import socket
 import tarfile
 import tempfile
@@ -27,6 +28,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from lpkg.errors import EnvironmentProblem, LpkgError
+from lpkg.runtimes import ARCH_ALIASES, ARCHITECTURES, Arch
 
 LABEL = "io.lpkg"
 LABEL_OWNER = "io.lpkg.owner"  # host:pid of the lpkg process that created it
@@ -64,6 +66,26 @@ class DockerSession:
         # LPKG_DOCKER_COPY=1 copies instead (e.g. Docker Desktop without file sharing for the temp folder).
         self.is_local = (host == "" or host.startswith(("unix://", "npipe://"))) and \
             os.environ.get("LPKG_DOCKER_COPY") != "1"
+        # A daemon on a Unix socket of a Linux host shares this kernel (and its binfmt_misc emulators).
+        self.shares_kernel = (host == "" or host.startswith("unix://")) and platform.system() == "Linux"
+        self._architecture: str | None = None
+
+    def architecture(self) -> str:
+        """The daemon's CPU as it reports it ("x86_64", "aarch64")."""
+        if self._architecture is None:
+            try:
+                self._architecture = str(self.client.info().get("Architecture", ""))
+            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                raise EnvironmentProblem(f"Docker did not say what it runs on: {_short(exc)}") from None
+        return self._architecture
+
+    def runs_natively(self, arch: Arch) -> bool:
+        return ARCH_ALIASES.get(self.architecture()) == arch
+
+    def platform_for(self, arch: Arch) -> str | None:
+        """The --platform to ask for `arch` containers: None for the daemon's own CPU (any daemon can do
+        that; the option needs API 1.41), else e.g. "linux/arm64", run under emulation."""
+        return None if self.runs_natively(arch) else ARCHITECTURES[arch].docker_platform
 
     def has_image(self, image: str) -> bool:
         try:
@@ -80,11 +102,11 @@ class DockerSession:
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             raise EnvironmentProblem(f"Docker could not look up image {image}: {_short(exc)}") from None
 
-    def ensure_image(self, image: str) -> None:
+    def ensure_image(self, image: str, platform: str | None = None) -> None:
         if self.has_image(image):
             return
         try:
-            self.client.images.pull(image)
+            self.client.images.pull(image, platform=platform)
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             raise EnvironmentProblem(
                 f"image {image} is not here and could not be pulled ({_short(exc)})",

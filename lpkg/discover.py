@@ -139,10 +139,10 @@ def discover(settings: FunctionSettings) -> tuple[BuildPlan, tuple[Finding, ...]
     findings += _add_reached(walk, finder, files, chains)
     findings += _syntax_findings(finder, walk, files, mandatory, chains)
 
-    requirement_files, dependencies = _requirements(settings.function_dir)
+    requirement_files, dependencies = folder_requirements(settings.function_dir)
     for top in (tops[n] for n in sorted(tops)):
         if top.directory is not None:
-            more_files, more_deps = _requirements(top.directory)
+            more_files, more_deps = folder_requirements(top.directory)
             requirement_files += more_files
             dependencies += more_deps
     plan = BuildPlan(
@@ -603,7 +603,7 @@ def _syntax_findings(finder: _Finder, walk: _Walk, files: dict[str, Path], manda
 # --- requirements -----------------------------------------------------------------------------------
 
 
-def _requirements(folder: Path) -> tuple[list[Path], list[str]]:
+def folder_requirements(folder: Path) -> tuple[list[Path], list[str]]:
     """A folder's requirements.txt, else the [project].dependencies of its pyproject.toml."""
     txt = folder / REQUIREMENTS_TXT
     if txt.is_file():

@@ -286,7 +286,7 @@ def lock_function(function_dir: Path, overrides: Overrides, *, backend: str, upg
         from lpkg.backends.docker import DockerInstaller
         from lpkg.build import choose_installer
 
-        installer = choose_installer(backend, settings.build_image)
+        installer = choose_installer(backend, settings.build_image, settings.arch)
         if isinstance(installer, DockerInstaller):
             compiled = compile_in_image(installer, inputs, function, previous)
         else:

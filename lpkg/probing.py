@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lpkg.archive import unpack_member
 from lpkg.errors import EnvironmentProblem
@@ -37,8 +37,12 @@ from lpkg.runtimes import (
     TASK_ROOT,
     TMP_ROOT,
     TMP_SIZE_MB,
+    Arch,
     Runtime,
 )
+
+if TYPE_CHECKING:
+    from lpkg.container import DockerSession
 
 PROBE_ROOT = "/lpkg-probe"
 # Folders under the scratch root that verify unpacks into; each is mounted at "/" + its name.
@@ -132,24 +136,42 @@ def sandbox_options(memory_mb: int, read_only_root: bool = True) -> dict[str, An
     return options
 
 
+def emulation_problem(session: DockerSession, arch: Arch) -> str | None:
+    """None when the daemon can run `arch` containers (its own CPU, or QEMU through binfmt_misc), else why not.
+    Only a daemon on this kernel can be looked into; another (remote, a desktop VM) is trusted to emulate,
+    and a failure to start says so."""
+    from lpkg.emulation import binfmt_problem
+
+    if session.runs_natively(arch) or not session.shares_kernel:
+        return None
+    problem = binfmt_problem(arch)
+    return None if problem is None else f"the Docker daemon here runs {session.architecture()}, and {problem}"
+
+
 class DockerProber:
-    def __init__(self, image: str, memory_mb: int = PROBE_MEMORY_MB) -> None:
+    def __init__(self, image: str, runtime: Runtime, arch: Arch, memory_mb: int = PROBE_MEMORY_MB,
+                 session: DockerSession | None = None) -> None:
         from lpkg.container import docker_session
 
-        self.session = docker_session()
+        self.session = session or docker_session()
         self.image = image
+        self.runtime = runtime
+        self.platform = self.session.platform_for(arch)
         self.memory_mb = memory_mb
-        self.session.ensure_image(image)
+        self.session.ensure_image(image, self.platform)
         writable = f"read-only except {TMP_ROOT}" if self.session.is_local else "read-only task root"
+        emulated = "" if self.platform is None else f", {arch} under emulation"
         self.description = (f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, {writable}, "
-                            f"{memory_mb} MB, at most {PROBE_MAX_PROCESSES} processes)")
+                            f"{memory_mb} MB, at most {PROBE_MAX_PROCESSES} processes{emulated})")
 
     @contextlib.contextmanager
     def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
         write_probe(root, request)
         command = ["/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT),
-                   "--memory-mb", str(self.memory_mb)]
+                   "--memory-mb", str(self.memory_mb), "--lambda-path", json.dumps(self.runtime.sys_path())]
         options = sandbox_options(self.memory_mb, read_only_root=self.session.is_local)
+        if self.platform is not None:
+            options["platform"] = self.platform
         mounts = {TASK_DIR: TASK_ROOT, LAYER_DIR: LAYER_ROOT, PROBE_DIR: PROBE_ROOT}
         for rel in mounts:
             (root / rel).mkdir(parents=True, exist_ok=True)
@@ -191,15 +213,16 @@ class NoProbe:
     says so as a warning naming what went unchecked, instead of failing the whole run."""
 
     reason: str
+    remedy: str | None = None  # what would let it run; default: Docker or a local interpreter
 
     def finding(self, runtime: Runtime) -> Finding:
+        remedy = self.remedy or f"Start Docker or install python{runtime.minor} for the rest"
         return Finding(
             "PROBE_NOT_RUN", Severity.WARNING,
             f"the handler was not imported ({self.reason}). Not checked: the real import as {runtime.name} does it "
             "(Runtime.ImportModuleError, Runtime.HandlerNotFound, exceptions at import time) and the import-graph "
             "walk (modules and names imported but not in the zip). Checked: structure, permissions, sizes, native "
-            "code; and for lpkg build, first-party imports. "
-            f"Start Docker or install python{runtime.minor} for the rest",
+            f"code; and for lpkg build, first-party imports. {remedy}",
         )
 
 
@@ -228,6 +251,7 @@ class LocalProber:
                 hint=f"start Docker, install python{runtime.minor}, or use --probe none for host checks only",
             )
         self.interpreter = found
+        self.runtime = runtime
         if in_lambda_image(found, runtime):
             self.description = (
                 f"local:{found} (the Lambda image's interpreter and OS; NOT sandboxed: the network is not cut off)"
@@ -245,10 +269,12 @@ class LocalProber:
     def run(self, root: Path, request: ProbeRequest) -> ProbeOutcome:
         probe = write_probe(root, request)
         task_root, opt = str(root / TASK_DIR), str(root / LAYER_DIR)
+        runtime_dir = str(root / RUNTIME_DIR.lstrip("/"))
         command = [
             self.interpreter, "-I", "-S", str(probe / "entry.py"), *request.entry_args(str(probe)),
-            "--task-root", task_root, "--opt", opt,
-            "--runtime-dir", str(root / RUNTIME_DIR.lstrip("/")), "--stand-ins", "--memory-mb", str(PROBE_MEMORY_MB),
+            "--task-root", task_root, "--opt", opt, "--runtime-dir", runtime_dir, "--stand-ins",
+            "--memory-mb", str(PROBE_MEMORY_MB),
+            "--lambda-path", json.dumps(self.runtime.sys_path(task_root, opt, runtime_dir)),
         ]
         with tempfile.TemporaryDirectory(prefix="lpkg-local-home-") as home:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TMPDIR": home}
@@ -291,24 +317,54 @@ def _parse_document(stdout: bytes, stderr: bytes, where: str) -> dict[str, Any]:
     return document
 
 
-def choose_prober(mode: str, runtime: Runtime, image: str) -> Prober | NoProbe | None:
+def not_emulated(arch: Arch, reason: str) -> NoProbe:
+    return NoProbe(f"cannot run {arch} code here: {reason}",
+                   f"Run lpkg where {arch} containers run (QEMU registered with binfmt_misc, with the F flag) "
+                   "for the rest")
+
+
+def _docker_prober(image: str, runtime: Runtime, arch: Arch) -> Prober | NoProbe:
+    from lpkg.container import docker_session
+
+    session = docker_session()
+    problem = emulation_problem(session, arch)
+    if problem is not None:
+        return not_emulated(arch, problem)
+    return DockerProber(image, runtime, arch, session=session)
+
+
+def _local_prober(runtime: Runtime, arch: Arch) -> LocalProber | NoProbe:
+    from lpkg.emulation import host_arch
+
+    here = host_arch()
+    if here != arch:
+        # A local interpreter runs this machine's CPU: it cannot load the zip's native code.
+        return not_emulated(arch, f"a local python{runtime.minor} runs {here or 'another CPU'} code")
+    return LocalProber(runtime)
+
+
+def choose_prober(mode: str, runtime: Runtime, image: str, arch: Arch = "x86_64") -> Prober | NoProbe | None:
     """`auto`: Docker when a daemon answers, else a local interpreter (said on stderr), else no import test
-    (a warning in each report). `none`: not asked for."""
+    (a warning in each report). `none`: not asked for. Another CPU runs under emulation where this machine
+    can; elsewhere there is no import test either."""
     if mode == "none":
         return None
     if mode == "docker":
-        return DockerProber(image)
+        return _docker_prober(image, runtime, arch)
     if mode == "local":
-        return LocalProber(runtime)
+        return _local_prober(runtime, arch)
     try:
-        return DockerProber(image)
+        return _docker_prober(image, runtime, arch)
     except EnvironmentProblem as docker_problem:
         try:
-            prober = LocalProber(runtime)
+            prober = _local_prober(runtime, arch)
         except EnvironmentProblem:
             reason = f"{docker_problem.message}, and there is no local python{runtime.minor}"
             notice(f"{reason}: the handler is not imported; static checks only")
             return NoProbe(reason)
+        if isinstance(prober, NoProbe):
+            notice(f"{docker_problem.message}, and {prober.reason}: the handler is not imported; static checks only")
+            return NoProbe(f"{docker_problem.message}, and {prober.reason}", prober.remedy)
         if in_lambda_image(prober.interpreter, runtime):
             notice(f"{docker_problem.message}: importing the handler with this Lambda image's {prober.interpreter}"
                    " (NOT sandboxed)")

@@ -1,10 +1,12 @@
 """Facts about the Lambda Python runtimes, kept as one table of data.
 
-Sources: AWS Lambda runtime docs, aws-lambda-base-images, aws-lambda-builders.
+Sources: AWS Lambda runtime docs (supported runtimes and their deprecation dates, as announced in 2026),
+aws-lambda-base-images, aws-lambda-builders.
 """
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,19 +15,35 @@ from lpkg.errors import UsageError
 Arch = Literal["x86_64", "arm64"]
 ARCHES: tuple[Arch, ...] = ("x86_64", "arm64")
 
-# ELF e_machine names (as pyelftools spells them) per Lambda architecture.
-ELF_MACHINE: dict[Arch, str] = {"x86_64": "EM_X86_64", "arm64": "EM_AARCH64"}
-# The platform part of CPython extension suffixes (".cpython-311-x86_64-linux-gnu.so").
-EXTENSION_PLATFORM: dict[Arch, str] = {"x86_64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
-# The machine part of wheel platform tags ("manylinux_2_26_x86_64").
-WHEEL_MACHINE: dict[Arch, str] = {"x86_64": "x86_64", "arm64": "aarch64"}
-# manylinux policies named before PEP 600, oldest first: they load wherever manylinux_2_17 does.
-# (manylinux1 and manylinux2010 were never defined for aarch64.)
-LEGACY_MANYLINUX: dict[Arch, tuple[str, ...]] = {
-    "x86_64": ("manylinux1", "manylinux2010", "manylinux2014"),
-    "arm64": ("manylinux2014",),
+
+@dataclass(frozen=True)
+class Architecture:
+    """One Lambda architecture, as each outside world spells it."""
+
+    name: Arch  # Lambda's name: "arm64"
+    machine: str  # uname -m, wheel tags and extension suffixes: "aarch64"
+    elf_machine: str  # e_machine as pyelftools names it: "EM_AARCH64"
+    e_machine: int  # e_machine as a number, for matching binfmt_misc magic
+    docker_platform: str  # "linux/arm64"
+    legacy_manylinux: tuple[str, ...] = ()  # pre-PEP 600 tags older than manylinux2014
+
+    @property
+    def extension_platform(self) -> str:
+        """The platform part of CPython extension suffixes (".cpython-311-aarch64-linux-gnu.so")."""
+        return f"{self.machine}-linux-gnu"
+
+
+ARCHITECTURES: dict[Arch, Architecture] = {
+    "x86_64": Architecture("x86_64", "x86_64", "EM_X86_64", 0x3E, "linux/amd64", ("manylinux2010", "manylinux1")),
+    "arm64": Architecture("arm64", "aarch64", "EM_AARCH64", 0xB7, "linux/arm64"),
 }
-OLDEST_PEP600_GLIBC = (2, 17)  # manylinux2014 == manylinux_2_17
+# Other spellings of the architectures (Docker's, the kernel's) that users type.
+ARCH_ALIASES: dict[str, Arch] = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "arm64", "aarch64": "arm64"}
+# The oldest glibc any manylinux tag names (manylinux2014 = manylinux_2_17).
+MANYLINUX_OLDEST_GLIBC = (2, 17)
+
+RUNTIME_IMAGE_REPOSITORY = "public.ecr.aws/lambda/python"  # tags 3.X-<arch>
+BUILD_IMAGE_REPOSITORY = "public.ecr.aws/sam/build-python"  # build-python3.X, tags latest-<arch>
 
 UNZIPPED_LIMIT_BYTES = 262_144_000  # function + all layers, unzipped
 RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024  # a synchronous invocation's response payload
@@ -95,6 +113,15 @@ _AL2023_LIBS = _BASE_OS_LIBS | {"libffi.so.8", "libssl.so.3", "libcrypto.so.3"}
 
 
 @dataclass(frozen=True)
+class Deprecation:
+    """AWS's schedule for a runtime: no more patches, then no new functions, then no updates."""
+
+    deprecated: datetime.date
+    block_create: datetime.date
+    block_update: datetime.date
+
+
+@dataclass(frozen=True)
 class Runtime:
     """One Lambda Python runtime: what is true of it whatever the architecture."""
 
@@ -105,6 +132,7 @@ class Runtime:
     system_libraries: frozenset[str]
     # sys.path between the layer entries and the runtime dir (3.11+ has the image's site-packages).
     has_lang_site_packages: bool
+    deprecation: Deprecation
 
     @property
     def minor(self) -> str:
@@ -116,40 +144,67 @@ class Runtime:
         return f"cpython-{self.version[0]}{self.version[1]}"
 
     @property
+    def wheel_abi(self) -> str:
+        """The CPython ABI tag in wheel names: cp312."""
+        return f"cp{self.version[0]}{self.version[1]}"
+
+    @property
     def interpreter(self) -> str:
         return f"/var/lang/bin/python{self.minor}"
+
+    def runtime_image(self, arch: Arch) -> str:
+        return f"{RUNTIME_IMAGE_REPOSITORY}:{self.minor}-{arch}"
+
+    def build_image(self, arch: Arch) -> str:
+        return f"{BUILD_IMAGE_REPOSITORY}{self.minor}:latest-{arch}"
 
     def wheel_platforms(self, arch: Arch) -> tuple[str, ...]:
         """Every wheel platform tag that loads on this runtime's glibc, newest first: manylinux_2_26 down to
         manylinux2014 (and the older policies) on Amazon Linux 2, up to manylinux_2_34 on AL2023."""
-        machine = WHEEL_MACHINE[arch]
+        facts = ARCHITECTURES[arch]
         major, newest = self.glibc
-        pep600 = [f"manylinux_{major}_{minor}_{machine}" for minor in range(newest, OLDEST_PEP600_GLIBC[1] - 1, -1)]
-        legacy = [f"{policy}_{machine}" for policy in reversed(LEGACY_MANYLINUX[arch])]
-        return (*pep600, *legacy)
+        oldest = MANYLINUX_OLDEST_GLIBC[1]
+        tags = [f"manylinux_{major}_{minor}_{facts.machine}" for minor in range(newest, oldest - 1, -1)]
+        tags.append(f"manylinux2014_{facts.machine}")
+        tags += [f"{legacy}_{facts.machine}" for legacy in facts.legacy_manylinux]
+        return tuple(tags)
 
-    def runtime_image(self, arch: Arch) -> str:
-        return f"public.ecr.aws/lambda/python:{self.minor}-{arch}"
+    def layer_paths(self) -> tuple[str, ...]:
+        """The folders of a layer (relative to /opt) that are on sys.path, in sys.path order."""
+        return (f"python/lib/python{self.minor}/site-packages", "python")
 
-    def build_image(self, arch: Arch) -> str:
-        return f"public.ecr.aws/sam/build-{self.name}:latest-{arch}"
-
-    def sys_path(self) -> tuple[str, ...]:
-        """sys.path as the runtime sets it, before the stdlib entries."""
-        minor = self.minor
-        entries = [
-            TASK_ROOT,
-            f"{LAYER_ROOT}/python/lib/python{minor}/site-packages",
-            f"{LAYER_ROOT}/python",
-        ]
+    def sys_path(self, task_root: str = "", opt: str = "", runtime_dir: str = "") -> tuple[str, ...]:
+        """sys.path as the runtime sets it, before the stdlib entries. The roots default to Lambda's;
+        a local import passes the folders that stand for them."""
+        task_root, opt, runtime_dir = task_root or TASK_ROOT, opt or LAYER_ROOT, runtime_dir or RUNTIME_DIR
+        entries = [task_root, *(f"{opt}/{path}" for path in self.layer_paths())]
         if self.has_lang_site_packages:
-            entries.append(f"/var/lang/lib/python{minor}/site-packages")
-        entries.append(RUNTIME_DIR)
+            entries.append(f"/var/lang/lib/python{self.minor}/site-packages")
+        entries.append(runtime_dir)
         return tuple(entries)
+
+    def is_deprecated(self, today: datetime.date) -> bool:
+        return today >= self.deprecation.deprecated
+
+
+def _date(text: str) -> datetime.date:
+    return datetime.date.fromisoformat(text)
+
+
+# minor -> (deprecated, block function create, block function update); AWS has moved these before.
+_DEPRECATIONS = {
+    9: ("2025-12-15", "2027-02-01", "2027-03-03"),
+    10: ("2026-10-31", "2027-02-01", "2027-03-03"),
+    11: ("2027-06-30", "2027-07-31", "2027-08-31"),
+    12: ("2028-10-31", "2028-11-30", "2029-01-10"),
+    13: ("2029-06-30", "2029-07-31", "2029-08-31"),
+    14: ("2029-06-30", "2029-07-31", "2029-08-31"),
+}
 
 
 def _runtime(minor: int) -> Runtime:
     al2023 = minor >= 12
+    deprecated, block_create, block_update = _DEPRECATIONS[minor]
     return Runtime(
         name=f"python3.{minor}",
         version=(3, minor),
@@ -157,10 +212,11 @@ def _runtime(minor: int) -> Runtime:
         glibc=(2, 34) if al2023 else (2, 26),
         system_libraries=_AL2023_LIBS if al2023 else _AL2_LIBS,
         has_lang_site_packages=minor >= 11,
+        deprecation=Deprecation(_date(deprecated), _date(block_create), _date(block_update)),
     )
 
 
-RUNTIMES: dict[str, Runtime] = {rt.name: rt for rt in (_runtime(m) for m in range(9, 15))}
+RUNTIMES: dict[str, Runtime] = {rt.name: rt for rt in (_runtime(m) for m in sorted(_DEPRECATIONS))}
 DEFAULT_RUNTIME = "python3.12"
 
 
@@ -173,8 +229,7 @@ def get_runtime(name: str) -> Runtime:
 
 
 def parse_arch(name: str) -> Arch:
-    aliases: dict[str, Arch] = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "arm64", "aarch64": "arm64"}
     try:
-        return aliases[name]
+        return ARCH_ALIASES[name]
     except KeyError:
         raise UsageError(f"unknown architecture {name!r}", hint="use x86_64 or arm64") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import re
 import tempfile
@@ -19,6 +20,7 @@ from lpkg.archive import (
 )
 from lpkg.checks import CheckContext, Layer, NativeFile
 from lpkg.checks.permissions import check_permissions
+from lpkg.checks.runtime import check_runtime
 from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
 from lpkg.dists import DistributionIndex, index_distributions
@@ -76,14 +78,13 @@ def resolve_handler(archive: ZipArchive, given: str | None) -> Handler:
     return infer_handler(sources)
 
 
-def handler_module_present(handler: Handler, names: set[str], layers: Sequence[ZipArchive], minor: str) -> bool:
+def handler_module_present(handler: Handler, names: set[str], layers: Sequence[ZipArchive], runtime: Runtime) -> bool:
     stem = handler.module.replace(".", "/")
     roots = [""]
     layer_names = set()
     for layer in layers:
         layer_names |= {normalized_name(n) for n in layer.names}
-    for root in ("python/", f"python/lib/python{minor}/site-packages/"):
-        roots.append(root)
+    roots += [f"{path}/" for path in runtime.layer_paths()]
     for root in roots:
         pool = names if root == "" else layer_names
         for name in pool:
@@ -158,15 +159,17 @@ def verify_zip(path: Path, options: VerifyOptions, prober: Prober | NoProbe | No
                 arch=options.arch,
                 layers=tuple(Layer(la, index_distributions(la)) for la in layer_archives),
             )
-            findings = directory_findings(ctx)
+            findings = directory_findings(ctx) + check_runtime(options.runtime, datetime.date.today())
             handler = _handler_unless_blocked(archive, options.handler, findings)
         everything = [archive, *layer_archives]
-        facts = (
+        facts: tuple[tuple[str, str], ...] = (
             ("zipped", mb(archive.zipped_size)),
             ("unzipped", mb(sum(a.claimed_unzipped_size for a in everything))),
             ("largest", describe_largest(everything)),
         )
         invocation = None
+        if layer_archives:  # in /opt order: a later layer's file replaces an earlier one's
+            facts += (("layers", ", ".join(f"{la.path.name} {mb(la.claimed_unzipped_size)}" for la in layer_archives)),)
         if handler is None or _blocked(findings):
             probe_description = "not run: " + ", ".join(sorted({f.code for f in findings if f.code in BLOCKING}))
         else:
@@ -217,7 +220,7 @@ def _unpack_and_probe(
         description = f"not run: {prober.reason}"
         prober = None
     names = {normalized_name(n) for n in ctx.archive.names}
-    present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime.minor)
+    present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(scratch_folder())
         run_probe = None

@@ -12,6 +12,7 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 STANDIN_IMAGE = os.environ.get("LPKG_TEST_IMAGE", "lpkg-standin/lambda-python:3.11-x86_64")
 STANDIN_IMAGE_313 = os.environ.get("LPKG_TEST_IMAGE_313", "lpkg-standin/lambda-python:3.13-x86_64")
+STANDIN_IMAGE_ARM64 = os.environ.get("LPKG_TEST_IMAGE_ARM64", "lpkg-standin/lambda-python:3.11-arm64")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -61,3 +62,15 @@ def standin_image() -> str:
 def standin_image_313() -> str:
     """A Python 3.13 stand-in (Debian trixie): the probe on a newer interpreter and bytecode."""
     return _image_or_skip(STANDIN_IMAGE_313)
+
+
+@pytest.fixture(scope="session")
+def standin_image_arm64() -> str:
+    """A Python 3.11 stand-in for arm64 (Debian bookworm, arm64), run under QEMU user emulation on x86_64."""
+    from lpkg.emulation import binfmt_problem, host_arch
+
+    image = _image_or_skip(STANDIN_IMAGE_ARM64)
+    problem = None if host_arch() == "arm64" else binfmt_problem("arm64")
+    if problem:
+        pytest.skip(f"arm64 containers cannot run here: {problem} (run scripts/test-env.sh as root)")
+    return image

@@ -22,7 +22,7 @@ from lpkg.backends import (
 )
 from lpkg.container import DockerSession
 from lpkg.errors import BuildFailed, EnvironmentProblem
-from lpkg.runtimes import Runtime
+from lpkg.runtimes import Arch, Runtime
 
 INPUT = "/lpkg-in"
 OUTPUT = "/lpkg-out"
@@ -31,11 +31,12 @@ CACHE = "/lpkg-cache"
 
 
 class DockerInstaller:
-    def __init__(self, session: DockerSession, image: str) -> None:
+    def __init__(self, session: DockerSession, image: str, arch: Arch = "x86_64") -> None:
         self.session = session
         self.image = image
+        self.platform = session.platform_for(arch)
         self.description = f"pip in {image}"
-        session.ensure_image(image)
+        session.ensure_image(image, self.platform)
 
     def identity(self) -> str:
         return f"docker:{self.session.image_id(self.image)}"
@@ -81,6 +82,8 @@ class DockerInstaller:
             "volumes": {CACHE_VOLUME: {"bind": CACHE, "mode": "rw"}},
             "working_dir": INPUT,
         }
+        if self.platform is not None:
+            options["platform"] = self.platform
         network = os.environ.get("LPKG_DOCKER_NETWORK")
         if network:
             options["network_mode"] = network

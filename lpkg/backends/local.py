@@ -53,7 +53,7 @@ _UV_SETTINGS = {"PIP_INDEX_URL": "UV_DEFAULT_INDEX", "PIP_EXTRA_INDEX_URL": "UV_
 def platform_args(runtime: Runtime, arch: Arch) -> list[str]:
     """pip's arguments that describe the Lambda runtime instead of this machine."""
     args = ["--only-binary=:all:", "--implementation", "cp", "--python-version", runtime.minor,
-            "--abi", f"cp{runtime.version[0]}{runtime.version[1]}", "--abi", "abi3", "--abi", "none"]
+            "--abi", runtime.wheel_abi, "--abi", "abi3", "--abi", "none"]
     for tag in runtime.wheel_platforms(arch):
         args += ["--platform", tag]
     return args

@@ -16,14 +16,7 @@ from lpkg.archive import normalized_name
 from lpkg.checks import CheckContext, NativeFile
 from lpkg.elf import NativeFacts, read_native_facts
 from lpkg.report import Finding, Severity
-from lpkg.runtimes import (
-    ELF_MACHINE,
-    EXTENSION_PLATFORM,
-    LAYER_ROOT,
-    RUNTIMES,
-    TASK_ROOT,
-    Runtime,
-)
+from lpkg.runtimes import ARCH_ALIASES, ARCHITECTURES, LAYER_ROOT, RUNTIMES, TASK_ROOT, Runtime
 
 NOT_LINUX = "NATIVE_NOT_LINUX"
 WRONG_ARCH = "NATIVE_WRONG_ARCH"
@@ -52,7 +45,6 @@ _MACHINE_LABEL = {
     "EM_S390": "s390x",
     "EM_RISCV": "RISC-V",
 }
-_CPU_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
 
 # Libraries that manylinux lets a wheel assume but the Lambda image lacks, and what to do instead.
 _LIBRARY_ADVICE = {
@@ -89,12 +81,7 @@ class _LoaderTree:
             [posixpath.join(TASK_ROOT, n) for n in task if n]
             + [posixpath.join(LAYER_ROOT, n) for n in opt if n]
         )
-        minor = ctx.runtime.minor
-        roots = [
-            TASK_ROOT,
-            f"{LAYER_ROOT}/python",
-            f"{LAYER_ROOT}/python/lib/python{minor}/site-packages",
-        ]
+        roots = [TASK_ROOT, *(posixpath.join(LAYER_ROOT, path) for path in ctx.runtime.layer_paths())]
         libs_dirs = sorted(
             {
                 posixpath.dirname(p)
@@ -163,7 +150,7 @@ def _check_file(native: NativeFile, ctx: CheckContext, tree: _LoaderTree) -> lis
 
 
 def _install_hint(ctx: CheckContext) -> str:
-    cpu = EXTENSION_PLATFORM[ctx.arch].split("-")[0]
+    cpu = ARCHITECTURES[ctx.arch].machine
     return (
         f"`pip install --platform manylinux2014_{cpu} --only-binary=:all: "
         f"--python-version {ctx.runtime.minor} --target <dir> ...` or `lpkg build`"
@@ -182,7 +169,8 @@ def _not_linux(facts: NativeFacts, basename: str, ctx: CheckContext) -> tuple[st
 
 
 def _wrong_arch(facts: NativeFacts, tag: re.Match[str] | None, ctx: CheckContext) -> str | None:
-    expected = ELF_MACHINE[ctx.arch]
+    arch = ARCHITECTURES[ctx.arch]
+    expected = arch.elf_machine
     advice = f"install wheels for {ctx.arch}, e.g. {_install_hint(ctx)}"
     if facts.machine is not None and (facts.machine != expected or facts.elf_class not in (None, 64)):
         label = _MACHINE_LABEL.get(facts.machine, facts.machine)
@@ -195,11 +183,11 @@ def _wrong_arch(facts: NativeFacts, tag: re.Match[str] | None, ctx: CheckContext
     if platform is None or "linux" not in platform:
         return None  # musl, Darwin and friends show up as libraries or formats, not as a CPU
     cpu = platform.split("-")[0]
-    if cpu == EXTENSION_PLATFORM[ctx.arch].split("-")[0]:
+    if cpu == arch.machine:
         return None
     return (
-        f"has a file name for {_CPU_ARCH.get(cpu, cpu)} ({platform}), so Python on {ctx.arch} will not "
-        f"import it (it looks for {EXTENSION_PLATFORM[ctx.arch]}): {advice}"
+        f"has a file name for {ARCH_ALIASES.get(cpu, cpu)} ({platform}), so Python on {ctx.arch} will not "
+        f"import it (it looks for {arch.extension_platform}): {advice}"
     )
 
 

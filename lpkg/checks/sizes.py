@@ -23,6 +23,8 @@ def largest_top_level(archives: Sequence[ZipArchive], count: int = 5) -> list[tu
     sizes: collections.Counter[str] = collections.Counter()
     for archive in archives:
         for member in archive.members:
+            if member.is_dir:
+                continue
             name = normalized_name(member.name)
             parts = name.split("/")
             # Layers keep packages under python/ or python/lib/pythonX.Y/site-packages/.

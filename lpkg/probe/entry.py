@@ -28,15 +28,10 @@ DUMP_SIGNAL = "SIGUSR1"  # asks a hung job for its stack (importer.py registers 
 STACK_DUMP_SECONDS = 1.0  # how long the job gets to write it before it is killed
 
 
-def lambda_sys_path(task_root: str, opt: str, runtime_dir: str) -> list[str]:
-    """sys.path as the Lambda runtime orders it, then this interpreter's stdlib."""
-    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    entries = [task_root, f"{opt}/python/lib/python{minor}/site-packages", f"{opt}/python"]
-    if sys.version_info >= (3, 11):
-        entries.append(f"/var/lang/lib/python{minor}/site-packages")
-    entries.append(runtime_dir)
+def lambda_sys_path(lambda_path: list[str]) -> list[str]:
+    """sys.path as the Lambda runtime orders it (lpkg's runtime table, given), then this interpreter's stdlib."""
     stdlib = [p for p in sys.path if p and "site-packages" not in p and "dist-packages" not in p and p != HERE]
-    return entries + stdlib
+    return lambda_path + stdlib
 
 
 def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
@@ -95,7 +90,8 @@ def start_job(
         script,
         "--handler", args.handler,
         "--result", result_path,
-        "--sys-path", json.dumps(lambda_sys_path(args.task_root, args.opt, args.runtime_dir)),
+        "--sys-path", json.dumps(lambda_sys_path(json.loads(args.lambda_path))),
+        "--lambda-path", args.lambda_path,
         "--task-root", args.task_root,
         "--opt", args.opt,
         "--runtime-dir", args.runtime_dir,
@@ -224,6 +220,7 @@ def main() -> int:
     parser.add_argument("--task-root", default="/var/task")
     parser.add_argument("--opt", default="/opt")
     parser.add_argument("--runtime-dir", default="/var/runtime")
+    parser.add_argument("--lambda-path", required=True, help="JSON list: sys.path before the stdlib")
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--jobs", default="import,walk")
     parser.add_argument("--runtime-provided", default="", help="comma-separated modules the runtime ships")

@@ -429,6 +429,7 @@ def main() -> int:
     parser.add_argument("--task-root", required=True)
     parser.add_argument("--opt", required=True)
     parser.add_argument("--runtime-dir", required=True)
+    parser.add_argument("--lambda-path", required=True)  # in --sys-path already; the walk needs it apart
     parser.add_argument("--probe-lib", required=True)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--event", help="a JSON file: call the handler with it after the import")

@@ -55,20 +55,16 @@ def record_files(roots: Iterable[str]) -> set[str]:
 
 
 class Walk:
-    def __init__(self, handler_module: str, task_root: str, opt: str, runtime_dir: str) -> None:
+    def __init__(self, handler_module: str, task_root: str, opt: str, lambda_path: list[str]) -> None:
         import modulegraph2
 
         self.mg_nodes = modulegraph2
         self.handler_module = handler_module
         self.task_root = task_root.rstrip("/") + "/"
         self.opt = opt.rstrip("/") + "/"
-        self.runtime_dir = runtime_dir.rstrip("/") + "/"
-        minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        self.packaged_roots = [
-            task_root,
-            os.path.join(opt, "python"),
-            os.path.join(opt, "python", "lib", f"python{minor}", "site-packages"),
-        ]
+        # Lambda's sys.path before the stdlib: the zip's and the layers' folders, then the runtime's own.
+        self.packaged_roots = [p for p in lambda_path if (p.rstrip("/") + "/").startswith((self.task_root, self.opt))]
+        self.runtime_folders = [p for p in lambda_path if p not in self.packaged_roots]
         self.owned = record_files(self.packaged_roots)
         self.findings: list[dict[str, Any]] = []
         self.facts_cache: dict[str, SourceFacts] = {}
@@ -98,8 +94,7 @@ class Walk:
                 if path.startswith(root):
                     head = path[len(root):].split("/", 1)[0]
                     names.add(head.split(".", 1)[0])
-        minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        for folder in (self.runtime_dir, f"/var/lang/lib/python{minor}/site-packages"):
+        for folder in self.runtime_folders:
             if os.path.isdir(folder):
                 names.update(entry.split(".", 1)[0] for entry in os.listdir(folder))
         names = {n for n in names if n.isidentifier()}
@@ -400,6 +395,7 @@ def main() -> int:
     parser.add_argument("--task-root", required=True)
     parser.add_argument("--opt", required=True)
     parser.add_argument("--runtime-dir", required=True)
+    parser.add_argument("--lambda-path", required=True)
     parser.add_argument("--probe-lib", required=True)
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args()
@@ -411,7 +407,7 @@ def main() -> int:
 
         sys.path[:] = json.loads(args.sys_path)
         module = args.handler.rsplit(".", 1)[0].replace("/", ".")
-        result = Walk(module, args.task_root, args.opt, args.runtime_dir).run()
+        result = Walk(module, args.task_root, args.opt, json.loads(args.lambda_path)).run()
     except BaseException as exc:  # noqa: BLE001 - packaged __init__ code runs during the walk
         import traceback
 
