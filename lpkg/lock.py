@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from lpkg.backends.cache import requirements_fingerprint
 from lpkg.config import FunctionSettings, Overrides, resolve_settings
 from lpkg.errors import BuildFailed, EnvironmentProblem, UsageError
-from lpkg.runtimes import Arch, Runtime
+from lpkg.runtimes import ARCHITECTURES, Arch, Runtime
 
 if TYPE_CHECKING:
     from lpkg.backends.docker import DockerInstaller
@@ -213,7 +213,7 @@ def compile_locally(inputs: LockInputs, function: str, previous: Path | None) ->
     import platform
     import subprocess
 
-    machine = "x86_64" if inputs.arch == "x86_64" else "aarch64"
+    machine = ARCHITECTURES[inputs.arch].machine
     if sys.version_info[:2] != inputs.runtime.version or platform.machine() != machine \
             or not sys.platform.startswith("linux"):
         raise EnvironmentProblem(
