@@ -54,6 +54,10 @@ RUNTIME_PROVIDED_ARG = ",".join(RUNTIME_PROVIDED_MODULES)
 GO_FILE = "go"  # written into the probe folder once the zip is unpacked
 EVENT_FILE = "event.json"  # the smoke invoke's event, in the probe folder
 GRACE_SECONDS = 20.0  # container start and the probe's own start, beyond the import timeout
+# QEMU user emulation runs another CPU's code several times slower (numpy's import: about 1 s natively,
+# 10-40 s emulated on a busy 2-core x86_64 machine), so an emulated probe gets this many times the function's
+# timeout: a timeout there would be emulation's, not Lambda's.
+EMULATION_SLOWDOWN = 10
 
 
 @dataclass(frozen=True)
@@ -160,12 +164,14 @@ class DockerProber:
         self.memory_mb = memory_mb
         self.session.ensure_image(image, self.platform)
         writable = f"read-only except {TMP_ROOT}" if self.session.is_local else "read-only task root"
-        emulated = "" if self.platform is None else f", {arch} under emulation"
+        emulated = "" if self.platform is None else f", {arch} under emulation, time limits x{EMULATION_SLOWDOWN}"
         self.description = (f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, {writable}, "
                             f"{memory_mb} MB, at most {PROBE_MAX_PROCESSES} processes{emulated})")
 
     @contextlib.contextmanager
     def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
+        if self.platform is not None:
+            request = dataclasses.replace(request, timeout=request.timeout * EMULATION_SLOWDOWN)
         write_probe(root, request)
         command = ["/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT),
                    "--memory-mb", str(self.memory_mb), "--lambda-path", json.dumps(self.runtime.sys_path())]
