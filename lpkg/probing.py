@@ -54,9 +54,9 @@ RUNTIME_PROVIDED_ARG = ",".join(RUNTIME_PROVIDED_MODULES)
 GO_FILE = "go"  # written into the probe folder once the zip is unpacked
 EVENT_FILE = "event.json"  # the smoke invoke's event, in the probe folder
 GRACE_SECONDS = 20.0  # container start and the probe's own start, beyond the import timeout
-# QEMU user emulation runs another CPU's code several times slower (numpy's import: about 1 s natively,
-# 10-40 s emulated on a busy 2-core x86_64 machine), so an emulated probe gets this many times the function's
-# timeout: a timeout there would be emulation's, not Lambda's.
+# QEMU user emulation runs another CPU's code several times slower (numpy's import: under a second natively,
+# 6.6 s emulated on a 2-core x86_64 machine at load 5, over 30 s at load 9), so an emulated probe gets this many
+# times the function's timeout: a timeout there would be emulation's, not Lambda's.
 EMULATION_SLOWDOWN = 10
 
 
