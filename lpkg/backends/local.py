@@ -36,7 +36,7 @@ from lpkg.backends import (
 )
 from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError
 from lpkg.report import notice
-from lpkg.runtimes import WHEEL_MACHINE, Arch, Runtime
+from lpkg.runtimes import ARCHITECTURES, Arch, Runtime
 
 # The glibc minors uv's --python-platform has manylinux names for (uv 0.13).
 UV_MANYLINUX_GLIBC = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
@@ -63,7 +63,7 @@ def uv_platform(runtime: Runtime, arch: Arch) -> tuple[str, bool]:
     """uv's --python-platform for the runtime: the newest manylinux it names that loads there, and whether
     that is exactly the runtime's glibc (else uv sees fewer wheels than would load)."""
     newest = max(minor for minor in UV_MANYLINUX_GLIBC if minor <= runtime.glibc[1])
-    return f"{WHEEL_MACHINE[arch]}-manylinux_2_{newest}", newest == runtime.glibc[1]
+    return f"{ARCHITECTURES[arch].machine}-manylinux_2_{newest}", newest == runtime.glibc[1]
 
 
 def uv_args(runtime: Runtime, arch: Arch) -> list[str]:
