@@ -173,7 +173,7 @@ class DockerProber:
         if self.platform is not None:
             request = dataclasses.replace(request, timeout=request.timeout * EMULATION_SLOWDOWN)
         write_probe(root, request)
-        command = ["/var/lang/bin/python3", "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT),
+        command = [self.runtime.interpreter, "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT),
                    "--memory-mb", str(self.memory_mb), "--lambda-path", json.dumps(self.runtime.sys_path())]
         options = sandbox_options(self.memory_mb, read_only_root=self.session.is_local)
         if self.platform is not None:
