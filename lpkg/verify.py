@@ -48,6 +48,21 @@ BLOCKING = {"SIZE_UNZIPPED", "ZIP_CORRUPT", "ZIP_EMPTY", "ZIP_OVERLAP"}
 
 
 @dataclass(frozen=True)
+class DependencyPart:
+    """The part of a zip lpkg built that is a cached dependency install (lpkg build only).
+
+    `members` are the zip's (normalised) member names that were written from files under `site` at the same
+    relative path: the verifier may link those files into its scratch copy instead of unpacking them, once
+    their CRC matches the zip's. `bytecode` is a folder kept between builds of the same install, in the
+    layout of sys.pycache_prefix: the probe may read the compiled form of those members from it and add
+    what its import compiled, so the next build's import skips compiling unchanged dependencies."""
+
+    site: Path
+    bytecode: Path
+    members: frozenset[str]
+
+
+@dataclass(frozen=True)
 class VerifyOptions:
     runtime: Runtime
     arch: Arch
@@ -56,6 +71,7 @@ class VerifyOptions:
     timeout: float = 30.0  # the function's timeout: for the import, and for the call with `event`
     event: Event | None = None  # call the handler with it once the import succeeded (the smoke invoke)
     function_name: str | None = None  # default: the zip's file name without .zip
+    dependencies: DependencyPart | None = None  # lpkg build: what of the zip is a cached install
 
 
 @dataclass(frozen=True)
