@@ -10,13 +10,17 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import json
 import os
 import posixpath
 import re
 import secrets
+import shutil
 import stat
 import sys
+import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +40,23 @@ _MSDOS_DIR = 0x10
 _CHUNK = 1 << 20
 # The runtime provides these (boto3 and what it needs); a copy in the zip is left out unless pinned.
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
+# Bump when the dependency part's layout changes: kept parts of older lpkg versions are then rewritten.
+DEPENDENCY_ZIP_FORMAT = 1
 _DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info$")
+
+
+@dataclass(frozen=True)
+class DependencyZip:
+    """The dependency part of a function's zip: a zip of what pip installed (runtime SDK and bytecode left
+    out as the options say). It is written once per install and set of options and kept beside the install
+    in the cache, so a build after a code-only change copies it instead of walking and compressing the
+    dependencies again; the function's own files are then appended."""
+
+    path: Path
+    files: int
+    unzipped_bytes: int
+    left_out: tuple[str, ...]  # runtime SDK distributions left out ("boto3 1.35.0")
+    site: Path | None = None  # the one folder it was written from, when there was exactly one
 
 
 @dataclass(frozen=True)
@@ -49,53 +69,159 @@ class Assembled:
     sha256: str
     left_out: tuple[str, ...]  # runtime SDK distributions left out ("boto3 1.35.0"): the runtime's copy is used
     created_dirs: tuple[Path, ...] = ()  # folders made for the temporary file, removed again if not published
+    dependency_members: frozenset[str] = frozenset()  # file members copied from the dependency part
+    dependency_site: Path | None = None  # the folder those members were written from, at the same paths
+
+
+def dependency_zip(
+    dependency_dirs: Sequence[Path],
+    scratch: Path,
+    *,
+    pinned: Iterable[str] = (),
+    keep_bytecode: bool = False,
+    dependency_prefix: str = "",
+    keep_in: Path | None = None,
+) -> DependencyZip | None:
+    """The dependency part for `dependency_dirs` (folders pip installed into, each the zip's top, under
+    `dependency_prefix`): read from `keep_in` when an earlier build wrote it there with the same options,
+    else written (to `keep_in` for the next build, or to `scratch`). None when there are no folders.
+
+    Left out: `__pycache__` and `*.pyc` (unless `keep_bytecode`: the folders then hold .pyc written by the
+    target interpreter), and boto3, botocore and s3transfer unless one of them is in `pinned` (canonical
+    requirement names)."""
+    folders = [d for d in dependency_dirs if d.is_dir()]
+    if not folders:
+        return None
+    keep_sdk = bool({canonical_name(p) for p in pinned} & set(RUNTIME_SDK))
+    variant = hashlib.sha256(json.dumps({
+        "format": DEPENDENCY_ZIP_FORMAT, "keep_sdk": keep_sdk, "keep_bytecode": keep_bytecode,
+        "prefix": dependency_prefix, "stamp": source_date_epoch(), "level": COMPRESSLEVEL,
+        "zlib": zlib.ZLIB_RUNTIME_VERSION, "folders": [str(d) for d in folders],
+    }).encode()).hexdigest()[:16]
+    site = folders[0] if len(folders) == 1 else None
+    if keep_in is not None:
+        kept = _kept_dependency_zip(keep_in / f"{variant}.zip", site)
+        if kept is not None:
+            return kept
+    entries, left_out = _collect((), folders, keep_sdk, keep_bytecode, dependency_prefix)
+    folder = keep_in if keep_in is not None else scratch
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{variant}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as zf:
+            files, size = _write_members(zf, entries)
+        final = folder / f"{variant}.zip"
+        # The facts beside it first, then the zip: a zip without its facts is never taken for whole.
+        _write_atomically(final.with_suffix(".json"), json.dumps(
+            {"files": files, "unzipped_bytes": size, "left_out": list(left_out), "zip_size": os.path.getsize(temp)}
+        ).encode())
+        os.replace(temp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return DependencyZip(final, files, size, left_out, site)
+
+
+def _kept_dependency_zip(path: Path, site: Path | None) -> DependencyZip | None:
+    try:
+        facts = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        if not isinstance(facts, dict) or path.stat().st_size != facts["zip_size"]:
+            return None
+        return DependencyZip(path, int(facts["files"]), int(facts["unzipped_bytes"]),
+                             tuple(str(d) for d in facts["left_out"]), site)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def assemble(
     out_dir: Path,
     name: str,
     files: Iterable[tuple[str, Path]],
-    dependency_dirs: Sequence[Path] = (),
+    dependencies: DependencyZip | None = None,
     *,
-    pinned: Iterable[str] = (),
-    keep_bytecode: bool = False,
-    dependency_prefix: str = "",
+    first_party_dirs: Sequence[Path] = (),
 ) -> Assembled:
-    """Write `files` ((zip path, source file) pairs) and the contents of `dependency_dirs` (folders pip
-    installed into, each the zip's top) to a temporary zip in `out_dir` and return it.
-
-    `__pycache__` and `*.pyc` are left out everywhere (with `keep_bytecode`, only from `files`: the
-    dependency folders then hold .pyc written by the target interpreter); boto3, botocore and s3transfer
-    are left out of the dependency folders unless one of them is in `pinned` (canonical requirement
-    names). The dependencies go under `dependency_prefix` ("python/" in a layer). A zip path that two
-    inputs provide with different content is an error. The caller verifies
-    the temporary zip, then calls `publish`, inside `discard_unless_published` so a failure leaves nothing
-    behind.
+    """Write the function's zip to a temporary file in `out_dir` and return it: the dependency part (a copy
+    of `dependencies`) first, then `files` ((zip path, source file) pairs) and the contents of
+    `first_party_dirs` (the function's code compiled by the target interpreter: .pyc kept), each part in
+    sorted order with a directory entry for every folder. `__pycache__` and `*.pyc` in `files` are left out.
+    A zip path that two inputs provide with different content is an error. The caller verifies the
+    temporary zip, then calls `publish`, inside `discard_unless_published` so a failure leaves nothing behind.
     """
-    entries, left_out = _collect(files, dependency_dirs, {canonical_name(p) for p in pinned}, keep_bytecode,
-                                 dependency_prefix)
+    entries, _ = _collect(files, first_party_dirs, keep_sdk=True, keep_bytecode=True)
+    dependency_members: frozenset[str] = frozenset()
+    present: set[str] = set()
+    if dependencies is not None:
+        with zipfile.ZipFile(dependencies.path) as deps:
+            present = set(deps.namelist())
+            dependency_members = frozenset(n for n in present if not n.endswith("/"))
+            for member in sorted(set(entries) & present):
+                _same_as_member(deps, member, entries.pop(member))
     created = _make_dirs(out_dir)
     temp = out_dir / f".{name}.{secrets.token_hex(6)}.zip.tmp"
     try:
         # O_EXCL: never clobber; 0o666 so the published zip gets the user's usual umask, not mkstemp's 0600.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
         _remove_dirs(created)
         raise EnvironmentProblem(f"{out_dir}: cannot write there ({exc.strerror})") from None
+    left_out = dependencies.left_out if dependencies is not None else ()
     try:
-        with os.fdopen(fd, "wb") as raw:
-            count, size = write_zip(raw, entries)
+        with os.fdopen(fd, "w+b") as raw:
+            count = size = 0
+            if dependencies is not None:
+                with open(dependencies.path, "rb") as part:
+                    shutil.copyfileobj(part, raw, _CHUNK)
+                count, size = dependencies.files, dependencies.unzipped_bytes
+            raw.seek(0)
+            # "a" on the copy appends after its members and writes one directory for both parts.
+            with zipfile.ZipFile(raw, "a" if dependencies is not None else "w") as zf:
+                more, more_size = _write_members(zf, entries, present)
             raw.flush()
             os.fsync(raw.fileno())
         digest = _sha256(temp)
     except BaseException:  # also Ctrl-C: a half-written zip must not stay behind
         with discard_unless_published(Assembled(temp, 0, 0, "", left_out, tuple(created))):
             raise
-    return Assembled(temp, count, size, digest, left_out, tuple(created))
+    return Assembled(temp, count + more, size + more_size, digest, left_out, tuple(created), dependency_members,
+                     dependencies.site if dependencies is not None else None)
+
+
+def _same_as_member(deps: zipfile.ZipFile, member: str, source: Path) -> None:
+    """A function file at a path the dependencies also fill: fine when the content is the same."""
+    try:
+        same = source.read_bytes() == deps.read(member)
+    except OSError:
+        same = False
+    if not same:
+        raise LpkgError(
+            f"{member} would come from both {source} and the installed dependencies, with different content",
+            hint="remove one: a module vendored in the function folder and installed as a dependency?",
+        )
 
 
 def write_zip(raw: IO[bytes], entries: dict[str, Path]) -> tuple[int, int]:
     """Write a zip of `entries` (zip path -> file) and the folders above them; returns (files, bytes)."""
+    with zipfile.ZipFile(raw, "w") as zf:
+        return _write_members(zf, entries)
+
+
+def _write_members(zf: zipfile.ZipFile, entries: dict[str, Path], present: set[str] | frozenset[str] = frozenset()
+                   ) -> tuple[int, int]:
+    """Add `entries` and a directory entry for each folder above them (unless in `present`), in sorted order."""
     stamp = source_date_epoch()
     names: set[str] = set(entries)
     for member in entries:
@@ -104,30 +230,29 @@ def write_zip(raw: IO[bytes], entries: dict[str, Path]) -> tuple[int, int]:
             names.add(parent + "/")
             parent = posixpath.dirname(parent)
     total = 0
-    with zipfile.ZipFile(raw, "w") as zf:
-        for member in sorted(names):
-            info = zipfile.ZipInfo(member, stamp)
-            info.create_system = _UNIX
-            if member.endswith("/"):
-                info.external_attr = ((stat.S_IFDIR | DIR_MODE) << 16) | _MSDOS_DIR
-                info.compress_type = zipfile.ZIP_STORED
-                zf.writestr(info, b"")
-                continue
-            source = entries[member]
-            try:
-                st = os.stat(source)
-                src = open(source, "rb")  # closed by the with below
-            except OSError as exc:
-                raise UsageError(f"{source}: cannot read ({exc.strerror})", hint=f"needed for {member}") from None
-            mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
-            info.external_attr = (stat.S_IFREG | mode) << 16
-            info.compress_type = COMPRESSION
-            _set_compresslevel(info, COMPRESSLEVEL)
-            info.file_size = st.st_size  # lets zipfile decide on zip64 up front, as it would for writestr
-            # A failure from here on is the output's (disk full): an OSError for the caller, not "cannot read".
-            with src, zf.open(info, "w") as dst:
-                _copy(src, dst, source, member)
-            total += info.file_size
+    for member in sorted(names - set(present)):
+        info = zipfile.ZipInfo(member, stamp)
+        info.create_system = _UNIX
+        if member.endswith("/"):
+            info.external_attr = ((stat.S_IFDIR | DIR_MODE) << 16) | _MSDOS_DIR
+            info.compress_type = zipfile.ZIP_STORED
+            zf.writestr(info, b"")
+            continue
+        source = entries[member]
+        try:
+            st = os.stat(source)
+            src = open(source, "rb")  # closed by the with below
+        except OSError as exc:
+            raise UsageError(f"{source}: cannot read ({exc.strerror})", hint=f"needed for {member}") from None
+        mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
+        info.external_attr = (stat.S_IFREG | mode) << 16
+        info.compress_type = COMPRESSION
+        _set_compresslevel(info, COMPRESSLEVEL)
+        info.file_size = st.st_size  # lets zipfile decide on zip64 up front, as it would for writestr
+        # A failure from here on is the output's (disk full): an OSError for the caller, not "cannot read".
+        with src, zf.open(info, "w") as dst:
+            _copy(src, dst, source, member)
+        total += info.file_size
     return len(entries), total
 
 
@@ -151,14 +276,15 @@ def _set_compresslevel(info: zipfile.ZipInfo, level: int) -> None:
 
 
 def _collect(
-    files: Iterable[tuple[str, Path]], dependency_dirs: Sequence[Path], pinned: set[str], keep_bytecode: bool = False,
+    files: Iterable[tuple[str, Path]], dependency_dirs: Sequence[Path], keep_sdk: bool, keep_bytecode: bool = False,
     prefix: str = "",
 ) -> tuple[dict[str, Path], tuple[str, ...]]:
+    """Zip path -> file for `files` and the folders' contents. With `keep_sdk` (any of boto3, botocore,
+    s3transfer pinned: pinning one keeps all three, pip installed them as a set that works together) the
+    runtime SDK stays in; else it is left out and named in the second value."""
     entries: dict[str, Path] = {}
     for member, source in files:
         _add(entries, _clean(member), source)
-    # Pinning any of them keeps all three: pip installed them as a set that works together.
-    keep_sdk = bool(pinned & set(RUNTIME_SDK))
     left_out: set[str] = set()
     for folder in dependency_dirs:
         sdk_files, sdk_dists = (set(), {}) if keep_sdk else _sdk_files(folder)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from lpkg import uptodate
 from lpkg.backends import Installer, InstallRequest
-from lpkg.backends.cache import DependencyCache, cache_home, cache_key
+from lpkg.backends.cache import DEPENDENCY_BYTECODE, DEPENDENCY_ZIPS, DependencyCache, cache_home, cache_key
 from lpkg.config import FunctionSettings, Overrides, resolve_settings
 from lpkg.discover import BuildPlan, discover
 from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError, UsageError
@@ -76,20 +76,35 @@ def choose_installer(mode: str, build_image: str, arch: Arch = "x86_64") -> Inst
     return DockerInstaller(session, build_image, arch)
 
 
+@dataclass(frozen=True)
+class Installed:
+    """Where a request's dependencies are, and how they got there."""
+
+    site: Path  # the folder pip installed into
+    description: str
+    kept_in: Path | None = None  # the cache entry holding `site`, where what is made from it may be kept too
+
+
 def install_dependencies(
     installer: Installer, request: InstallRequest, use_cache: bool, watch: Stopwatch, target: Path
-) -> tuple[Path, str]:
-    """The folder the request is installed in (a cache entry when these inputs were installed before,
-    else `target`), and how it was installed."""
+) -> Installed:
+    """Install the request into a cache entry (reused when these inputs were installed before), or into
+    `target` without the cache."""
     description = installer.description
-    cache = DependencyCache() if use_cache else None
-    key = cache_key(request, installer.identity()) if cache else ""
-    cached = cache.lookup(key) if cache else None
+    if not use_cache:
+        with watch.lap("install"):
+            installer.install(request, target)
+        return Installed(target, description)
+    cache = DependencyCache()
+    key = cache_key(request, installer.identity())
+    cached = cache.lookup(key)
     if cached is not None:
-        return cached, description + f" (cached: {cached.parent.name}; --no-cache to reinstall)"
+        return Installed(cached, description + f" (cached: {cached.parent.name}; --no-cache to reinstall)",
+                         cached.parent)
     with watch.lap("install"):
         installer.install(request, target)
-    return (cache.store(key, target) if cache is not None else target), description
+    site = cache.store(key, target)
+    return Installed(site, description, site.parent)
 
 
 def left_out_findings(assembled: Assembled) -> list[Finding]:
@@ -274,39 +289,45 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
         )
 
     # Only a build that does the work needs zip writing, the checks and the probe machinery.
-    from lpkg.assemble import assemble, discard_unless_published
+    from lpkg.assemble import assemble, dependency_zip, discard_unless_published
     from lpkg.probing import choose_prober
-    from lpkg.verify import VerifyOptions
+    from lpkg.verify import DependencyPart, VerifyOptions
 
     with tempfile.TemporaryDirectory(prefix="lpkg-deps-") as scratch:
-        installer_description = "none (no requirements)"
-        deps = Path(scratch) / "site"
-        dependency_dirs: list[Path] = []
+        installed = Installed(Path(scratch) / "site", "none (no requirements)")
         installer = None
         if not request.empty or options.compile:
             installer = choose_installer(options.backend, settings.build_image, settings.arch)
         if installer is not None and not request.empty:
-            deps, installer_description = install_dependencies(installer, request, options.cache, watch, deps)
-            dependency_dirs.append(deps)
+            installed = install_dependencies(installer, request, options.cache, watch, installed.site)
+        compiled_dirs: list[Path] = []
         if installer is not None and options.compile:
             with watch.lap("compile"):
                 pyc_cache = DependencyCache(cache_home() / "pyc") if options.cache else None
-                dependency_dirs.insert(0, compiled_sources(installer, settings, plan, Path(scratch), pyc_cache))
+                compiled_dirs.append(compiled_sources(installer, settings, plan, Path(scratch), pyc_cache))
         with watch.lap("assemble"):
-            assembled = assemble(settings.out, settings.name, plan.files, dependency_dirs,
-                                 pinned=plan.declared, keep_bytecode=options.compile)
+            kept = installed.kept_in
+            part = dependency_zip([installed.site], Path(scratch) / "zip", pinned=plan.declared,
+                                  keep_bytecode=options.compile, keep_in=kept / DEPENDENCY_ZIPS if kept else None)
+            assembled = assemble(settings.out, settings.name, plan.files, part, first_party_dirs=compiled_dirs)
         with discard_unless_published(assembled):
             findings += left_out_findings(assembled)
             prober = (choose_prober(options.probe_mode, settings.runtime, settings.image, settings.arch)
                       if options.test else None)
+            dependencies = None
+            if kept is not None and assembled.dependency_site is not None:
+                dependencies = DependencyPart(assembled.dependency_site, kept / DEPENDENCY_BYTECODE,
+                                              assembled.dependency_members)
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
                 layers=settings.layers, timeout=settings.timeout, event=event, function_name=settings.name,
+                dependencies=dependencies,
             )
             verify_report, final = verify_then_publish(assembled, assembled.path, verify_options, prober, watch,
                                                        settings.artifact)
             if final is None:
-                return report(None, installed_with=installer_description)
+                return report(None, installed_with=installed.description)
+    installer_description = installed.description
     if request.require_hashes:
         installer_description += f" (from {request.requirement_files[0].name}, --require-hashes)"
     built = report(final, **published_facts(final, assembled), installed_with=installer_description)

@@ -18,10 +18,12 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from lpkg.archive import ZipArchive, normalized_name
-from lpkg.assemble import assemble, discard_unless_published, write_zip
+from lpkg.assemble import assemble, dependency_zip, discard_unless_published, write_zip
 from lpkg.backends import InstallRequest
+from lpkg.backends.cache import DEPENDENCY_ZIPS
 from lpkg.build import (
     BuildOptions,
+    Installed,
     choose_installer,
     install_dependencies,
     left_out_findings,
@@ -153,13 +155,16 @@ def build_layer(settings: LayerSettings, options: BuildOptions) -> BuildReport:
     request = InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
     with tempfile.TemporaryDirectory(prefix="lpkg-layer-") as scratch_name:
         scratch = Path(scratch_name)
-        deps, installed_with = scratch / "site", "none (no requirements)"
+        installed = Installed(scratch / "site", "none (no requirements)")
         if not request.empty:
             installer = choose_installer(options.backend, settings.build_image, settings.arch)
-            deps, installed_with = install_dependencies(installer, request, options.cache, watch, deps)
+            installed = install_dependencies(installer, request, options.cache, watch, installed.site)
+        installed_with = installed.description
         with watch.lap("assemble"):
-            assembled = assemble(settings.out, settings.name, plan.files, [deps] if deps.is_dir() else [],
-                                 dependency_prefix=LAYER_PREFIX)
+            kept = installed.kept_in
+            part = dependency_zip([installed.site], scratch / "zip", dependency_prefix=LAYER_PREFIX,
+                                  keep_in=kept / DEPENDENCY_ZIPS if kept else None)
+            assembled = assemble(settings.out, settings.name, plan.files, part)
         with discard_unless_published(assembled):
             # Verified under its own name (findings say "<name>.zip!python/..."), through a link to the temporary zip.
             named = _named_link(assembled.path, scratch / "layer", f"{settings.name}.zip")

@@ -6,13 +6,22 @@ import hashlib
 import os
 import shutil
 import stat
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from lpkg.archive import ZIP_EPOCH, ZipArchive
-from lpkg.assemble import COMPRESSLEVEL, Assembled, assemble, discard_unless_published, publish
+from lpkg.assemble import (
+    COMPRESSLEVEL,
+    Assembled,
+    DependencyZip,
+    assemble,
+    dependency_zip,
+    discard_unless_published,
+    publish,
+)
 from lpkg.checks.permissions import check_permissions
 from lpkg.config import resolve_settings
 from lpkg.discover import discover
@@ -57,8 +66,13 @@ def inputs(root: Path) -> list[tuple[str, Path]]:
     ]
 
 
-def build(root: Path, out: Path, pinned: tuple[str, ...] = ()) -> Assembled:
-    return assemble(out, "fn", inputs(root), [root / "deps"], pinned=pinned)
+def deps_part(root: Path, pinned: tuple[str, ...] = (), keep_in: Path | None = None) -> DependencyZip | None:
+    scratch = Path(tempfile.mkdtemp(dir=root.parent))
+    return dependency_zip([root / "deps"], scratch, pinned=pinned, keep_in=keep_in)
+
+
+def build(root: Path, out: Path, pinned: tuple[str, ...] = (), keep_in: Path | None = None) -> Assembled:
+    return assemble(out, "fn", inputs(root), deps_part(root, pinned, keep_in))
 
 
 def sha256(path: Path) -> str:
@@ -91,12 +105,13 @@ def test_members_are_sorted_normalised_and_plain(tmp_path: Path) -> None:
         infos = zf.infolist()
         assert zf.comment == b""
     names = [i.filename for i in infos]
-    assert names == sorted(names)
+    # The dependency part first, then the function's own files: each sorted, with its folders.
     assert names == [
-        "bin/", "bin/normalizer", "data/", "data/rules.json", "handler.py",
-        "requests-2.32.3.dist-info/", "requests-2.32.3.dist-info/RECORD", "requests/", "requests/__init__.py",
-        "shared/", "shared/__init__.py", "shared/util.py",
+        "bin/", "bin/normalizer", "requests-2.32.3.dist-info/", "requests-2.32.3.dist-info/RECORD", "requests/",
+        "requests/__init__.py",
+        "data/", "data/rules.json", "handler.py", "shared/", "shared/__init__.py", "shared/util.py",
     ]
+    assert result.dependency_members == {"bin/normalizer", "requests-2.32.3.dist-info/RECORD", "requests/__init__.py"}
     for info in infos:
         mode = info.external_attr >> 16
         assert info.create_system == 3
@@ -144,7 +159,7 @@ def test_bytecode_is_left_out_everywhere(tmp_path: Path) -> None:
     pyc.parent.mkdir()
     pyc.write_text("x")
     files = [*inputs(root), ("__pycache__/handler.cpython-311.pyc", pyc), ("stale.pyc", pyc)]
-    result = assemble(tmp_path / "out", "fn", files, [root / "deps"])
+    result = assemble(tmp_path / "out", "fn", files, deps_part(root))
     with zipfile.ZipFile(result.path) as zf:
         assert not [n for n in zf.namelist() if n.endswith(".pyc") or "__pycache__" in n]
 
@@ -155,12 +170,13 @@ def test_clashing_zip_paths_with_different_content_are_an_error(tmp_path: Path) 
     vendored.write_text("# vendored\n")
     out = tmp_path / "out"
     with pytest.raises(LpkgError, match=r"requests/__init__\.py would come from both"):
-        assemble(out, "fn", [("requests/__init__.py", vendored)], [root / "deps"])
+        assemble(out, "fn", [("requests/__init__.py", vendored)], deps_part(root))
     assert not out.exists()  # the folder made for the temporary file is gone again
     # The same content twice is no clash.
     same = root / "fn" / "copy.py"
     shutil.copyfile(root / "deps" / "requests" / "__init__.py", same)
-    assemble(out, "fn", [("requests/__init__.py", same)], [root / "deps"])
+    with zipfile.ZipFile(assemble(out, "fn", [("requests/__init__.py", same)], deps_part(root)).path) as zf:
+        assert zf.namelist().count("requests/__init__.py") == 1
 
 
 def test_unsafe_zip_path_is_refused(tmp_path: Path) -> None:
@@ -210,7 +226,7 @@ def test_compliance_checker_end_to_end(tmp_path: Path) -> None:
     settings = resolve_settings(FIXTURE / "lambda" / "compliance-checker", cwd=tmp_path)
     plan, findings = discover(settings)
     assert not [f for f in findings if f.severity.label == "error"]
-    result = assemble(settings.out, settings.name, plan.files, pinned=plan.declared)
+    result = assemble(settings.out, settings.name, plan.files)
     with discard_unless_published(result):
         publish(result.path, settings.artifact)
     with zipfile.ZipFile(tmp_path / "dist" / "compliance-checker.zip") as zf:
@@ -219,3 +235,31 @@ def test_compliance_checker_end_to_end(tmp_path: Path) -> None:
             "shared/logger.py",
         ]
         assert zf.read("shared/aws_clients.py") == (FIXTURE / "lambda" / "shared" / "aws_clients.py").read_bytes()
+
+
+def test_dependency_part_is_written_once_and_gives_the_same_zip(tmp_path: Path) -> None:
+    """Kept beside the install, the dependency part is reused as it is; a zip made with it is byte for byte
+    the zip made without keeping anything, and a kept part whose facts do not match is written again."""
+    root = write_tree(tmp_path / "src")
+    keep = tmp_path / "entry" / "zip"
+    first = deps_part(root, keep_in=keep)
+    assert first is not None and first.path.parent == keep and first.site == root / "deps"
+    identity = (first.path.stat().st_ino, first.path.stat().st_mtime_ns)
+    (root / "deps" / "requests" / "__init__.py").write_text("changed, but the kept part is for the install as it was\n")
+    again = deps_part(root, keep_in=keep)
+    assert again == first and (again.path.stat().st_ino, again.path.stat().st_mtime_ns) == identity
+    (root / "deps" / "requests" / "__init__.py").write_text(SOURCES["deps/requests/__init__.py"])
+    kept_zip = build(root, tmp_path / "out1", keep_in=keep)
+    fresh_zip = build(root, tmp_path / "out2")
+    assert kept_zip.sha256 == fresh_zip.sha256
+    assert (kept_zip.files, kept_zip.unzipped_bytes, kept_zip.left_out) == (
+        fresh_zip.files, fresh_zip.unzipped_bytes, fresh_zip.left_out)
+    # Other options are another part; a part whose size disagrees with its facts is not trusted.
+    pinned = deps_part(root, pinned=("boto3",), keep_in=keep)
+    assert pinned is not None and pinned.path != first.path and pinned.left_out == ()
+    with open(first.path, "ab") as f:
+        f.write(b"junk")
+    rewritten = deps_part(root, keep_in=keep)
+    assert rewritten is not None and rewritten.path == first.path
+    assert build(root, tmp_path / "out3", keep_in=keep).sha256 == fresh_zip.sha256
+    assert sorted(p.name for p in keep.iterdir() if p.name.startswith(".")) == []  # no temporary files left

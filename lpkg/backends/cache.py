@@ -58,8 +58,15 @@ def requirements_fingerprint(path: Path) -> str:
     return f"{path.name}|{'|'.join(parts)}"
 
 
+# Made from an entry's install and kept beside it: the dependency part of the zip, and its bytecode.
+DEPENDENCY_ZIPS = "zip"
+DEPENDENCY_BYTECODE = "pyc"
+
+
 class DependencyCache:
-    """root/<key>/site holds what pip installed; root/<key>/complete says it is whole."""
+    """root/<key>/site holds what pip installed; root/<key>/complete says it is whole. Beside them,
+    root/<key>/zip holds the zipped dependency part (lpkg.assemble.dependency_zip) and root/<key>/pyc the
+    bytecode the probe compiled for it."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or cache_root()
