@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,12 +191,15 @@ class DockerProber:
             # Started now and waiting for the go file, so the container and its interpreter start while
             # the caller unpacks: the bind mounts show the files the moment they are written.
             command += ["--wait-for", f"{PROBE_ROOT}/{GO_FILE}"]
-        with self.session.container(self.image, command, **options) as container:
-            if self.session.is_local:
-                container.start()
+        # Leaving the block: the start (if still going) is waited for before the container is removed.
+        with self.session.container(self.image, command, **options) as container, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpkg-probe-start") as starter:
+            # Starting takes the daemon a few hundred milliseconds: on a thread, beside the caller's unpacking.
+            started = starter.submit(container.start) if self.session.is_local else None
 
             def run() -> ProbeOutcome:
-                if self.session.is_local:
+                if started is not None:
+                    started.result()  # the start's own error, if it failed
                     go.touch()
                 else:
                     # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
