@@ -1,8 +1,10 @@
 """Writing the function's zip deterministically, to a temporary file, and publishing it atomically.
 
-The same inputs give a byte-identical zip whatever the files' mtimes, owners or the umask: members are
-sorted, directory entries are written for every folder, timestamps are fixed (SOURCE_DATE_EPOCH, else
-1980-01-01), permissions are normalised, compression is fixed, and no extra fields or comment are written.
+The same inputs give a byte-identical zip whatever the files' mtimes, owners or the umask: the dependency
+part comes first and the function's own files after it, each sorted, directory entries are written for
+every folder, timestamps are fixed (SOURCE_DATE_EPOCH, else 1980-01-01), permissions are normalised,
+compression is fixed (deflate level 6; stored for files that are compressed already, by suffix), and no
+extra fields or comment are written.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from lpkg.errors import EnvironmentProblem, LpkgError, UsageError
 
 COMPRESSION = zipfile.ZIP_DEFLATED
 COMPRESSLEVEL = 6  # zlib's default, named so it never changes with a library's default
+# Already compressed (botocore's service models are 12 MB of .json.gz): deflating them again costs
+# a third of the zip's writing time and saves nothing, so they are stored as they are.
+STORED_SUFFIXES = frozenset({".gz", ".tgz", ".bz2", ".xz", ".lzma", ".zst", ".zip", ".whl", ".jar", ".egg",
+                             ".png", ".jpg", ".jpeg", ".gif", ".webp", ".woff", ".woff2"})
 FILE_MODE = 0o644
 EXEC_MODE = 0o755  # files with any execute bit
 DIR_MODE = 0o755
@@ -41,7 +47,7 @@ _CHUNK = 1 << 20
 # The runtime provides these (boto3 and what it needs); a copy in the zip is left out unless pinned.
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
 # Bump when the dependency part's layout changes: kept parts of older lpkg versions are then rewritten.
-DEPENDENCY_ZIP_FORMAT = 1
+DEPENDENCY_ZIP_FORMAT = 2
 _DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info$")
 
 
@@ -246,8 +252,11 @@ def _write_members(zf: zipfile.ZipFile, entries: dict[str, Path], present: set[s
             raise UsageError(f"{source}: cannot read ({exc.strerror})", hint=f"needed for {member}") from None
         mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
         info.external_attr = (stat.S_IFREG | mode) << 16
-        info.compress_type = COMPRESSION
-        _set_compresslevel(info, COMPRESSLEVEL)
+        if posixpath.splitext(member)[1].lower() in STORED_SUFFIXES:
+            info.compress_type = zipfile.ZIP_STORED
+        else:
+            info.compress_type = COMPRESSION
+            _set_compresslevel(info, COMPRESSLEVEL)
         info.file_size = st.st_size  # lets zipfile decide on zip64 up front, as it would for writestr
         # A failure from here on is the output's (disk full): an OSError for the caller, not "cannot read".
         with src, zf.open(info, "w") as dst:

@@ -45,6 +45,7 @@ SOURCES = {
     "deps/botocore/__init__.py": "",
     "deps/botocore-1.35.0.dist-info/RECORD": "botocore/__init__.py,,\n",
     "deps/s3transfer/__init__.py": "",
+    "deps/requests/data/model.json.gz": "not really gzip, but named so",
 }
 
 
@@ -108,10 +109,11 @@ def test_members_are_sorted_normalised_and_plain(tmp_path: Path) -> None:
     # The dependency part first, then the function's own files: each sorted, with its folders.
     assert names == [
         "bin/", "bin/normalizer", "requests-2.32.3.dist-info/", "requests-2.32.3.dist-info/RECORD", "requests/",
-        "requests/__init__.py",
+        "requests/__init__.py", "requests/data/", "requests/data/model.json.gz",
         "data/", "data/rules.json", "handler.py", "shared/", "shared/__init__.py", "shared/util.py",
     ]
-    assert result.dependency_members == {"bin/normalizer", "requests-2.32.3.dist-info/RECORD", "requests/__init__.py"}
+    assert result.dependency_members == {"bin/normalizer", "requests-2.32.3.dist-info/RECORD", "requests/__init__.py",
+                                         "requests/data/model.json.gz"}
     for info in infos:
         mode = info.external_attr >> 16
         assert info.create_system == 3
@@ -119,12 +121,14 @@ def test_members_are_sorted_normalised_and_plain(tmp_path: Path) -> None:
         assert info.extra == b""
         if info.is_dir():
             assert mode == stat.S_IFDIR | 0o755
+        elif info.filename.endswith(".gz"):
+            assert info.compress_type == zipfile.ZIP_STORED  # compressed already
         else:
             assert info.compress_type == zipfile.ZIP_DEFLATED
             expected = 0o755 if info.filename == "bin/normalizer" else 0o644
             assert mode == stat.S_IFREG | expected, info.filename
     assert COMPRESSLEVEL == 6
-    assert result.files == 7
+    assert result.files == 8
     assert result.unzipped_bytes == sum(i.file_size for i in infos)
     with ZipArchive(result.path) as archive:
         assert check_permissions(archive) == []
