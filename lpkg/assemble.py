@@ -47,7 +47,7 @@ _CHUNK = 1 << 20
 # The runtime provides these (boto3 and what it needs); a copy in the zip is left out unless pinned.
 RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
 # Bump when the dependency part's layout changes: kept parts of older lpkg versions are then rewritten.
-DEPENDENCY_ZIP_FORMAT = 2
+DEPENDENCY_ZIP_FORMAT = 3
 _DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info$")
 
 
@@ -62,6 +62,7 @@ class DependencyZip:
     files: int
     unzipped_bytes: int
     left_out: tuple[str, ...]  # runtime SDK distributions left out ("boto3 1.35.0")
+    names: frozenset[str]  # every member, folders ("x/") included
     site: Path | None = None  # the one folder it was written from, when there was exactly one
 
 
@@ -116,17 +117,19 @@ def dependency_zip(
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as zf:
             files, size = _write_members(zf, entries)
+            names = sorted(zf.namelist())
         final = folder / f"{variant}.zip"
         # The facts beside it first, then the zip: a zip without its facts is never taken for whole.
         _write_atomically(final.with_suffix(".json"), json.dumps(
-            {"files": files, "unzipped_bytes": size, "left_out": list(left_out), "zip_size": os.path.getsize(temp)}
+            {"files": files, "unzipped_bytes": size, "left_out": list(left_out), "zip_size": os.path.getsize(temp),
+             "names": names}
         ).encode())
         os.replace(temp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    return DependencyZip(final, files, size, left_out, site)
+    return DependencyZip(final, files, size, left_out, frozenset(names), site)
 
 
 def _kept_dependency_zip(path: Path, site: Path | None) -> DependencyZip | None:
@@ -135,7 +138,7 @@ def _kept_dependency_zip(path: Path, site: Path | None) -> DependencyZip | None:
         if not isinstance(facts, dict) or path.stat().st_size != facts["zip_size"]:
             return None
         return DependencyZip(path, int(facts["files"]), int(facts["unzipped_bytes"]),
-                             tuple(str(d) for d in facts["left_out"]), site)
+                             tuple(str(d) for d in facts["left_out"]), frozenset(str(n) for n in facts["names"]), site)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -168,13 +171,11 @@ def assemble(
     temporary zip, then calls `publish`, inside `discard_unless_published` so a failure leaves nothing behind.
     """
     entries, _ = _collect(files, first_party_dirs, keep_sdk=True, keep_bytecode=True)
-    dependency_members: frozenset[str] = frozenset()
-    present: set[str] = set()
-    if dependencies is not None:
+    present = dependencies.names if dependencies is not None else frozenset()
+    clashes = sorted(set(entries) & present)
+    if dependencies is not None and clashes:
         with zipfile.ZipFile(dependencies.path) as deps:
-            present = set(deps.namelist())
-            dependency_members = frozenset(n for n in present if not n.endswith("/"))
-            for member in sorted(set(entries) & present):
+            for member in clashes:
                 _same_as_member(deps, member, entries.pop(member))
     created = _make_dirs(out_dir)
     temp = out_dir / f".{name}.{secrets.token_hex(6)}.zip.tmp"
@@ -202,7 +203,8 @@ def assemble(
     except BaseException:  # also Ctrl-C: a half-written zip must not stay behind
         with discard_unless_published(Assembled(temp, 0, 0, "", left_out, tuple(created))):
             raise
-    return Assembled(temp, count + more, size + more_size, digest, left_out, tuple(created), dependency_members,
+    return Assembled(temp, count + more, size + more_size, digest, left_out, tuple(created),
+                     frozenset(n for n in present if not n.endswith("/")),
                      dependencies.site if dependencies is not None else None)
 
 
@@ -225,7 +227,7 @@ def write_zip(raw: IO[bytes], entries: dict[str, Path]) -> tuple[int, int]:
         return _write_members(zf, entries)
 
 
-def _write_members(zf: zipfile.ZipFile, entries: dict[str, Path], present: set[str] | frozenset[str] = frozenset()
+def _write_members(zf: zipfile.ZipFile, entries: dict[str, Path], present: frozenset[str] = frozenset()
                    ) -> tuple[int, int]:
     """Add `entries` and a directory entry for each folder above them (unless in `present`), in sorted order."""
     stamp = source_date_epoch()
