@@ -257,3 +257,29 @@ def test_compiled_code_only_change_recompiles_the_function_only(
     with zipfile.ZipFile(out / "pinned.zip") as zf:
         pyc = zf.read("__pycache__/handler.cpython-311.pyc")
     assert b"VERSION" in pyc
+
+
+@pytest.mark.docker
+@pytest.mark.network
+def test_code_only_change_reuses_the_zipped_dependencies_and_gives_the_uncached_zip(
+    locked_function: Path, tmp_path: Path, standin_image: str
+) -> None:
+    copy = tmp_path / "lambda" / "pinned"
+    shutil.copytree(locked_function, copy)
+    env = {"LPKG_CACHE_DIR": str(tmp_path / "cache")}
+    report_of(build(copy, tmp_path / "out", standin_image, env=env))
+    parts = list((tmp_path / "cache" / "deps").glob("*/zip/*.zip"))
+    assert len(parts) == 1
+    part = parts[0]
+    kept = (part.stat().st_ino, part.stat().st_mtime_ns)
+    (copy / "handler.py").write_text((copy / "handler.py").read_text() + "\nEDITED = 1\n")
+    edited = report_of(build(copy, tmp_path / "out", standin_image, env=env))
+    assert "install" not in edited["timings"] and "verify" in edited["timings"]
+    assert (part.stat().st_ino, part.stat().st_mtime_ns) == kept  # copied, not written again
+    with zipfile.ZipFile(part) as zf:
+        start_of_directory = zf.start_dir
+    zip_bytes = (tmp_path / "out" / "pinned.zip").read_bytes()
+    assert zip_bytes[:start_of_directory] == part.read_bytes()[:start_of_directory]
+    # Byte for byte what a build that installs and zips everything afresh writes.
+    fresh = report_of(build(copy, tmp_path / "fresh", standin_image, "--no-cache", env=env))
+    assert fresh["facts"]["sha256"] == edited["facts"]["sha256"]
