@@ -15,7 +15,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -366,6 +365,8 @@ def build_functions(
         for index, folder in enumerate(function_dirs):
             one(index, folder)
         return [r for r in reports if r is not None], errors
+    from concurrent.futures import ThreadPoolExecutor  # imports logging: not for one function
+
     pool = ThreadPoolExecutor(max_workers=jobs)
     futures = [pool.submit(one, index, folder) for index, folder in enumerate(function_dirs)]
     try:

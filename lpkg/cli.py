@@ -13,7 +13,6 @@ import click
 
 from lpkg import __version__
 from lpkg.errors import EnvironmentProblem, FindingsFailed, Interrupted, LpkgError, UsageError
-from lpkg.events import BUILTIN_EVENTS, builtin_event, load_event
 from lpkg.runtimes import (
     ARCH_ALIASES,
     DEFAULT_RUNTIME,
@@ -101,6 +100,7 @@ def verify(
     as_json: bool,
 ) -> None:
     """Check Lambda zips for what would fail at import (and, with --event, at the first call), before deploy."""
+    from lpkg.events import load_event
     from lpkg.probing import choose_prober
     from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
 
@@ -233,6 +233,8 @@ def build(
 @click.argument("name", required=False)
 def events(name: str | None) -> None:
     """List the built-in events for --event, or print one (to start an event file from)."""
+    from lpkg.events import BUILTIN_EVENTS, builtin_event
+
     if name is None:
         width = max(len(e.usage) for e in BUILTIN_EVENTS.values())
         for event in BUILTIN_EVENTS.values():

@@ -6,7 +6,6 @@ table > built-in defaults. Paths written in a file are relative to that file's f
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -190,6 +189,8 @@ def _toml_key(name: str) -> str:
 def _parse_table(raw: Mapping[str, Any], allowed: tuple[str, ...], path: Path, prefix: str, base: Path) -> Table:
     for key in raw:
         if key not in allowed:
+            import difflib  # only to suggest a key for a typo
+
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(allowed)}"
             raise UsageError(f"{path}: unknown key {prefix}{key}", hint=hint)

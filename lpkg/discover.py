@@ -10,7 +10,6 @@ nor in a source root will come from the requirements, the stdlib or the runtime,
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
@@ -445,6 +444,8 @@ def _missing_name(finder: _Finder, module: _Module, name: str) -> tuple[str, str
         cls = owners[0]
         return message, (f" — {name} is a method of class {cls}: did you mean "
                          f"`from {module.name} import {cls}` and `{cls}.{name}()`?")
+    import difflib  # only to suggest a name in an error
+
     close = difflib.get_close_matches(name, sorted(source.names), n=1)
     return message, (f" — did you mean {close[0]}?" if close else "")
 

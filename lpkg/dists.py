@@ -8,8 +8,13 @@ import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from lpkg.archive import ZipArchive, normalized_name
+if TYPE_CHECKING:
+    from lpkg.archive import ZipArchive
+
+# lpkg.archive (zipfile, lzma) is imported where a zip is read: discovery imports this module only for
+# canonical_name, and an up-to-date build reads no zip.
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class DistributionIndex:
     owner: dict[str, Distribution]  # member name -> distribution that installed it
 
     def of(self, member: str) -> str | None:
+        from lpkg.archive import normalized_name
+
         dist = self.owner.get(normalized_name(member))
         return dist.label if dist else None
 
@@ -61,6 +68,8 @@ def _top_level(files: Iterable[str]) -> frozenset[str]:
 
 def index_distributions(archive: ZipArchive) -> DistributionIndex:
     """Read every RECORD in the zip; its paths are relative to the folder holding the .dist-info."""
+    from lpkg.archive import normalized_name
+
     dists: list[Distribution] = []
     owner: dict[str, Distribution] = {}
     for member in archive.members:

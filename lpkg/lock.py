@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import sys
 import tempfile
@@ -168,6 +167,8 @@ def container_script(runtime: Runtime, arch: Arch, cache: str, inputs_dir: str, 
     """The shell script the build container runs: install pip-tools once into the cache volume (in a
     temporary folder renamed into place, so concurrent runs never see half an install), then pip-compile.
     An existing lock staged as previous.lock is the starting point: pins stay unless an input changed."""
+    import shlex
+
     python = shlex.quote(runtime.interpreter)
     tools = tools_folder(cache, runtime, arch)
     output = f"{output_dir}/{OUTPUT_NAME}"

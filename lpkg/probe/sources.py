@@ -22,7 +22,8 @@ IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "B
 DYNAMIC_CALLS = frozenset({"globals", "vars", "locals", "exec", "setattr"})
 # Lines whose syntax error may only mean "newer than this Python" (PEP 695 type, PEP 701 f-strings,
 # PEP 750 t-strings, PEP 758 unparenthesised except).
-NEWER_SYNTAX = re.compile(r"^\s*type\s+\w+|^\s*(def|class)\s+\w+\s*\[|\b[rR]?[fFtT][rR]?['\"]|^\s*except\s+[^:(]+,")
+# A pattern, compiled by re (and cached there) at the first syntax error: parsing good code never needs it.
+NEWER_SYNTAX = r"^\s*type\s+\w+|^\s*(def|class)\s+\w+\s*\[|\b[rR]?[fFtT][rR]?['\"]|^\s*except\s+[^:(]+,"
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def analyse_source(data: bytes, filename: str, target: tuple[int, int] | None = 
             else:
                 tree = ast.parse(data, filename)
     except SyntaxError as exc:
-        newer = target is not None and host < target and bool(NEWER_SYNTAX.search(exc.text or ""))
+        newer = target is not None and host < target and bool(re.search(NEWER_SYNTAX, exc.text or ""))
         return SourceFacts(syntax_error=(exc.lineno or 1, exc.msg), maybe_newer_syntax=newer)
     except ValueError as exc:  # null bytes, before 3.12
         return SourceFacts(syntax_error=(1, str(exc)))

@@ -1,0 +1,87 @@
+"""An up-to-date `lpkg build` imports only what its path uses (issue 8: about 100 ms, start-up included).
+
+The path: settings -> discover -> inputs digest -> the recorded build -> its report. Zip reading, the checks,
+the probe, Docker's SDK and the thread pool belong to builds that do work; importing them would spend the
+budget before anything is looked at. Time itself is measured by benchmarks/startup.py, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import FIXTURES
+
+RDS_DASHBOARD = FIXTURES / "projects" / "rds-dashboard"
+
+# Run as the console script does (lpkg.cli:main), then list every module the process imported.
+MODULES_AFTER_MAIN = """
+import json, sys
+from lpkg.cli import main
+listing = sys.argv.pop(1)
+try:
+    main(sys.argv[1:])
+finally:
+    with open(listing, "w") as f:
+        json.dump(sorted(sys.modules), f)
+"""
+
+# Modules an up-to-date build must not import (module names, or their packages).
+NOT_ON_THE_PATH = (
+    # Other worlds, each owned by one lpkg module.
+    "docker", "requests", "urllib3", "elftools", "modulegraph2", "piptools", "inflate64",
+    # Standard library the path does not use.
+    "concurrent.futures", "logging", "zipfile", "subprocess", "difflib", "http.client", "ssl",
+    # lpkg's machinery for builds that do work.
+    "lpkg.archive", "lpkg.assemble", "lpkg.verify", "lpkg.probing", "lpkg.container", "lpkg.checks",
+    "lpkg.elf", "lpkg.unpack", "lpkg.backends.docker", "lpkg.backends.local", "lpkg.layer",
+)
+# And what it does import: proof that the listing is of an up-to-date build's process.
+ON_THE_PATH = ("lpkg.build", "lpkg.discover", "lpkg.uptodate", "lpkg.report")
+
+
+@pytest.fixture
+def checker(tmp_path: Path) -> Path:
+    shutil.copytree(RDS_DASHBOARD, tmp_path / "rds-dashboard", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path / "rds-dashboard" / "lambda" / "compliance-checker"
+
+
+def build_listing_modules(args: list[str], listing: Path) -> tuple[str, list[str]]:
+    """Run `lpkg ARGS` in a fresh interpreter: its stdout and the modules it imported."""
+    env = {**os.environ, "LPKG_DOCKER_NETWORK": "host"}
+    proc = subprocess.run([sys.executable, "-c", MODULES_AFTER_MAIN, str(listing), *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    modules: list[str] = json.loads(listing.read_text())
+    return proc.stdout, modules
+
+
+def imported(modules: list[str], name: str) -> bool:
+    return any(m == name or m.startswith(name + ".") for m in modules)
+
+
+def assert_up_to_date_path_only(args: list[str], tmp_path: Path) -> None:
+    first, _ = build_listing_modules(args, tmp_path / "first.json")
+    assert "up_to_date: yes" not in first, first
+    again, modules = build_listing_modules(args, tmp_path / "again.json")
+    assert "up_to_date: yes" in again, again
+    assert all(imported(modules, m) for m in ON_THE_PATH), modules
+    assert [m for m in NOT_ON_THE_PATH if imported(modules, m)] == []
+
+
+def test_an_up_to_date_build_without_the_import_test_imports_only_its_path(checker: Path, tmp_path: Path) -> None:
+    args = ["build", str(checker), "--runtime", "python3.11", "--no-test", "--out", str(tmp_path / "out")]
+    assert_up_to_date_path_only(args, tmp_path)
+
+
+@pytest.mark.docker
+def test_an_up_to_date_docker_build_imports_only_its_path(checker: Path, tmp_path: Path, standin_image: str) -> None:
+    # The first build runs the import test in the stand-in image; the second asks the daemon for image IDs only.
+    args = ["build", str(checker), "--runtime", "python3.11", "--build-image", standin_image, "--image",
+            standin_image, "--out", str(tmp_path / "out")]
+    assert_up_to_date_path_only(args, tmp_path)
