@@ -1,7 +1,7 @@
 """How long `lpkg build` takes when nothing changed, start-up included (issue 8 aims at about 100 ms:
 0.1x `sam build --cached`), with lpkg installed as users install it: `pip install .`, not editable.
 
-    python benchmarks/startup.py [--ref REF]... [--runs 15] [--image IMAGE] [--python PYTHON]
+    python benchmarks/startup.py [--ref REF]... [--runs 15] [--image IMAGE] [--python PYTHON] [--instructions]
 
 The working tree, and each git REF given (e.g. --ref main~3, for before and after), is installed into a venv
 of its own under the temp folder (made by PYTHON, default this interpreter; kept between runs, lpkg itself
@@ -11,13 +11,16 @@ its next build must say it is up to date. Then, in rounds, so that machine noise
   python -S -c pass            the venv's interpreter alone
   python -c pass               plus `site` (the venv's .pth files)
   lpkg build, nothing changed  the console script, as a user types it
-Medians (minimums in brackets) are printed side by side, with the load average and the exact command.
+Wall time and CPU time (user + system: less inflated when other work shares the machine) are printed side
+by side, medians with minimums in brackets, with the load average and the exact command; --instructions adds
+each command's instruction count (valgrind), which does not depend on the load at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -76,14 +79,40 @@ def build_command(venv: Path, image: str) -> list[str]:
             "--image", image, "--out", str(out)]
 
 
-def timed(command: Sequence[str], env: Mapping[str, str]) -> float:
+def timed(command: Sequence[str], env: Mapping[str, str]) -> tuple[float, float]:
+    """Wall time, and CPU time (user + system) of the process, which other load on the machine inflates less."""
     start = time.perf_counter()
-    run(command, env)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(list(command), env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} failed (wait status {status})")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
-def cell(times: Sequence[float]) -> str:
-    return f"{statistics.median(times) * 1000:6.0f} ({min(times) * 1000:.0f})"
+def instructions(command: Sequence[str], env: Mapping[str, str]) -> float:
+    """Millions of instructions the command executes (valgrind's callgrind; hash seed fixed): the same on a
+    busy machine as on a quiet one."""
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+                          env={**os.environ, **env, "PYTHONHASHSEED": "0"}, capture_output=True, text=True)
+    match = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode != 0 or match is None:
+        raise SystemExit(f"valgrind {' '.join(command)} failed:\n{proc.stderr[-3000:]}")
+    return int(match.group(1)) / 1e6
+
+
+def cell(times: Sequence[float], scale: float = 1000) -> str:
+    return f"{statistics.median(times) * scale:6.0f} ({min(times) * scale:.0f})"
+
+
+def table(title: str, rows: Mapping[str, Mapping[str, Sequence[float]]], scale: float = 1000) -> None:
+    labels = list(next(iter(rows.values())))
+    width = max(16, *(len(label) + 4 for label in labels))
+    print(f"\n{title}")
+    print(f"{'':<30}" + "".join(f"{label:>{width}}" for label in labels))
+    for name, row in rows.items():
+        print(f"{name:<30}" + "".join(f"{cell(row[label], scale):>{width}}" for label in labels))
 
 
 def main() -> None:
@@ -93,46 +122,50 @@ def main() -> None:
     parser.add_argument("--image", default="lpkg-standin/lambda-python:3.11-x86_64",
                         help="build and runtime image of the first build (python3.11)")
     parser.add_argument("--python", default=sys.executable, help="the interpreter the venvs are made with")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each command's instructions once with valgrind (slow, but the same "
+                        "however busy the machine is)")
     args = parser.parse_args()
 
     env = {"LPKG_CACHE_DIR": str(WORK / "cache"), "LPKG_DOCKER_NETWORK": os.environ.get("LPKG_DOCKER_NETWORK", "host")}
     trees = [(WORKING_TREE, None), *((ref, ref) for ref in args.ref)]
     venvs = {label: install(label, source_tree(label, ref), args.python) for label, ref in trees}
-    commands = {}
+    commands: dict[str, dict[str, list[str]]] = {}
     for label, venv in venvs.items():
-        command = build_command(venv, args.image)
+        build = build_command(venv, args.image)
         print(f"{label}: first build (installs the dependencies once, then verifies in Docker) …", file=sys.stderr)
-        run(command, env)
-        if "up_to_date: yes" not in run(command, env).stdout:
+        run(build, env)
+        if "up_to_date: yes" not in run(build, env).stdout:
             raise SystemExit(f"{label}: the second build was not up to date; nothing to measure")
-        commands[label] = command
+        python = str(venv / "bin" / "python")
+        commands[label] = {"python -S -c pass": [python, "-S", "-c", "pass"], "python -c pass": [python, "-c", "pass"],
+                           "lpkg build, nothing changed": build}
 
-    rows: dict[str, dict[str, list[float]]] = {
-        name: {label: [] for label in venvs}
-        for name in ("python -S -c pass", "python -c pass", "lpkg build, nothing changed")
-    }
+    names = list(commands[WORKING_TREE])
+    wall: dict[str, dict[str, list[float]]] = {name: {label: [] for label in venvs} for name in names}
+    cpu: dict[str, dict[str, list[float]]] = {name: {label: [] for label in venvs} for name in names}
     load_before = os.getloadavg()[0]
     for _ in range(args.runs):
-        for label, venv in venvs.items():
-            python = str(venv / "bin" / "python")
-            rows["python -S -c pass"][label].append(timed([python, "-S", "-c", "pass"], env))
-            rows["python -c pass"][label].append(timed([python, "-c", "pass"], env))
-            rows["lpkg build, nothing changed"][label].append(timed(commands[label], env))
+        for label in venvs:
+            for name, command in commands[label].items():
+                elapsed, used = timed(command, env)
+                wall[name][label].append(elapsed)
+                cpu[name][label].append(used)
     load_after = os.getloadavg()[0]
 
-    width = max(len(label) for label in venvs) + 4
-    print(f"\nms, median of {args.runs} runs (minimum); load average {load_before:.1f} before, {load_after:.1f} after "
-          f"({os.cpu_count()} CPUs)")
-    print(f"{'':<30}" + "".join(f"{label:>{max(width, 16)}}" for label in venvs))
-    for name, row in rows.items():
-        print(f"{name:<30}" + "".join(f"{cell(row[label]):>{max(width, 16)}}" for label in venvs))
-    no_change = rows["lpkg build, nothing changed"]
-    ours = statistics.median(no_change[WORKING_TREE])
+    print(f"\nload average {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} CPUs); "
+          f"median of {args.runs} runs (minimum)")
+    table("wall time, ms", wall)
+    table("CPU time (user + system), ms", cpu)
+    if args.instructions:
+        counts = {name: {label: [instructions(commands[label][name], env)] for label in venvs} for name in names}
+        table("instructions, millions (valgrind, once)", counts, scale=1)
+    ours = statistics.median(wall[names[-1]][WORKING_TREE])
     for label in args.ref:
-        print(f"working tree / {label}: {ours / statistics.median(no_change[label]):.2f}x")
-    print(f"aim: {AIM_SECONDS * 1000:.0f} ms; working tree: {ours / AIM_SECONDS:.2f}x the aim")
-    print(f"command: {' '.join(commands[WORKING_TREE])}  (LPKG_CACHE_DIR={env['LPKG_CACHE_DIR']})")
-
+        print(f"lpkg build, nothing changed, wall: working tree / {label}: "
+              f"{ours / statistics.median(wall[names[-1]][label]):.2f}x")
+    print(f"aim: {AIM_SECONDS * 1000:.0f} ms wall; working tree: {ours / AIM_SECONDS:.2f}x the aim")
+    print(f"command: {' '.join(commands[WORKING_TREE][names[-1]])}  (LPKG_CACHE_DIR={env['LPKG_CACHE_DIR']})")
 
 if __name__ == "__main__":
     main()
