@@ -10,6 +10,7 @@ the dependencies are installed once, into an lpkg cache under the temp folder sh
 its next build must say it is up to date. Then, in rounds, so that machine noise hits every column alike:
   python -S -c pass            the venv's interpreter alone
   python -c pass               plus `site` (the venv's .pth files)
+  python -c 'import click'     plus click, which every lpkg command imports: the floor of any lpkg command
   lpkg build, nothing changed  the console script, as a user types it
 Wall time and CPU time (user + system: less inflated when other work shares the machine) are printed side
 by side, medians with minimums in brackets, with the load average and the exact command; --instructions adds
@@ -139,6 +140,7 @@ def main() -> None:
             raise SystemExit(f"{label}: the second build was not up to date; nothing to measure")
         python = str(venv / "bin" / "python")
         commands[label] = {"python -S -c pass": [python, "-S", "-c", "pass"], "python -c pass": [python, "-c", "pass"],
+                           "python -c 'import click'": [python, "-c", "import click"],
                            "lpkg build, nothing changed": build}
 
     names = list(commands[WORKING_TREE])

@@ -37,7 +37,16 @@ _WORD = st.text(alphabet=st.characters(categories=("Ll", "Lu", "Nd"), max_codepo
 _SUFFIX = st.sampled_from(["", ".py", ".txt", ".so", ".json", ".cfg"])
 _FOLDER = st.lists(_WORD.map(lambda w: "d" + w), max_size=4)
 _FILE = st.tuples(_FOLDER, _WORD.map(lambda w: "f" + w), _SUFFIX).map(lambda t: "/".join([*t[0], t[1] + t[2]]))
-_TREE = st.dictionaries(_FILE, st.tuples(st.binary(max_size=3000), st.booleans()), min_size=1, max_size=25)
+
+
+def _case_distinct(tree: dict[str, tuple[bytes, bool]]) -> bool:
+    """No two names, files or their folders, differ only in case (ZIP_CASE_CONFLICT's story, not this one's)."""
+    names = {"/".join(name.split("/")[:depth]) for name in tree for depth in range(1, name.count("/") + 2)}
+    return len({name.lower() for name in names}) == len(names)
+
+
+_TREE = st.dictionaries(_FILE, st.tuples(st.binary(max_size=3000), st.booleans()), min_size=1,
+                        max_size=25).filter(_case_distinct)
 
 
 def _materialize(root: Path, tree: dict[str, tuple[bytes, bool]], mtime: int, file_mode: int) -> dict[str, Path]:
