@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import IO
 
 from lpkg.archive import source_date_epoch
-from lpkg.dists import canonical_name
 from lpkg.errors import EnvironmentProblem, LpkgError, UsageError
+from lpkg.names import canonical_name
 
 COMPRESSION = zipfile.ZIP_DEFLATED
 COMPRESSLEVEL = 6  # zlib's default, named so it never changes with a library's default

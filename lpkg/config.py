@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lpkg.errors import UsageError
-from lpkg.events import is_builtin
 from lpkg.handler import CANDIDATE_MODULES, Handler, defined_handlers, parse_handler
 from lpkg.runtimes import (
     DEFAULT_RUNTIME,
@@ -246,7 +245,7 @@ def _parse_table(raw: Mapping[str, Any], allowed: tuple[str, ...], path: Path, p
         exclude=strings("exclude"),
         handler=checked("handler", parse_handler),
         timeout=seconds("timeout"),
-        event=event if event is None or is_builtin(event) else str(_relative_to(base, event)),
+        event=event if event is None or _is_builtin_event(event) else str(_relative_to(base, event)),
     )
 
 
@@ -309,9 +308,15 @@ def resolve_settings(
 
 
 def _cli_event(spec: str | None, here: Path) -> str | None:
-    if spec is None or spec == "-" or is_builtin(spec):
+    if spec is None or spec == "-" or _is_builtin_event(spec):
         return spec
     return str(_relative_to(here, spec))
+
+
+def _is_builtin_event(spec: str) -> bool:
+    from lpkg.events import is_builtin  # lpkg.events builds every built-in event at import: only with --event
+
+    return is_builtin(spec)
 
 
 def _first(*values: T | None) -> T | None:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Literal
 
 from lpkg.config import FunctionSettings, read_toml
-from lpkg.dists import canonical_name
 from lpkg.errors import UsageError
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler
+from lpkg.names import canonical_name
 from lpkg.probe.sources import ImportStatement, SourceFacts, analyse_source
 from lpkg.report import Finding, Severity, sort_findings
 

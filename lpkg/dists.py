@@ -8,13 +8,8 @@ import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from lpkg.archive import ZipArchive
-
-# lpkg.archive (zipfile, lzma) is imported where a zip is read: discovery imports this module only for
-# canonical_name, and an up-to-date build reads no zip.
+from lpkg.archive import ZipArchive, normalized_name
 
 
 @dataclass(frozen=True)
@@ -36,19 +31,12 @@ class DistributionIndex:
     owner: dict[str, Distribution]  # member name -> distribution that installed it
 
     def of(self, member: str) -> str | None:
-        from lpkg.archive import normalized_name
-
         dist = self.owner.get(normalized_name(member))
         return dist.label if dist else None
 
 
 
 _DIST_INFO = re.compile(r"(?:^|/)(?P<name>[^/]+?)-(?P<version>[^-/]+)\.dist-info/RECORD$")
-
-
-def canonical_name(name: str) -> str:
-    """A distribution's name as PEP 503 compares them: `Zope.Interface` and `zope-interface` are one."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _top_level(files: Iterable[str]) -> frozenset[str]:
@@ -68,8 +56,6 @@ def _top_level(files: Iterable[str]) -> frozenset[str]:
 
 def index_distributions(archive: ZipArchive) -> DistributionIndex:
     """Read every RECORD in the zip; its paths are relative to the folder holding the .dist-info."""
-    from lpkg.archive import normalized_name
-
     dists: list[Distribution] = []
     owner: dict[str, Distribution] = {}
     for member in archive.members:

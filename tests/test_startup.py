@@ -36,9 +36,9 @@ NOT_ON_THE_PATH = (
     # Other worlds, each owned by one lpkg module.
     "docker", "requests", "urllib3", "elftools", "modulegraph2", "piptools", "inflate64",
     # Standard library the path does not use.
-    "concurrent.futures", "logging", "zipfile", "subprocess", "difflib", "http.client", "ssl",
+    "concurrent.futures", "logging", "zipfile", "csv", "subprocess", "difflib", "http.client", "ssl",
     # lpkg's machinery for builds that do work.
-    "lpkg.archive", "lpkg.assemble", "lpkg.verify", "lpkg.probing", "lpkg.container", "lpkg.checks",
+    "lpkg.archive", "lpkg.dists", "lpkg.assemble", "lpkg.verify", "lpkg.probing", "lpkg.container", "lpkg.checks",
     "lpkg.elf", "lpkg.unpack", "lpkg.backends.docker", "lpkg.backends.local", "lpkg.layer",
 )
 # And what it does import: proof that the listing is of an up-to-date build's process.
