@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lpkg.archive import unpack_member
+from lpkg.bytecode import BytecodeStore, Offered, harvest, offer
 from lpkg.errors import EnvironmentProblem
 from lpkg.probe import payload_files
 from lpkg.report import Finding, Invocation, Severity, StackFrame, notice
@@ -46,10 +47,12 @@ if TYPE_CHECKING:
     from lpkg.container import DockerSession
 
 PROBE_ROOT = "/lpkg-probe"
+PYC_ROOT = "/lpkg-pyc"  # the one writable mount: a copy of the dependency bytecode (lpkg/bytecode.py)
 # Folders under the scratch root that verify unpacks into; each is mounted at "/" + its name.
 TASK_DIR = TASK_ROOT.lstrip("/")
 LAYER_DIR = LAYER_ROOT.lstrip("/")
 PROBE_DIR = PROBE_ROOT.lstrip("/")
+PYC_DIR = PYC_ROOT.lstrip("/")
 # The runtime table's list, for the probe (which cannot import lpkg).
 RUNTIME_PROVIDED_ARG = ",".join(RUNTIME_PROVIDED_MODULES)
 GO_FILE = "go"  # written into the probe folder once the zip is unpacked
@@ -69,6 +72,7 @@ class ProbeRequest:
     timeout: float  # the function's timeout: the limit for the import, and for the call
     event: str | None = None  # JSON text
     function_name: str | None = None  # AWS_LAMBDA_FUNCTION_NAME in the probe
+    bytecode: BytecodeStore | None = None  # lpkg build: compiled dependency modules to reuse and add to
 
     @property
     def wall_seconds(self) -> float:
@@ -183,9 +187,15 @@ class DockerProber:
         for rel in mounts:
             (root / rel).mkdir(parents=True, exist_ok=True)
             (root / rel).chmod(0o755)
+        # A remote daemon does without the bytecode store: copying it in and out would cost what it saves.
+        offered = _offer_bytecode(request.bytecode, root) if self.session.is_local else None
         if self.session.is_local:
             # Read-only bind mounts of lpkg's own scratch copy: no copying, and nothing can write back.
             options["volumes"] = {str(root / rel): {"bind": dest, "mode": "ro"} for rel, dest in mounts.items()}
+        if offered is not None:
+            # Writable, and a copy: what the sandbox writes there reaches the store only through harvest().
+            options["volumes"][str(offered.folder)] = {"bind": PYC_ROOT, "mode": "rw"}
+            command += ["--pycache", PYC_ROOT]
         go = root / PROBE_DIR / GO_FILE
         if self.session.is_local:
             # Started now and waiting for the go file, so the container and its interpreter start while
@@ -212,9 +222,36 @@ class DockerProber:
                     document = {"import": {"status": "crashed", "returncode": 137, "output": "killed: out of memory"}}
                 else:
                     document = _parse_document(result.stdout, result.stderr, self.image)
-                return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, self.description)
+                description = self.description
+                if request.bytecode is not None and offered is not None:
+                    description += _harvest_bytecode(request.bytecode, offered, root / TASK_DIR, document)
+                return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, description)
 
             yield run
+
+
+def _offer_bytecode(store: BytecodeStore | None, root: Path) -> Offered | None:
+    if store is None:
+        return None
+    try:
+        return offer(store, root / PYC_DIR)
+    except OSError:
+        return None  # the import compiles everything, as without a store
+
+
+def _harvest_bytecode(store: BytecodeStore, offered: Offered, task_root: Path, document: dict[str, Any]) -> str:
+    """Keep what the probe compiled; a few words for the probe's description."""
+    facts = document.get("bytecode") or {}
+    loaded = (document.get("import") or {}).get("bytecode_loaded") or []
+    try:
+        magic = bytes.fromhex(str(facts.get("magic")))
+        cache_tag = str(facts["cache_tag"])
+        result = harvest(store, offered, task_root, magic, cache_tag, frozenset(map(str, loaded)))
+    except (KeyError, ValueError, OSError):
+        return ""  # the probe did not say what its bytecode looks like: keep nothing
+    said = [f"{result.reused} reused"] if result.reused else []
+    said += [f"{result.kept} compiled and kept"] if result.kept else []
+    return f"; dependency bytecode: {', '.join(said)}" if said else ""
 
 
 @dataclass(frozen=True)
@@ -274,6 +311,8 @@ class LocalProber:
 
     @contextlib.contextmanager
     def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
+        # request.bytecode is not used: without a sandbox the probe could write anything into the store, and a
+        # local probe is the fallback, not the path worth speeding up.
         yield lambda: self.run(root, request)
 
     def run(self, root: Path, request: ProbeRequest) -> ProbeOutcome:

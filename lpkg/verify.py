@@ -18,6 +18,7 @@ from lpkg.archive import (
     file_mode,
     normalized_name,
 )
+from lpkg.bytecode import BytecodeStore
 from lpkg.checks import CheckContext, Layer, NativeFile
 from lpkg.checks.permissions import check_permissions
 from lpkg.checks.runtime import check_runtime
@@ -243,7 +244,7 @@ def _unpack_and_probe(
         if prober is not None and present:
             # The container is created while the zip is unpacked.
             request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
-                                   options.function_name or ctx.archive.path.stem)
+                                   options.function_name or ctx.archive.path.stem, _bytecode_store(options))
             run_probe = stack.enter_context(prober.prepare(root, request))
         with watch.lap("unpack"):
             payload = unpack_payload(ctx, root)
@@ -279,6 +280,11 @@ def _unpack_and_probe(
             findings += native_future.result()
             watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
     return findings, description, invocation
+
+
+def _bytecode_store(options: VerifyOptions) -> BytecodeStore | None:
+    part = options.dependencies
+    return BytecodeStore(part.bytecode, part.members) if part is not None else None
 
 
 def _handler_source_findings(task_root: Path, handler: Handler) -> list[Finding]:

@@ -98,6 +98,8 @@ def start_job(
         "--probe-lib", os.path.join(HERE, "lib"),
         "--timeout", str(round(max(1.0, deadline - time.monotonic()), 3)),
     ]
+    if job == "import" and args.pycache:
+        command += ["--pycache", args.pycache]
     if job == "import" and args.event:
         command += ["--event", args.event, "--invoke-timeout", str(args.invoke_timeout),
                     "--response-limit", str(args.response_limit)]
@@ -231,6 +233,7 @@ def main() -> int:
     parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024, help="bytes a response may have")
     parser.add_argument("--wait-for", help="start only once this file exists (the files are being unpacked)")
     parser.add_argument("--memory-mb", type=int, default=0, help="the function's memory; 0: no limit")
+    parser.add_argument("--pycache", help="a writable folder for the task root's dependency bytecode (importer.py)")
     args = parser.parse_args()
     if args.wait_for:
         give_up = time.monotonic() + MAX_WAIT_SECONDS
@@ -243,6 +246,11 @@ def main() -> int:
         "python": ".".join(str(n) for n in sys.version_info[:3]),
         "user": os.getuid() if hasattr(os, "getuid") else None,
     }
+    if args.pycache:
+        # What a pyc of this interpreter looks like, for lpkg to keep only those.
+        import importlib.util
+
+        document["bytecode"] = {"magic": importlib.util.MAGIC_NUMBER.hex(), "cache_tag": sys.implementation.cache_tag}
     # The jobs run side by side: the real import and the graph walk are independent.
     with tempfile.TemporaryDirectory(prefix="lpkg-probe-") as scratch:
         running = {}

@@ -420,6 +420,43 @@ def limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
+def keep_bytecode_in(prefix: str, task_root: str) -> None:
+    """Read and write the bytecode of task-root sources under `prefix`, in sys.pycache_prefix's layout, where
+    lpkg made the source folder's mirror there (the dependency folders, filled with what earlier builds
+    compiled); every other module's bytecode stays where it is. Not sys.pycache_prefix itself: that moves
+    every module's bytecode, and the interpreter would compile its whole standard library again instead of
+    reading the image's. A pyc that does not match its source is compiled again, as it would be anyway."""
+    from importlib import _bootstrap_external
+
+    normal = _bootstrap_external.cache_from_source
+    root = task_root.rstrip("/") + "/"
+
+    def cache_from_source(path: str, *args: Any, **kwargs: Any) -> str:
+        cached: str = normal(path, *args, **kwargs)
+        if not path.startswith(root):
+            return cached
+        folder = prefix.rstrip("/") + os.path.dirname(path)
+        return os.path.join(folder, os.path.basename(cached)) if os.path.isdir(folder) else cached
+
+    # The name the source loader looks up (typeshed types it as its overloads).
+    _bootstrap_external.cache_from_source = cache_from_source  # type: ignore[assignment]
+    sys.dont_write_bytecode = False  # the job runs with -B
+
+
+def bytecode_loaded(prefix: str) -> list[str]:
+    """The pycs under `prefix` of the modules imported so far (paths relative to it)."""
+    start = prefix.rstrip("/") + "/"
+    loaded = []
+    for module in list(sys.modules.values()):
+        try:
+            cached = vars(module).get("__cached__")
+        except Exception:  # noqa: BLE001 - sys.modules may hold any object
+            continue
+        if isinstance(cached, str) and cached.startswith(start):
+            loaded.append(cached[len(start):])
+    return sorted(loaded)
+
+
 def main() -> int:
     dump_stack_on_request()
     parser = argparse.ArgumentParser()
@@ -435,8 +472,11 @@ def main() -> int:
     parser.add_argument("--event", help="a JSON file: call the handler with it after the import")
     parser.add_argument("--invoke-timeout", type=float, default=30.0)
     parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024)
+    parser.add_argument("--pycache", help="keep the task root's dependency bytecode here (keep_bytecode_in)")
     args = parser.parse_args()
     sys.path[:] = json.loads(args.sys_path)
+    if args.pycache:
+        keep_bytecode_in(args.pycache, args.task_root)
     limit_memory(int(os.environ.get("LPKG_PROBE_MEMORY_MB", "0")))
     roots = (args.task_root.rstrip("/") + "/", args.opt.rstrip("/") + "/")
     get_handler, how = runtime_loader()
@@ -463,6 +503,8 @@ def main() -> int:
         if module_file:
             result["frames"] = [{"file": module_file, "line": None, "code": None}]
     result["loader"] = how
+    if args.pycache:
+        result["bytecode_loaded"] = bytecode_loaded(args.pycache)
     result["stood_in"] = sorted(STOOD_IN)
     if args.event is None or result["status"] != "ok" or not result["callable"]:
         write_result(args.result, result)
