@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from lpkg.runtimes import TASK_ROOT
 
@@ -54,51 +54,56 @@ class Harvest:
     kept: int  # compiled by this probe and added to the store
 
 
-def member_of(rel: PurePosixPath, cache_tag: str | None = None) -> str | None:
+def member_of(rel: str, cache_tag: str | None = None) -> str | None:
     """The task-root member a pyc path under a pycache prefix is the bytecode of: var/task/pkg/mod.TAG.pyc ->
     pkg/mod.py (any tag unless given; never an optimised .opt-N.pyc)."""
-    if rel.parts[: len(PurePosixPath(TASK_MIRROR).parts)] != PurePosixPath(TASK_MIRROR).parts:
+    if not rel.startswith(TASK_MIRROR + "/") or not rel.endswith(".pyc"):
         return None
-    stem, dot, tag = rel.name.removesuffix(".pyc").rpartition(".")
-    if not rel.name.endswith(".pyc") or not dot or not stem or "opt-" in tag or (cache_tag and tag != cache_tag):
+    folder, _, name = rel[len(TASK_MIRROR) + 1:].rpartition("/")
+    stem, dot, tag = name[:-len(".pyc")].rpartition(".")
+    if not dot or not stem or "opt-" in tag or (cache_tag is not None and tag != cache_tag):
         return None
-    folder = rel.parent.relative_to(TASK_MIRROR)
-    return (folder / f"{stem}.py").as_posix()
+    return f"{folder}/{stem}.py" if folder else f"{stem}.py"
 
 
 def offer(store: BytecodeStore, target: Path) -> Offered:
     """Fill `target` (a fresh folder, to be mounted writable into the probe) from the store: the mirror
     folder of every folder holding a dependency module, world-writable so the sandbox user can add to it,
     and a copy of each stored timestamp pyc of a member. Anything else in the store is removed."""
-    target.mkdir(mode=0o777, exist_ok=True)
-    target.chmod(0o777)  # whatever the umask: the sandbox user is another user
-    folders: set[PurePosixPath] = set()
+    folders = {TASK_MIRROR}
     for member in store.members:
-        if member.endswith(".py"):
-            folder = PurePosixPath(TASK_MIRROR) / PurePosixPath(member).parent
-            folders.update((folder, *folder.parents))
-    for folder in sorted(folders):  # parents first
-        (target / folder).mkdir(exist_ok=True)
-        (target / folder).chmod(0o777)
+        folder = member.rpartition("/")[0]
+        while member.endswith(".py") and folder and folder not in folders:
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
+    os.makedirs(target, exist_ok=True)
+    os.chmod(target, 0o777)  # whatever the umask: the sandbox user is another user
+    for folder in sorted(f if f == TASK_MIRROR else f"{TASK_MIRROR}/{f}" for f in folders):  # parents first
+        for part in _parents(folder):
+            path = os.path.join(target, part)
+            if not os.path.isdir(path):
+                os.mkdir(path)
+                os.chmod(path, 0o777)
     files: dict[str, tuple[int, int]] = {}
-    root = store.folder / TASK_MIRROR
-    for dirpath, _, names in _walk(root):
+    for dirpath, _, names in os.walk(store.folder / TASK_MIRROR):
         for name in names:
-            source = Path(dirpath, name)
-            rel = PurePosixPath(source.relative_to(store.folder).as_posix())
             if name.startswith("."):
                 continue  # a concurrent harvest's file being written
+            source = os.path.join(dirpath, name)
+            rel = os.path.relpath(source, store.folder).replace(os.sep, "/")
             try:
-                data = source.read_bytes()
+                with open(source, "rb") as fh:
+                    data = fh.read()
                 if member_of(rel) not in store.members or not _timestamp_pyc(data):
-                    source.unlink()  # not something harvest writes: planted, or left by an interrupted copy
+                    os.unlink(source)  # not something harvest writes: planted, or garbage
                     continue
-                copy = target / rel
-                copy.write_bytes(data)
-                stat = copy.stat()
+                copy = os.path.join(target, rel)
+                with open(copy, "wb") as out:
+                    out.write(data)
+                stat = os.stat(copy)
             except OSError:
                 continue  # a store that cannot be read only costs compiling
-            files[rel.as_posix()] = (stat.st_size, stat.st_mtime_ns)
+            files[rel] = (stat.st_size, stat.st_mtime_ns)
     return Offered(target, files)
 
 
@@ -108,16 +113,17 @@ def harvest(store: BytecodeStore, offered: Offered, task_root: Path, magic: byte
     probe saw them); `loaded` are the pyc paths (under the prefix) of the modules the import loaded."""
     reused = sum(1 for rel in loaded if rel in offered.files and _unchanged(offered, rel))
     kept = 0
-    for dirpath, _, names in _walk(offered.folder / TASK_MIRROR):
+    for dirpath, _, names in os.walk(offered.folder / TASK_MIRROR):
         for name in names:
-            written = Path(dirpath, name)
-            rel = PurePosixPath(written.relative_to(offered.folder).as_posix())
+            written = os.path.join(dirpath, name)
+            rel = os.path.relpath(written, offered.folder).replace(os.sep, "/")
             member = member_of(rel, cache_tag)
-            if member not in store.members or _unchanged(offered, rel.as_posix()):
+            if member not in store.members or _unchanged(offered, rel):
                 continue
             try:
-                data = written.read_bytes()
-                source = (task_root / member).stat()
+                with open(written, "rb") as fh:
+                    data = fh.read()
+                source = os.stat(task_root / member)
             except OSError:
                 continue
             if not _timestamp_pyc(data) or data[:4] != magic or not _matches(data, source):
@@ -128,8 +134,10 @@ def harvest(store: BytecodeStore, offered: Offered, task_root: Path, magic: byte
     return Harvest(reused, kept)
 
 
-def _walk(root: Path) -> list[tuple[str, list[str], list[str]]]:
-    return list(os.walk(root))  # an empty list when the folder is not there
+def _parents(folder: str) -> list[str]:
+    """a/b/c -> a, a/b, a/b/c"""
+    parts = folder.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def _timestamp_pyc(data: bytes) -> bool:
@@ -146,7 +154,7 @@ def _matches(data: bytes, source: os.stat_result) -> bool:
 def _unchanged(offered: Offered, rel: str) -> bool:
     """The copy `offer` made is still there as made: the import used it (or did not need it), not rewrote it."""
     try:
-        stat = (offered.folder / rel).stat()
+        stat = os.stat(os.path.join(offered.folder, rel))
     except OSError:
         return False
     return offered.files.get(rel) == (stat.st_size, stat.st_mtime_ns)

@@ -188,26 +188,31 @@ class DockerProber:
             (root / rel).mkdir(parents=True, exist_ok=True)
             (root / rel).chmod(0o755)
         # A remote daemon does without the bytecode store: copying it in and out would cost what it saves.
-        offered = _offer_bytecode(request.bytecode, root) if self.session.is_local else None
+        store = request.bytecode if self.session.is_local else None
+        pyc = _bytecode_folder(root) if store is not None else None
         if self.session.is_local:
             # Read-only bind mounts of lpkg's own scratch copy: no copying, and nothing can write back.
             options["volumes"] = {str(root / rel): {"bind": dest, "mode": "ro"} for rel, dest in mounts.items()}
-        if offered is not None:
+        if pyc is not None:
             # Writable, and a copy: what the sandbox writes there reaches the store only through harvest().
-            options["volumes"][str(offered.folder)] = {"bind": PYC_ROOT, "mode": "rw"}
+            options["volumes"][str(pyc)] = {"bind": PYC_ROOT, "mode": "rw"}
             command += ["--pycache", PYC_ROOT]
         go = root / PROBE_DIR / GO_FILE
         if self.session.is_local:
             # Started now and waiting for the go file, so the container and its interpreter start while
             # the caller unpacks: the bind mounts show the files the moment they are written.
             command += ["--wait-for", f"{PROBE_ROOT}/{GO_FILE}"]
-        # Leaving the block: the start (if still going) is waited for before the container is removed.
+        # Leaving the block: the start and the copy (if still going) are waited for before the container is
+        # removed and the scratch folder with it.
         with self.session.container(self.image, command, **options) as container, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpkg-probe-start") as starter:
-            # Starting takes the daemon a few hundred milliseconds: on a thread, beside the caller's unpacking.
-            started = starter.submit(container.start) if self.session.is_local else None
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="lpkg-probe-start") as helpers:
+            # Starting takes the daemon a few hundred milliseconds: on a thread, beside the caller's unpacking;
+            # so does copying the dependency bytecode in.
+            started = helpers.submit(container.start) if self.session.is_local else None
+            pending = helpers.submit(_offer_bytecode, store, pyc) if store and pyc else None
 
             def run() -> ProbeOutcome:
+                offered = pending.result() if pending is not None else None
                 if started is not None:
                     started.result()  # the start's own error, if it failed
                     go.touch()
@@ -223,20 +228,29 @@ class DockerProber:
                 else:
                     document = _parse_document(result.stdout, result.stderr, self.image)
                 description = self.description
-                if request.bytecode is not None and offered is not None:
-                    description += _harvest_bytecode(request.bytecode, offered, root / TASK_DIR, document)
+                if store is not None and offered is not None:
+                    description += _harvest_bytecode(store, offered, root / TASK_DIR, document)
                 return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, description)
 
             yield run
 
 
-def _offer_bytecode(store: BytecodeStore | None, root: Path) -> Offered | None:
-    if store is None:
-        return None
+def _bytecode_folder(root: Path) -> Path | None:
+    """The probe's writable bytecode folder, for any user (the sandbox's is not lpkg's)."""
+    folder = root / PYC_DIR
     try:
-        return offer(store, root / PYC_DIR)
+        folder.mkdir()
+        folder.chmod(0o777)
     except OSError:
-        return None  # the import compiles everything, as without a store
+        return None  # no store this time: the import compiles everything, as without one
+    return folder
+
+
+def _offer_bytecode(store: BytecodeStore, folder: Path) -> Offered | None:
+    try:
+        return offer(store, folder)
+    except OSError:
+        return None  # the import compiles what is missing, and nothing is kept
 
 
 def _harvest_bytecode(store: BytecodeStore, offered: Offered, task_root: Path, document: dict[str, Any]) -> str:

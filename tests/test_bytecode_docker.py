@@ -137,3 +137,18 @@ def test_an_import_error_in_a_dependency_is_found_the_same_with_the_store(
     assert (failure.member, failure.line) == ("brokendep/__init__.py", 3)
     assert pyc_of("brokendep/__init__.py") in stored(store)
     assert "reused" in reports[2].probe
+
+
+def test_a_dependency_writing_outside_tmp_is_still_refused_with_the_store(
+    tmp_path: Path, requests_site: dict[str, bytes], prober: DockerProber
+) -> None:
+    # Beside its source, which is read-only on Lambda and in the probe, store or not.
+    writer = {"writer/__init__.py": "import os\nopen(os.path.join(os.path.dirname(__file__), 'state'), 'w')\n"}
+    zip_path = write_zip(tmp_path / "fn.zip", {**requests_site, **writer, **FIRST_PARTY,
+                                              "handler.py": "import writer\n" + HANDLER})
+    members = frozenset(requests_site) | frozenset(writer)
+    store = tmp_path / "store"
+    reports = [verify(zip_path, prober, None, members)] + [verify(zip_path, prober, store, members) for _ in "12"]
+    assert all(report.findings == reports[0].findings for report in reports)
+    refused = next(f for f in reports[0].findings if f.code == "INIT_WRITES_OUTSIDE_TMP")
+    assert (refused.member, refused.line) == ("writer/__init__.py", 2)
