@@ -66,12 +66,16 @@ def pyc_of(member: str) -> str:
     return f"var/task/{folder + '/' if folder else ''}{name[:-3]}.{TAG}.pyc"
 
 
+@pytest.fixture
+def function(tmp_path: Path, requests_site: dict[str, bytes]) -> tuple[Path, frozenset[str], Path]:
+    """The function's zip (requests and first-party code), the dependency members, where to keep the store."""
+    return write_zip(tmp_path / "fn.zip", {**requests_site, **FIRST_PARTY}), frozenset(requests_site), tmp_path / "s"
+
+
 def test_dependency_bytecode_is_kept_and_reused_with_the_same_findings(
-    tmp_path: Path, requests_site: dict[str, bytes], prober: DockerProber
+    function: tuple[Path, frozenset[str], Path], prober: DockerProber
 ) -> None:
-    zip_path = write_zip(tmp_path / "fn.zip", {**requests_site, **FIRST_PARTY})
-    members = frozenset(requests_site)
-    store = tmp_path / "store"
+    zip_path, members, store = function
     without = verify(zip_path, prober, None, members)
     assert without.ok, without.findings
 
@@ -91,17 +95,15 @@ def test_dependency_bytecode_is_kept_and_reused_with_the_same_findings(
 
 
 def test_planted_and_garbage_files_in_the_store_are_not_used(
-    tmp_path: Path, requests_site: dict[str, bytes], prober: DockerProber
+    function: tuple[Path, frozenset[str], Path], prober: DockerProber
 ) -> None:
-    zip_path = write_zip(tmp_path / "fn.zip", {**requests_site, **FIRST_PARTY})
-    members = frozenset(requests_site)
-    store = tmp_path / "store"
+    zip_path, members, store = function
     reference = verify(zip_path, prober, store, members)
     kept = stored(store)
     # Bytecode of another module under the first-party handler's name, with a header that matches the
     # handler's source (mtime and size): were it used, the handler module would lack `handler`.
     donor = kept[pyc_of("requests/__version__.py")]
-    header = donor[:8] + donor[8:12] + len(HANDLER).to_bytes(4, "little")
+    header = donor[:12] + len(HANDLER).to_bytes(4, "little")
     (store / pyc_of("handler.py")).write_bytes(header + donor[16:])
     (store / pyc_of("shared/util.py")).parent.mkdir(parents=True)
     (store / pyc_of("shared/util.py")).write_bytes(header + donor[16:])
@@ -122,33 +124,27 @@ def test_planted_and_garbage_files_in_the_store_are_not_used(
     assert "2 compiled and kept" in planted.probe
 
 
-def test_an_import_error_in_a_dependency_is_found_the_same_with_the_store(
-    tmp_path: Path, requests_site: dict[str, bytes], prober: DockerProber
+@pytest.mark.parametrize(("package", "init", "code", "line"), [
+    # An import error in a dependency.
+    ("brokendep", "import requests\n\nfrom requests import no_such_name\n", "Runtime.ImportModuleError", 3),
+    # A write beside its source, which is read-only on Lambda and in the probe, store or not.
+    ("writer", "import os\nimport requests\nopen(os.path.dirname(__file__) + '/state', 'w')\n",
+     "INIT_WRITES_OUTSIDE_TMP", 3),
+])
+def test_a_failing_dependency_is_found_the_same_with_the_store(
+    tmp_path: Path, requests_site: dict[str, bytes], prober: DockerProber, package: str, init: str, code: str,
+    line: int,
 ) -> None:
-    broken = {"brokendep/__init__.py": "import requests\n\nfrom requests import no_such_name\n"}
-    zip_path = write_zip(tmp_path / "fn.zip", {**requests_site, **broken, **FIRST_PARTY,
-                                              "handler.py": "import brokendep\n" + HANDLER})
-    members = frozenset(requests_site) | frozenset(broken)
+    """The handler first imports `package`, a dependency: verified without the store, with an empty one and with
+    the one that filled, the findings are the same each time."""
+    dependency = {f"{package}/__init__.py": init}
+    zip_path = write_zip(tmp_path / "fn.zip", {**requests_site, **dependency, **FIRST_PARTY,
+                                              "handler.py": f"import {package}\n" + HANDLER})
+    members = frozenset(requests_site) | frozenset(dependency)
     store = tmp_path / "store"
     reports = [verify(zip_path, prober, None, members)] + [verify(zip_path, prober, store, members) for _ in "12"]
     assert all(report.findings == reports[0].findings for report in reports)
-    failure = next(f for f in reports[0].findings if f.code == "Runtime.ImportModuleError")
-    assert "no_such_name" in failure.message
-    assert (failure.member, failure.line) == ("brokendep/__init__.py", 3)
-    assert pyc_of("brokendep/__init__.py") in stored(store)
+    failure = next(f for f in reports[0].findings if f.code == code)
+    assert (failure.member, failure.line) == (f"{package}/__init__.py", line)
+    assert pyc_of(f"{package}/__init__.py") in stored(store)
     assert "reused" in reports[2].probe
-
-
-def test_a_dependency_writing_outside_tmp_is_still_refused_with_the_store(
-    tmp_path: Path, requests_site: dict[str, bytes], prober: DockerProber
-) -> None:
-    # Beside its source, which is read-only on Lambda and in the probe, store or not.
-    writer = {"writer/__init__.py": "import os\nopen(os.path.join(os.path.dirname(__file__), 'state'), 'w')\n"}
-    zip_path = write_zip(tmp_path / "fn.zip", {**requests_site, **writer, **FIRST_PARTY,
-                                              "handler.py": "import writer\n" + HANDLER})
-    members = frozenset(requests_site) | frozenset(writer)
-    store = tmp_path / "store"
-    reports = [verify(zip_path, prober, None, members)] + [verify(zip_path, prober, store, members) for _ in "12"]
-    assert all(report.findings == reports[0].findings for report in reports)
-    refused = next(f for f in reports[0].findings if f.code == "INIT_WRITES_OUTSIDE_TMP")
-    assert (refused.member, refused.line) == ("writer/__init__.py", 2)
