@@ -205,7 +205,7 @@ class DockerProber:
         # Leaving the block: the start and the copy (if still going) are waited for before the container is
         # removed and the scratch folder with it.
         with self.session.container(self.image, command, **options) as container, \
-                ThreadPoolExecutor(max_workers=2, thread_name_prefix="lpkg-probe-start") as helpers:
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="lpkg-probe") as helpers:
             # Starting takes the daemon a few hundred milliseconds: on a thread, beside the caller's unpacking;
             # so does copying the dependency bytecode in.
             started = helpers.submit(container.start) if self.session.is_local else None
