@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import inspect
 import os
 import shutil
 import statistics
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def timed_step(owner: Any, name: str, label: str) -> None:
         start = time.perf_counter()
         try:
             result = original(*args, **kwargs)
-            if isinstance(result, Iterator):  # a generator: time it to its end
+            if inspect.isgenerator(result):  # time it to its end
                 result = list(result)
             return result
         finally:
@@ -63,8 +64,9 @@ def instrument() -> None:
     timed_step(container.Container, "start", "start")
     timed_step(container.Container, "run", "run (start, pip, wait, logs)")
     timed_step(container.Container, "get_archive_file", "get_archive_file (tar out)")
-    if hasattr(docker_backend, "_extract_stripped"):
-        timed_step(docker_backend, "_extract_stripped", "extract on the host")
+    timed_step(docker_backend, "_extract_stripped", "extract on the host")
+    if hasattr(docker_backend, "_make_safe"):  # (bind mounts)
+        timed_step(docker_backend, "_make_safe", "check what was written (links out)")
 
 
 def median(times: list[float]) -> float:

@@ -2,7 +2,8 @@
 
 A container is a context manager: created labelled, used, and removed in __exit__ whatever
 happened — Ctrl-C and SIGTERM included (the CLI turns SIGTERM into KeyboardInterrupt).
-Files go in and out as tar archives, never as bind mounts of the user's tree.
+Files go in and out as tar archives, or, with a daemon on this machine, through bind mounts of lpkg's
+own scratch folders — never of the user's tree.
 """
 
 from __future__ import annotations
@@ -68,16 +69,30 @@ class DockerSession:
             os.environ.get("LPKG_DOCKER_COPY") != "1"
         # A daemon on a Unix socket of a Linux host shares this kernel (and its binfmt_misc emulators).
         self.shares_kernel = (host == "" or host.startswith("unix://")) and platform.system() == "Linux"
-        self._architecture: str | None = None
+        self._info: dict[str, Any] | None = None
+        self._image_ids: dict[str, str] = {}  # looked up once per process
+
+    def _daemon_info(self) -> dict[str, Any]:
+        if self._info is None:
+            try:
+                self._info = dict(self.client.info())
+            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                raise EnvironmentProblem(f"Docker did not say what it runs on: {_short(exc)}") from None
+        return self._info
 
     def architecture(self) -> str:
         """The daemon's CPU as it reports it ("x86_64", "aarch64")."""
-        if self._architecture is None:
-            try:
-                self._architecture = str(self.client.info().get("Architecture", ""))
-            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-                raise EnvironmentProblem(f"Docker did not say what it runs on: {_short(exc)}") from None
-        return self._architecture
+        return str(self._daemon_info().get("Architecture", ""))
+
+    def user_namespace(self) -> str | None:
+        """Who a container's root is on the daemon's machine: None for root itself; "rootless" for the user
+        running a rootless daemon; "remapped" for a subordinate user (userns-remap)."""
+        options = self._daemon_info().get("SecurityOptions") or []
+        if "name=rootless" in options:
+            return "rootless"
+        if "name=userns" in options:
+            return "remapped"
+        return None
 
     def runs_natively(self, arch: Arch) -> bool:
         return ARCH_ALIASES.get(self.architecture()) == arch
@@ -88,19 +103,25 @@ class DockerSession:
         return None if self.runs_natively(arch) else ARCHITECTURES[arch].docker_platform
 
     def has_image(self, image: str) -> bool:
-        try:
-            self.client.images.get(image)
-        except docker.errors.ImageNotFound:
-            return False
-        except docker.errors.APIError as exc:
-            raise EnvironmentProblem(f"Docker could not look up image {image}: {_short(exc)}") from None
-        return True
+        return self._lookup(image) is not None
 
     def image_id(self, image: str) -> str:
-        try:
-            return str(self.client.images.get(image).id)
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            raise EnvironmentProblem(f"Docker could not look up image {image}: {_short(exc)}") from None
+        found = self._lookup(image)
+        if found is None:
+            raise EnvironmentProblem(f"Docker could not look up image {image}: it is not there",
+                                     hint="docker pull it, or name a local image with --image/--build-image")
+        return found
+
+    def _lookup(self, image: str) -> str | None:
+        """The image's ID, None when the daemon does not have it; asked once per process."""
+        if image not in self._image_ids:
+            try:
+                self._image_ids[image] = str(self.client.images.get(image).id)
+            except docker.errors.ImageNotFound:
+                return None
+            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                raise EnvironmentProblem(f"Docker could not look up image {image}: {_short(exc)}") from None
+        return self._image_ids[image]
 
     def ensure_image(self, image: str, platform: str | None = None) -> None:
         if self.has_image(image):
