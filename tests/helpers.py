@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -109,3 +113,81 @@ class StalledIndex:
         for connection in self._held:
             connection.close()
         self._server.close()
+
+
+class DaemonProxy:
+    """A unix socket that forwards every connection to the real daemon's, until kill()."""
+
+    def __init__(self, path: Path, daemon: str, mode: int | None = None) -> None:
+        self.path = path
+        self.daemon = daemon
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        if mode is not None:
+            path.chmod(mode)  # 0o666: a user outside the docker group can reach the daemon through it
+        self.server.listen(64)
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._killed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.path}"
+
+    def _accept(self) -> None:
+        while not self._killed.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.daemon)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def kill(self) -> None:
+        """The daemon is gone: the socket file disappears and every open connection is cut."""
+        self._killed.set()
+        self.server.close()
+        self.path.unlink(missing_ok=True)
+        with self._lock:
+            for connection in self._open:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+
+
+def containers_of(pid: int, *, docker_host: str | None = None) -> list[str]:
+    """IDs of the containers (any state) that the lpkg process `pid` on this host created."""
+    from lpkg.container import LABEL, LABEL_OWNER  # (the docker SDK only in the tests that use Docker)
+
+    env = {**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})}
+    command = ["docker", "ps", "-aq", "--filter", f"label={LABEL}",
+               "--filter", f"label={LABEL_OWNER}={socket.gethostname()}:{pid}"]
+    return subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout.split()
+
+
+def assert_no_container(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while containers_of(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert containers_of(pid) == [], "a container of the interrupted run was left behind"
+
+
+def real_daemon_socket() -> str:
+    """The path of the shared daemon's unix socket (the test skips when it is not on one)."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        pytest.skip("the daemon is not on a unix socket here")
+    return host[len("unix://"):]

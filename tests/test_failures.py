@@ -17,7 +17,6 @@ a stopped container is on a daemon that restarts; the next lpkg run's sweep must
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -27,16 +26,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import StalledIndex
-
-from lpkg.container import LABEL, LABEL_OWNER
+from helpers import DaemonProxy, StalledIndex, assert_no_container, containers_of, real_daemon_socket
 
 FUNCTION = "fn"
 PREVIOUS = b"PK\x05\x06" + bytes(18)  # an empty zip: the artifact of an earlier, good build
@@ -63,13 +59,6 @@ def make_project(root: Path, handler: str = "def handler(event, context):\n    r
     scratch.mkdir()
     (out / f"{FUNCTION}.zip").write_bytes(PREVIOUS)
     return Project(function, out, scratch)
-
-
-def containers_of(pid: int, *, docker_host: str | None = None) -> list[str]:
-    env = {**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})}
-    command = ["docker", "ps", "-aq", "--filter", f"label={LABEL}",
-               "--filter", f"label={LABEL_OWNER}={socket.gethostname()}:{pid}"]
-    return subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout.split()
 
 
 def _default_sigint() -> None:
@@ -119,13 +108,6 @@ def assert_clean_failure(ended: Ended, project: Project, exit_code: int, words: 
     assert sorted(p.name for p in project.out.iterdir()) == [f"{FUNCTION}.zip"]
     assert hashlib.sha256(project.artifact.read_bytes()).digest() == hashlib.sha256(PREVIOUS).digest()
     assert list(project.scratch.iterdir()) == []
-
-
-def assert_no_container(pid: int) -> None:
-    deadline = time.monotonic() + 10
-    while containers_of(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert containers_of(pid) == [], "a container of the interrupted run was left behind"
 
 
 def _wchan(pid: int) -> str:
@@ -198,64 +180,6 @@ def test_interrupt_in_verify(tmp_path: Path, standin_image: str, signum: signal.
 
 
 # --- the Docker daemon going away mid-build ------------------------------------------------------------------
-
-
-class DaemonProxy:
-    """A unix socket that forwards every connection to the real daemon's, until kill()."""
-
-    def __init__(self, path: Path, daemon: str) -> None:
-        self.path = path
-        self.daemon = daemon
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(str(path))
-        self.server.listen(64)
-        self._open: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._killed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.path}"
-
-    def _accept(self) -> None:
-        while not self._killed.is_set():
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            upstream.connect(self.daemon)
-            with self._lock:
-                self._open += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    def kill(self) -> None:
-        """The daemon is gone: the socket file disappears and every open connection is cut."""
-        self._killed.set()
-        self.server.close()
-        self.path.unlink(missing_ok=True)
-        with self._lock:
-            for connection in self._open:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-                connection.close()
-
-
-def real_daemon_socket() -> str:
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        pytest.skip("the daemon is not on a unix socket here")
-    return host[len("unix://"):]
 
 
 @pytest.fixture
