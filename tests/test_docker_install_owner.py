@@ -10,6 +10,7 @@ anyone may use (the real socket is the docker group's).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -20,13 +21,14 @@ import sys
 import sysconfig
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import REPO, DaemonProxy, assert_no_container, real_daemon_socket
+from helpers import REPO, DaemonProxy, assert_no_container, real_daemon_socket, run_lpkg
 
 from lpkg.backends.docker import _make_safe
 from lpkg.errors import BuildFailed
@@ -216,3 +218,28 @@ def test_set_id_bits_and_group_or_other_write_are_cleared(tmp_path: Path) -> Non
     assert stat.S_IMODE(tool.stat().st_mode) == 0o755
     assert stat.S_IMODE((install / "bin").stat().st_mode) == 0o755
     assert stat.S_IMODE(data.stat().st_mode) == 0o644
+
+
+# --- a daemon elsewhere: the same install, copied out through the API -----------------------------------------
+
+
+@pytest.mark.docker
+def test_copy_through_the_api_gives_the_same_zip_as_bind_mounts(tmp_path: Path, standin_image: str) -> None:
+    """LPKG_DOCKER_COPY=1 takes the path of a remote daemon (tar in, tar out); with --compile both the
+    install and the first-party sources go through it."""
+    function = tmp_path / "fn"
+    function.mkdir()
+    (function / "handler.py").write_text("import six\n\n\ndef handler(event, context):\n    return six.PY3\n")
+    (function / "requirements.txt").write_text("six==1.17.0\n")
+    digests = {}
+    for mode, env in (("bind", {}), ("copy", {"LPKG_DOCKER_COPY": "1"})):
+        out = tmp_path / f"out-{mode}"
+        run = run_lpkg("build", function, "--runtime", "python3.11", "--build-image", standin_image, "--no-test",
+                       "--no-cache", "--compile", "--out", out, "--json", env={"LPKG_DOCKER_NETWORK": "host", **env})
+        assert run.returncode == 0, run.stderr[-3000:]
+        with zipfile.ZipFile(out / "fn.zip") as zf:
+            names = zf.namelist()
+        assert "six.py" in names and any(n.startswith("__pycache__/six.cpython-311") for n in names)
+        assert any(n.startswith("__pycache__/handler.cpython-311") for n in names)
+        digests[mode] = hashlib.sha256((out / "fn.zip").read_bytes()).hexdigest()
+    assert digests["bind"] == digests["copy"]
