@@ -1,12 +1,14 @@
 """Where lpkg's `install` lap spends its time beyond pip: the Docker backend's install of one lock, step by
 step, beside a bare `docker run … pip install --target` of the same lock in the same image.
 
-    python benchmarks/install_overhead.py [--image IMAGE] [--runs 5] [--copy] [--compile]
+    python benchmarks/install_overhead.py [--image IMAGE] [--runs 5] [--compile] [--lpkg-from CHECKOUT]
 
-The two alternate, so the machine's noise hits both alike; pip's download cache (the Docker volume) is warmed
-once first. `--copy` measures the copy-through-the-API path (LPKG_DOCKER_COPY=1, as for a remote daemon).
-Printed: the median of each side, their difference and ratio, and the median time of each Docker call lpkg
-makes inside the lap (what is left of the lap is pip itself).
+Each round runs, in turn: the bare command (benchmarks/build.py's `bare_pip`), lpkg's install with the output
+bind-mounted (what a daemon on this machine gets), and lpkg's install copied out through the API as a tar (what
+a remote daemon gets; LPKG_DOCKER_COPY=1). Alternating lets the machine's noise hit all of them alike; pip's
+download cache (the Docker volume) is warmed once first. `--lpkg-from` measures another checkout's lpkg (an
+older one has only the copy path). Printed: medians and runs, each side's difference from bare pip and
+ratio to it, and the median time of each Docker call inside the lap (the rest of the lap is pip itself).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import importlib
 import inspect
 import os
 import shutil
@@ -27,21 +30,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
-
-from build import PROJECT, RUNTIME, bare_pip  # noqa: E402  (benchmarks/build.py: the same bare command)
-
-from lpkg import container  # noqa: E402
-from lpkg.backends import InstallRequest  # noqa: E402
-from lpkg.backends import docker as docker_backend  # noqa: E402
-from lpkg.runtimes import get_runtime  # noqa: E402
-
-STEPS: dict[str, list[float]] = collections.defaultdict(list)
+STEPS: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+current_mode = ""
 
 
 def timed_step(owner: Any, name: str, label: str) -> None:
-    """Record how long each call of owner.name takes, under `label`."""
-    original: Callable[..., Any] = getattr(owner, name)
+    """Record how long each call of owner.name takes, under (the current mode, `label`)."""
+    original: Callable[..., Any] | None = getattr(owner, name, None)
+    if original is None:
+        return
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,83 +49,96 @@ def timed_step(owner: Any, name: str, label: str) -> None:
                 result = list(result)
             return result
         finally:
-            STEPS[label].append(time.perf_counter() - start)
+            STEPS[(current_mode, label)].append(time.perf_counter() - start)
 
     setattr(owner, name, wrapper)
-
-
-def instrument() -> None:
-    timed_step(container.Container, "__enter__", "create container")
-    timed_step(container.Container, "__exit__", "remove container")
-    timed_step(container.Container, "put_folders", "put_folders (inputs in)")
-    timed_step(container.Container, "start", "start")
-    timed_step(container.Container, "run", "run (start, pip, wait, logs)")
-    timed_step(container.Container, "get_archive_file", "get_archive_file (tar out)")
-    timed_step(docker_backend, "_extract_stripped", "extract on the host")
-    if hasattr(docker_backend, "_make_safe"):  # (bind mounts)
-        timed_step(docker_backend, "_make_safe", "check what was written (links out)")
 
 
 def median(times: list[float]) -> float:
     return statistics.median(times) if times else float("nan")
 
 
+def runs_line(label: str, times: list[float]) -> str:
+    return f"{label:<40} median {median(times):6.2f} s   runs: " + " ".join(f"{t:.2f}" for t in times)
+
+
 def main() -> None:
+    global current_mode
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image", default="lpkg-standin/lambda-python:3.11-x86_64")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--copy", action="store_true", help="copy through the API (LPKG_DOCKER_COPY=1)")
     parser.add_argument("--compile", action="store_true", help="with --compile (compileall after pip)")
+    parser.add_argument("--lpkg-from", type=Path, default=REPO, help="the checkout whose lpkg is measured")
     args = parser.parse_args()
+    sys.path[:0] = [str(args.lpkg_from.resolve()), str(REPO / "benchmarks")]
+    build = importlib.import_module("build")  # benchmarks/build.py: the bare command and the fixture
+    container = importlib.import_module("lpkg.container")
+    docker_backend = importlib.import_module("lpkg.backends.docker")
+    backends = importlib.import_module("lpkg.backends")
+    runtimes = importlib.import_module("lpkg.runtimes")
+    print(f"lpkg from {Path(docker_backend.__file__).parent.parent.parent}")
+
     network = os.environ.setdefault("LPKG_DOCKER_NETWORK", "host")
-    if args.copy:
-        os.environ["LPKG_DOCKER_COPY"] = "1"
-    lock = PROJECT / "orders" / "requirements.lock"
-    bare = bare_pip(args.image, lock, network)
+    lock = build.PROJECT / "orders" / "requirements.lock"
+    bare = build.bare_pip(args.image, lock, network)
+    request = backends.InstallRequest((lock,), (), runtimes.get_runtime(build.RUNTIME), "x86_64",
+                                      require_hashes=True, compile_bytecode=args.compile)
 
     start = time.perf_counter()
     session = container.DockerSession()
     session_time = time.perf_counter() - start
     start = time.perf_counter()
-    installer = docker_backend.DockerInstaller(session, args.image)
+    installers = {"bind mounts": docker_backend.DockerInstaller(session, args.image)}
     setup_time = time.perf_counter() - start
-    request = InstallRequest((lock,), (), get_runtime(RUNTIME), "x86_64", require_hashes=True,
-                             compile_bytecode=args.compile)
-    instrument()
-    subprocess.run(bare, check=True, capture_output=True)  # warm pip's download cache and the image's pages
+    os.environ["LPKG_DOCKER_COPY"] = "1"
+    installers["copy (tar)"] = docker_backend.DockerInstaller(container.DockerSession(), args.image)
+    del os.environ["LPKG_DOCKER_COPY"]
+    if getattr(installers["bind mounts"], "writes_here", None) is not True:
+        del installers["bind mounts"]  # an lpkg without the bind-mount path, or a daemon elsewhere
 
-    bare_times: list[float] = []
-    lap_times: list[float] = []
+    timed_step(container.Container, "__enter__", "create container")
+    timed_step(container.Container, "put_folders", "put_folders (inputs in)")
+    timed_step(container.Container, "start", "start")
+    timed_step(container.Container, "run", "run (start, pip, wait, logs)")
+    timed_step(container.Container, "get_archive_file", "get_archive_file (tar out)")
+    timed_step(container.Container, "__exit__", "remove container")
+    timed_step(docker_backend, "_extract_stripped", "extract on the host")
+    timed_step(docker_backend, "_make_safe", "check what was written (links out)")
+
+    subprocess.run(bare, check=True, capture_output=True)  # warm pip's download cache and the image's pages
+    times: dict[str, list[float]] = {"bare": [], **{mode: [] for mode in installers}}
+    files: dict[str, int] = {}
     work = Path(tempfile.mkdtemp(prefix="lpkg-bench-install-"))
     try:
         for run in range(args.runs):
             start = time.perf_counter()
             subprocess.run(bare, check=True, capture_output=True)
-            bare_times.append(time.perf_counter() - start)
-            target = work / f"site-{run}"
-            start = time.perf_counter()
-            installer.install(request, target)
-            lap_times.append(time.perf_counter() - start)
-            files = sum(len(names) for _, _, names in os.walk(target))
-            shutil.rmtree(target)
+            times["bare"].append(time.perf_counter() - start)
+            for mode, installer in installers.items():
+                current_mode = mode
+                target = work / f"site-{run}"
+                start = time.perf_counter()
+                installer.install(request, target)
+                times[mode].append(time.perf_counter() - start)
+                files[mode] = sum(len(names) for _, _, names in os.walk(target))
+                shutil.rmtree(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    mode = "copy through the API" if not session.is_local or args.copy else "bind mounts (local daemon)"
-    print(f"lock {lock.relative_to(REPO)} in {args.image}, {RUNTIME}; lpkg: {mode}"
-          f"{', --compile' if args.compile else ''}; {files} files installed; {args.runs} runs")
+    print(f"lock {lock.relative_to(build.REPO)} in {args.image}, {build.RUNTIME}"
+          f"{', --compile' if args.compile else ''}; files installed: {files}; {args.runs} rounds")
     print("bare: " + " ".join(bare))
-    print(f"{'bare docker run pip install --target':<36} median {median(bare_times):6.2f} s   runs: "
-          + " ".join(f"{t:.2f}" for t in bare_times))
-    print(f"{'lpkg install lap':<36} median {median(lap_times):6.2f} s   runs: "
-          + " ".join(f"{t:.2f}" for t in lap_times))
-    print(f"{'difference':<36}        {median(lap_times) - median(bare_times):+6.2f} s   "
-          f"ratio {median(lap_times) / median(bare_times):.3f}x")
+    print(runs_line("bare docker run pip install --target", times["bare"]))
+    for mode in installers:
+        print(runs_line(f"lpkg install lap, {mode}", times[mode]))
+    for mode in installers:
+        difference = median(times[mode]) - median(times["bare"])
+        print(f"  {mode}: {difference:+.2f} s over bare pip, ratio {median(times[mode]) / median(times['bare']):.3f}x")
     print(f"outside the lap, once per build: Docker session (ping, sweep) {session_time * 1000:.0f} ms; "
-          f"installer set-up (image lookup) {setup_time * 1000:.0f} ms")
+          f"installer set-up (image lookup, daemon info) {setup_time * 1000:.0f} ms")
     print("inside the lap, median per call:")
-    for label, times in STEPS.items():
-        print(f"  {label:<34} {median(times) * 1000:8.0f} ms  ({len(times)} calls)")
+    for (mode, label), step_times in STEPS.items():
+        print(f"  {mode:<12} {label:<36} {median(step_times) * 1000:8.0f} ms  ({len(step_times)} calls)")
 
 
 if __name__ == "__main__":
