@@ -57,7 +57,8 @@ class DockerInstaller:
         # Whose the written files are: on a daemon that runs as root, the container's root would own them,
         # and a caller who is not root could not even delete what an interrupted pip left. So the command runs
         # as the caller; rootless Docker's root already is the caller.
-        uid, gid = os.getuid(), os.getgid()  # (no Windows here: its daemon is never "local" for bind mounts)
+        # (Windows has no user ids; Docker Desktop gives bind-mounted files to the Windows user anyway.)
+        uid, gid = (os.getuid(), os.getgid()) if hasattr(os, "getuid") else (0, 0)
         rootful = session.user_namespace() is None
         self.caller = (uid, gid) if self.writes_here and rootful and uid != 0 else None
         # pip's cache belongs to one user: the caller's own volume when the command runs as the caller.
