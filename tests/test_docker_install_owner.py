@@ -179,6 +179,18 @@ def test_interrupted_install_leaves_nothing_in_the_temporary_folder_or_the_cache
     assert_no_container(proc.pid)
 
 
+@pytest.mark.docker
+def test_lock_as_the_invoking_user(invoker: Invoker, standin_image: str) -> None:
+    """pip-compile, and the pip-tools it installs into the pip cache volume, run as the caller too."""
+    function = function_with(invoker, requirements="six==1.17.0\n")
+    proc = invoker.lpkg(["lock", str(function), "--runtime", "python3.11", "--build-image", standin_image])
+    assert proc.wait(timeout=600) == 0, invoker.output()[1][-3000:]
+    lock = function / "requirements.lock"
+    assert "six==1.17.0" in lock.read_text() and "--hash=sha256:" in lock.read_text()
+    assert (lock.stat().st_uid, lock.stat().st_gid) == (invoker.uid, invoker.gid)
+    assert below(invoker.tmp) == []
+
+
 # --- what a container writes into lpkg's folder is checked as tarfile's data filter checks an archive ----------
 
 
