@@ -60,7 +60,7 @@ def main() -> None:
     runtime = get_runtime("python3.11")
     prober = DockerProber(args.image, runtime, "x86_64")
     with tempfile.TemporaryDirectory(prefix="lpkg-bench-bytecode-") as store:
-        part = DependencyPart(Path(store), Path(store), members)  # site: not used by the probe
+        part = DependencyPart(Path(store), members)
         plain = VerifyOptions(runtime, "x86_64", handler="handler.handler")
         kept = VerifyOptions(runtime, "x86_64", handler="handler.handler", dependencies=part)
         first = verify_zip(zip_path, kept, prober)  # fills the store

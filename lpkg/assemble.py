@@ -63,7 +63,6 @@ class DependencyZip:
     unzipped_bytes: int
     left_out: tuple[str, ...]  # runtime SDK distributions left out ("boto3 1.35.0")
     names: frozenset[str]  # every member, folders ("x/") included
-    site: Path | None = None  # the one folder it was written from, when there was exactly one
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,6 @@ class Assembled:
     left_out: tuple[str, ...]  # runtime SDK distributions left out ("boto3 1.35.0"): the runtime's copy is used
     created_dirs: tuple[Path, ...] = ()  # folders made for the temporary file, removed again if not published
     dependency_members: frozenset[str] = frozenset()  # file members copied from the dependency part
-    dependency_site: Path | None = None  # the folder those members were written from, at the same paths
 
 
 def dependency_zip(
@@ -105,9 +103,8 @@ def dependency_zip(
         "prefix": dependency_prefix, "stamp": source_date_epoch(), "level": COMPRESSLEVEL,
         "zlib": zlib.ZLIB_RUNTIME_VERSION, "folders": [str(d) for d in folders],
     }).encode()).hexdigest()[:16]
-    site = folders[0] if len(folders) == 1 else None
     if keep_in is not None:
-        kept = _kept_dependency_zip(keep_in / f"{variant}.zip", site)
+        kept = _kept_dependency_zip(keep_in / f"{variant}.zip")
         if kept is not None:
             return kept
     entries, left_out = _collect((), folders, keep_sdk, keep_bytecode, dependency_prefix)
@@ -129,16 +126,16 @@ def dependency_zip(
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    return DependencyZip(final, files, size, left_out, frozenset(names), site)
+    return DependencyZip(final, files, size, left_out, frozenset(names))
 
 
-def _kept_dependency_zip(path: Path, site: Path | None) -> DependencyZip | None:
+def _kept_dependency_zip(path: Path) -> DependencyZip | None:
     try:
         facts = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         if not isinstance(facts, dict) or path.stat().st_size != facts["zip_size"]:
             return None
         return DependencyZip(path, int(facts["files"]), int(facts["unzipped_bytes"]),
-                             tuple(str(d) for d in facts["left_out"]), frozenset(str(n) for n in facts["names"]), site)
+                             tuple(str(d) for d in facts["left_out"]), frozenset(str(n) for n in facts["names"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -204,8 +201,7 @@ def assemble(
         with discard_unless_published(Assembled(temp, 0, 0, "", left_out, tuple(created))):
             raise
     return Assembled(temp, count + more, size + more_size, digest, left_out, tuple(created),
-                     frozenset(n for n in present if not n.endswith("/")),
-                     dependencies.site if dependencies is not None else None)
+                     frozenset(n for n in present if not n.endswith("/")))
 
 
 def _same_as_member(deps: zipfile.ZipFile, member: str, source: Path) -> None:

@@ -314,9 +314,8 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
             prober = (choose_prober(options.probe_mode, settings.runtime, settings.image, settings.arch)
                       if options.test else None)
             dependencies = None
-            if kept is not None and assembled.dependency_site is not None:
-                dependencies = DependencyPart(assembled.dependency_site, kept / DEPENDENCY_BYTECODE,
-                                              assembled.dependency_members)
+            if kept is not None and assembled.dependency_members:
+                dependencies = DependencyPart(kept / DEPENDENCY_BYTECODE, assembled.dependency_members)
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
                 layers=settings.layers, timeout=settings.timeout, event=event, function_name=settings.name,

@@ -265,7 +265,7 @@ def _harvest_bytecode(store: BytecodeStore, offered: Offered, task_root: Path, d
         return ""  # the probe did not say what its bytecode looks like: keep nothing
     said = [f"{result.reused} reused"] if result.reused else []
     said += [f"{result.kept} compiled and kept"] if result.kept else []
-    return f"; dependency bytecode: {', '.join(said)}" if said else ""
+    return f"; dependency bytecode: {', '.join(said)} (in a writable copy at {PYC_ROOT})" if said else ""
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,11 @@ BLOCKING = {"SIZE_UNZIPPED", "ZIP_CORRUPT", "ZIP_EMPTY", "ZIP_OVERLAP"}
 class DependencyPart:
     """The part of a zip lpkg built that is a cached dependency install (lpkg build only).
 
-    `members` are the zip's (normalised) member names that were written from files under `site` at the same
-    relative path: the verifier may link those files into its scratch copy instead of unpacking them, once
-    their CRC matches the zip's. `bytecode` is a folder kept between builds of the same install, in the
-    layout of sys.pycache_prefix: the probe may read the compiled form of those members from it and add
-    what its import compiled, so the next build's import skips compiling unchanged dependencies."""
+    `members` are the zip's (normalised) member names that came from the install. `bytecode` is a folder
+    kept with the install between builds, in the layout of sys.pycache_prefix: the probe may read the
+    compiled form of those members from it and add what its import compiled, so the next build's import
+    skips compiling unchanged dependencies (lpkg.bytecode)."""
 
-    site: Path
     bytecode: Path
     members: frozenset[str]
 

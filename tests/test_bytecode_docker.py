@@ -52,7 +52,7 @@ def prober(standin_image: str) -> DockerProber:
 
 
 def verify(zip_path: Path, prober: DockerProber, store: Path | None, members: frozenset[str]) -> ArtifactReport:
-    part = DependencyPart(zip_path.parent, store, members) if store is not None else None
+    part = DependencyPart(store, members) if store is not None else None
     options = VerifyOptions(RUNTIME, "x86_64", handler="handler.handler", dependencies=part)
     return verify_zip(zip_path, options, prober)
 
