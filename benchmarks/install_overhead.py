@@ -8,7 +8,8 @@ bind-mounted (what a daemon on this machine gets), and lpkg's install copied out
 a remote daemon gets; LPKG_DOCKER_COPY=1). Alternating lets the machine's noise hit all of them alike; pip's
 download cache (the Docker volume) is warmed once first. `--lpkg-from` measures another checkout's lpkg (an
 older one has only the copy path). Printed: medians and runs, each side's difference from bare pip and
-ratio to it, and the median time of each Docker call inside the lap (the rest of the lap is pip itself).
+ratio to it, the part of the lap outside the container's run and lpkg's own CPU time in it (both steadier than
+the totals on a busy machine), and the median time of each Docker call inside the lap.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def main() -> None:
 
     subprocess.run(bare, check=True, capture_output=True)  # warm pip's download cache and the image's pages
     times: dict[str, list[float]] = {"bare": [], **{mode: [] for mode in installers}}
+    outside_run: dict[str, list[float]] = {mode: [] for mode in installers}  # the lap minus the container's run
+    cpu: dict[str, list[float]] = {mode: [] for mode in installers}  # lpkg's own CPU time in the lap
     files: dict[str, int] = {}
     work = Path(tempfile.mkdtemp(prefix="lpkg-bench-install-"))
     try:
@@ -117,9 +120,11 @@ def main() -> None:
             for mode, installer in installers.items():
                 current_mode = mode
                 target = work / f"site-{run}"
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 installer.install(request, target)
                 times[mode].append(time.perf_counter() - start)
+                cpu[mode].append(time.process_time() - start_cpu)
+                outside_run[mode].append(times[mode][-1] - STEPS[(mode, "run (start, pip, wait, logs)")][-1])
                 files[mode] = sum(len(names) for _, _, names in os.walk(target))
                 shutil.rmtree(target)
     finally:
@@ -134,6 +139,10 @@ def main() -> None:
     for mode in installers:
         difference = median(times[mode]) - median(times["bare"])
         print(f"  {mode}: {difference:+.2f} s over bare pip, ratio {median(times[mode]) / median(times['bare']):.3f}x")
+    for mode in installers:
+        print(f"  {mode}: the lap outside the container's run (set-up, copies, removal) median "
+              f"{median(outside_run[mode]) * 1000:.0f} ms; lpkg's own CPU time in the lap median "
+              f"{median(cpu[mode]) * 1000:.0f} ms")
     print(f"outside the lap, once per build: Docker session (ping, sweep) {session_time * 1000:.0f} ms; "
           f"installer set-up (image lookup, daemon info) {setup_time * 1000:.0f} ms")
     print("inside the lap, median per call:")
