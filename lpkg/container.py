@@ -17,6 +17,7 @@ import socket
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from lpkg.runtimes import ARCH_ALIASES, ARCHITECTURES, Arch
 
 LABEL = "io.lpkg"
 LABEL_OWNER = "io.lpkg.owner"  # host:pid of the lpkg process that created it
+LABEL_ID = "io.lpkg.id"  # this container's own, to find it when the create call was interrupted
 
 
 def _owner() -> str:
@@ -220,11 +222,16 @@ class Container:
         self._started = False
 
     def __enter__(self) -> Container:
-        labels = {LABEL: "1", LABEL_OWNER: _owner()}
+        token = uuid.uuid4().hex
+        labels = {LABEL: "1", LABEL_OWNER: _owner(), LABEL_ID: token}
         try:
             self._container = self.session.client.containers.create(
                 self.image, self.command, labels=labels, detach=True, **self.options
             )
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM while the daemon made it: it may exist without our having its ID.
+            self._remove_labelled(token)
+            raise
         except docker.errors.ImageNotFound:
             raise EnvironmentProblem(
                 f"image {self.image} is not available to the Docker daemon",
@@ -233,6 +240,13 @@ class Container:
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             raise _failed(f"creating a container from {self.image}", exc) from None
         return self
+
+    def _remove_labelled(self, token: str) -> None:
+        try:
+            for container in self.session.client.containers.list(all=True, filters={"label": f"{LABEL_ID}={token}"}):
+                container.remove(force=True)
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            pass  # the next run's remove_leftovers() takes it
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
