@@ -3,7 +3,8 @@ step, beside a bare `docker run … pip install --target` of the same lock in th
 
     python benchmarks/install_overhead.py [--image IMAGE] [--runs 5] [--compile] [--lpkg-from CHECKOUT]
 
-Each round runs, in turn: the bare command (benchmarks/build.py's `bare_pip`), lpkg's install with the output
+Each round runs, in turn: the bare command (benchmarks/build.py's `bare_pip`), the same with its target and
+TMPDIR in a bind-mounted host folder (as lpkg writes with a local daemon), lpkg's install with the output
 bind-mounted (what a daemon on this machine gets), and lpkg's install copied out through the API as a tar (what
 a remote daemon gets; LPKG_DOCKER_COPY=1). Alternating lets the machine's noise hit all of them alike; pip's
 download cache (the Docker volume) is warmed once first. `--lpkg-from` measures another checkout's lpkg (an
@@ -106,17 +107,28 @@ def main() -> None:
     timed_step(docker_backend, "_extract_stripped", "extract on the host")
     timed_step(docker_backend, "_make_safe", "check what was written (links out)")
 
+    # The same bare command writing as lpkg does with a local daemon: into a bind-mounted host folder, with
+    # pip's temporary folder on that mount (the plain one writes to the container's own layer).
+    work = Path(tempfile.mkdtemp(prefix="lpkg-bench-install-"))
+    image_at = bare.index(args.image)
+    bare_bind = [*bare[:image_at], "-v", f"{work / 'bare'}:/out", "-e", "TMPDIR=/out/.tmp", *bare[image_at:]]
+    bare_bind[bare_bind.index("/tmp/site")] = "/out"
+
     subprocess.run(bare, check=True, capture_output=True)  # warm pip's download cache and the image's pages
-    times: dict[str, list[float]] = {"bare": [], **{mode: [] for mode in installers}}
+    times: dict[str, list[float]] = {"bare": [], "bare, bind-mounted": [], **{mode: [] for mode in installers}}
     outside_run: dict[str, list[float]] = {mode: [] for mode in installers}  # the lap minus the container's run
     cpu: dict[str, list[float]] = {mode: [] for mode in installers}  # lpkg's own CPU time in the lap
     files: dict[str, int] = {}
-    work = Path(tempfile.mkdtemp(prefix="lpkg-bench-install-"))
     try:
         for run in range(args.runs):
             start = time.perf_counter()
             subprocess.run(bare, check=True, capture_output=True)
             times["bare"].append(time.perf_counter() - start)
+            (work / "bare" / ".tmp").mkdir(parents=True)
+            start = time.perf_counter()
+            subprocess.run(bare_bind, check=True, capture_output=True)
+            times["bare, bind-mounted"].append(time.perf_counter() - start)
+            shutil.rmtree(work / "bare")
             for mode, installer in installers.items():
                 current_mode = mode
                 target = work / f"site-{run}"
@@ -134,11 +146,14 @@ def main() -> None:
           f"{', --compile' if args.compile else ''}; files installed: {files}; {args.runs} rounds")
     print("bare: " + " ".join(bare))
     print(runs_line("bare docker run pip install --target", times["bare"]))
+    print(runs_line("the same, target and TMPDIR bind-mounted", times["bare, bind-mounted"]))
     for mode in installers:
         print(runs_line(f"lpkg install lap, {mode}", times[mode]))
     for mode in installers:
-        difference = median(times[mode]) - median(times["bare"])
-        print(f"  {mode}: {difference:+.2f} s over bare pip, ratio {median(times[mode]) / median(times['bare']):.3f}x")
+        for bare_kind in ("bare", "bare, bind-mounted"):
+            difference = median(times[mode]) - median(times[bare_kind])
+            print(f"  {mode}: {difference:+.2f} s over {bare_kind} pip, "
+                  f"ratio {median(times[mode]) / median(times[bare_kind]):.3f}x")
     for mode in installers:
         print(f"  {mode}: the lap outside the container's run (set-up, copies, removal) median "
               f"{median(outside_run[mode]) * 1000:.0f} ms; lpkg's own CPU time in the lap median "
