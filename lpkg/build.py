@@ -88,7 +88,7 @@ def install_dependencies(
     installer: Installer, request: InstallRequest, use_cache: bool, watch: Stopwatch, target: Path
 ) -> Installed:
     """Install the request into a cache entry (reused when these inputs were installed before), or into
-    `target` without the cache."""
+    `target` without the cache (`target` is then also the folder returned)."""
     description = installer.description
     if not use_cache:
         with watch.lap("install"):
@@ -100,9 +100,9 @@ def install_dependencies(
     if cached is not None:
         return Installed(cached, description + f" (cached: {cached.parent.name}; --no-cache to reinstall)",
                          cached.parent)
-    with watch.lap("install"):
-        installer.install(request, target)
-    site = cache.store(key, target)
+    with cache.scratch() as scratch, watch.lap("install"):
+        installer.install(request, scratch / "site")
+        site = cache.store(key, scratch / "site")
     return Installed(site, description, site.parent)
 
 

@@ -161,8 +161,9 @@ def test_interrupted_install_leaves_nothing_in_the_temporary_folder_or_the_cache
     proc = invoker.lpkg(build_args(invoker, function, standin_image))
     try:
         deadline = time.monotonic() + 600
-        # pip has begun writing the install into lpkg's bind-mounted output folder.
-        while not any(invoker.tmp.glob("*/.lpkg-output-*/[!.]*")):  # (not the container's TMPDIR, .lpkg-tmp)
+        # pip has begun writing the install into lpkg's bind-mounted output folder (in a scratch folder of the
+        # cache, so that storing the install is a rename).
+        while not any((invoker.cache / "deps").glob(".install.*/.lpkg-output-*/[!.]*")):  # (not TMPDIR, .lpkg-tmp)
             assert proc.poll() is None, f"lpkg ended before pip wrote anything: {invoker.output()[1][-3000:]}"
             assert time.monotonic() < deadline, "pip wrote nothing within 600 s"
             time.sleep(0.01)

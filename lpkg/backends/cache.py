@@ -10,11 +10,13 @@ Entries are written to a temporary folder and renamed into place, so a killed bu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from lpkg.backends import InstallRequest
@@ -74,6 +76,17 @@ class DependencyCache:
     def lookup(self, key: str) -> Path | None:
         entry = self.root / key
         return entry / "site" if (entry / "complete").is_file() else None
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """An empty folder on the cache's file system, removed afterwards: install there, and `store` is a
+        rename (from a system temp folder on tmpfs it would copy every file)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=".install.", dir=self.root))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def store(self, key: str, installed: Path) -> Path:
         """Move a finished install into the cache and return where it now is (another build's copy if
