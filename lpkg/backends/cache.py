@@ -138,7 +138,8 @@ def cache_usage() -> list[str]:
         folder = home / part
         entries = sum(1 for e in folder.iterdir() if not e.name.startswith(".")) if folder.is_dir() else 0
         lines.append(f"  {part + '/':8} {size / 1e6:9.1f} MB  {entries:5} entries  {files:7} files  {meaning}")
-    lines.append("pip's download cache is the Docker volume lpkg-pip-cache (docker volume rm lpkg-pip-cache)")
+    lines.append("pip's download cache is the Docker volume lpkg-pip-cache, or lpkg-pip-cache-uid<uid> for a user who "
+                 "is not root (docker volume rm it)")
     return lines
 
 
