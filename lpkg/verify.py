@@ -27,6 +27,7 @@ from lpkg.checks.structure import check_structure
 from lpkg.dists import DistributionIndex, index_distributions
 from lpkg.errors import UsageError
 from lpkg.events import Event
+from lpkg.files import remove_tree
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
 from lpkg.probe.sources import analyse_source
 from lpkg.probing import (
@@ -309,21 +310,6 @@ def scratch_folder() -> Iterator[Path]:
         yield root
     finally:
         remove_tree(root)
-
-
-def remove_tree(root: Path) -> None:
-    folders = [str(root)]
-    pending = [str(root)]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for item in entries:
-                if item.is_dir(follow_symlinks=False):
-                    folders.append(item.path)
-                    pending.append(item.path)
-                else:
-                    os.unlink(item.path)
-    for folder in reversed(folders):  # children were appended after their parents
-        os.rmdir(folder)
 
 
 def _native_findings(files: Sequence[NativeFile], ctx: CheckContext) -> list[Finding]:

@@ -9,7 +9,7 @@ import stat
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from lpkg.backends import (
@@ -23,6 +23,7 @@ from lpkg.backends import (
 )
 from lpkg.container import DockerSession, RunResult
 from lpkg.errors import BuildFailed, EnvironmentProblem
+from lpkg.files import entries_below
 from lpkg.runtimes import Arch, Runtime
 
 INPUT = "/lpkg-in"
@@ -176,7 +177,7 @@ def _make_safe(folder: Path, writer: str) -> None:
     a link leading out of the folder (which would put this machine's files into the zip) or a special file
     (a device node root made in the container) is refused; set-id bits and group/other write are cleared."""
     root = os.path.realpath(folder)
-    for entry in _entries(folder):
+    for entry in entries_below(folder):
         if entry.is_symlink():
             resolved = os.path.realpath(entry.path)
             if resolved != root and not resolved.startswith(root + os.sep):
@@ -191,17 +192,6 @@ def _make_safe(folder: Path, writer: str) -> None:
         unsafe = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH
         if mode & unsafe:
             os.chmod(entry.path, stat.S_IMODE(mode) & ~unsafe)
-
-
-def _entries(folder: Path) -> Iterator[os.DirEntry[str]]:
-    """Every entry below `folder`, links not followed."""
-    pending = [str(folder)]
-    while pending:
-        with os.scandir(pending.pop()) as listing:
-            for entry in listing:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                yield entry
 
 
 def _extract_stripped(archive: tempfile.SpooledTemporaryFile[bytes], target: Path, top: str) -> None:
