@@ -83,6 +83,16 @@ class Installed:
     description: str
     kept_in: Path | None = None  # the cache entry holding `site`, where what is made from it may be kept too
 
+    @property
+    def zips_folder(self) -> Path | None:
+        """Where the zipped dependency part is kept (lpkg.assemble.dependency_zip); None without the cache."""
+        return self.kept_in / DEPENDENCY_ZIPS if self.kept_in is not None else None
+
+    @property
+    def bytecode_folder(self) -> Path | None:
+        """Where the probe keeps the dependencies' bytecode (lpkg.bytecode); None without the cache."""
+        return self.kept_in / DEPENDENCY_BYTECODE if self.kept_in is not None else None
+
 
 def install_dependencies(
     installer: Installer, request: InstallRequest, use_cache: bool, watch: Stopwatch, target: Path
@@ -305,17 +315,16 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
                 pyc_cache = DependencyCache(cache_home() / "pyc") if options.cache else None
                 compiled_dirs.append(compiled_sources(installer, settings, plan, Path(scratch), pyc_cache))
         with watch.lap("assemble"):
-            kept = installed.kept_in
             part = dependency_zip([installed.site], Path(scratch) / "zip", pinned=plan.declared,
-                                  keep_bytecode=options.compile, keep_in=kept / DEPENDENCY_ZIPS if kept else None)
+                                  keep_bytecode=options.compile, keep_in=installed.zips_folder)
             assembled = assemble(settings.out, settings.name, plan.files, part, first_party_dirs=compiled_dirs)
         with discard_unless_published(assembled):
             findings += left_out_findings(assembled)
             prober = (choose_prober(options.probe_mode, settings.runtime, settings.image, settings.arch)
                       if options.test else None)
             dependencies = None
-            if kept is not None and assembled.dependency_members:
-                dependencies = DependencyPart(kept / DEPENDENCY_BYTECODE, assembled.dependency_members)
+            if installed.bytecode_folder is not None and assembled.dependency_members:
+                dependencies = DependencyPart(installed.bytecode_folder, assembled.dependency_members)
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
                 layers=settings.layers, timeout=settings.timeout, event=event, function_name=settings.name,

@@ -20,7 +20,6 @@ from pathlib import Path
 from lpkg.archive import ZipArchive, normalized_name
 from lpkg.assemble import assemble, dependency_zip, discard_unless_published, write_zip
 from lpkg.backends import InstallRequest
-from lpkg.backends.cache import DEPENDENCY_ZIPS
 from lpkg.build import (
     BuildOptions,
     Installed,
@@ -161,9 +160,8 @@ def build_layer(settings: LayerSettings, options: BuildOptions) -> BuildReport:
             installed = install_dependencies(installer, request, options.cache, watch, installed.site)
         installed_with = installed.description
         with watch.lap("assemble"):
-            kept = installed.kept_in
             part = dependency_zip([installed.site], scratch / "zip", dependency_prefix=LAYER_PREFIX,
-                                  keep_in=kept / DEPENDENCY_ZIPS if kept else None)
+                                  keep_in=installed.zips_folder)
             assembled = assemble(settings.out, settings.name, plan.files, part)
         with discard_unless_published(assembled):
             # Verified under its own name (findings say "<name>.zip!python/..."), through a link to the temporary zip.
