@@ -100,9 +100,9 @@ def verify(
     as_json: bool,
 ) -> None:
     """Check Lambda zips for what would fail at import (and, with --event, at the first call), before deploy."""
+    from lpkg.commands.verify import VerifyOptions, guess_runtime_minor, verify_zip
     from lpkg.events import load_event
-    from lpkg.probing import choose_prober
-    from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
+    from lpkg.probing.docker import choose_prober
 
     global _json_mode
     _json_mode = as_json
@@ -110,7 +110,7 @@ def verify(
         if zips or handler or runtime or layers or event_spec:
             raise UsageError("--cdk-out takes handler, runtime, architecture and layers from the templates",
                              hint="give either ZIP... or --cdk-out, and no --handler, --runtime, --layer or --event")
-        from lpkg.cdk_out import verify_assembly
+        from lpkg.commands.cdk_out import verify_assembly
 
         _progress(f"checking the functions of {cdk_out}")
         reports = verify_assembly(cdk_out, image=image, timeout=timeout or DEFAULT_TIMEOUT_SECONDS,
@@ -196,7 +196,7 @@ def build(
     """Build each function folder into OUT/<folder name>.zip, published only when it verifies.
 
     With no folder: the functions lpkg.toml names, else every folder with a handler under the source roots."""
-    from lpkg.build import BuildOptions, build_functions
+    from lpkg.commands.build import BuildOptions, build_functions
     from lpkg.config import Overrides, find_function_dirs
     from lpkg.report import render_build_human, render_build_json
 
@@ -267,7 +267,7 @@ def lock(
 ) -> None:
     """Pin each function's requirements, with hashes, for its runtime: FUNCTION_DIR/requirements.lock."""
     from lpkg.config import Overrides
-    from lpkg.lock import check_function, lock_function
+    from lpkg.install.lock import check_function, lock_function
 
     overrides = Overrides(runtime=runtime, arch=arch, build_image=build_image)
     outcomes = []
@@ -292,7 +292,7 @@ def cache() -> None:
 @cache.command("info")
 def cache_info() -> None:
     """Where the cache is and how big each part is."""
-    from lpkg.backends.cache import cache_usage
+    from lpkg.install.cache import cache_usage
 
     for line in cache_usage():
         click.echo(line)
@@ -301,7 +301,7 @@ def cache_info() -> None:
 @cache.command("clear")
 def cache_clear() -> None:
     """Delete the cache folder's contents (the next build installs and verifies again)."""
-    from lpkg.backends.cache import clear_cache
+    from lpkg.install.cache import clear_cache
 
     click.echo(f"removed {clear_cache()}")
 
@@ -345,8 +345,8 @@ def layer(
     verifies: each top-level module it provides imports in the runtime image."""
     global _json_mode
     _json_mode = as_json
-    from lpkg.build import BuildOptions
-    from lpkg.layer import LayerSettings, build_layer, default_name
+    from lpkg.commands.build import BuildOptions
+    from lpkg.commands.layer import LayerSettings, build_layer, default_name
     from lpkg.report import render_build_human, render_build_json
 
     for path in layers:

@@ -1,4 +1,4 @@
-"""lpkg.discover on the rds-dashboard fixture project and on small projects written to tmp_path."""
+"""lpkg.plan.discover on the rds-dashboard fixture project and on small projects written to tmp_path."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from lpkg.config import Overrides, resolve_settings
-from lpkg.discover import BuildPlan, discover
 from lpkg.errors import UsageError
+from lpkg.plan.discover import BuildPlan, discover
 from lpkg.report import Finding, Severity
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "projects" / "rds-dashboard"

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lpkg.archive import unpack_member
-from lpkg.bytecode import BytecodeStore, Offered, harvest, offer
+from lpkg.archive.reader import unpack_member
 from lpkg.errors import EnvironmentProblem
 from lpkg.probe import payload_files
+from lpkg.probing.bytecode import BytecodeStore, Offered, harvest, offer
 from lpkg.report import Finding, Invocation, Severity, StackFrame, notice
 from lpkg.runtimes import (
     LAYER_ROOT,
@@ -44,7 +44,7 @@ from lpkg.runtimes import (
 )
 
 if TYPE_CHECKING:
-    from lpkg.container import DockerSession
+    from lpkg.containers.engine import DockerSession
 
 PROBE_ROOT = "/lpkg-probe"
 PYC_ROOT = "/lpkg-pyc"  # the one writable mount: a copy of the dependency bytecode (lpkg/bytecode.py)
@@ -149,7 +149,7 @@ def emulation_problem(session: DockerSession, arch: Arch) -> str | None:
     """None when the daemon can run `arch` containers (its own CPU, or QEMU through binfmt_misc), else why not.
     Only a daemon on this kernel can be looked into; another (remote, a desktop VM) is trusted to emulate,
     and a failure to start says so."""
-    from lpkg.emulation import binfmt_problem
+    from lpkg.containers.emulation import binfmt_problem
 
     if session.runs_natively(arch) or not session.shares_kernel:
         return None
@@ -160,7 +160,7 @@ def emulation_problem(session: DockerSession, arch: Arch) -> str | None:
 class DockerProber:
     def __init__(self, image: str, runtime: Runtime, arch: Arch, memory_mb: int = PROBE_MEMORY_MB,
                  session: DockerSession | None = None) -> None:
-        from lpkg.container import docker_session
+        from lpkg.containers.engine import docker_session
 
         self.session = session or docker_session()
         self.image = image
@@ -387,7 +387,7 @@ def not_emulated(arch: Arch, reason: str) -> NoProbe:
 
 
 def _docker_prober(image: str, runtime: Runtime, arch: Arch) -> Prober | NoProbe:
-    from lpkg.container import docker_session
+    from lpkg.containers.engine import docker_session
 
     session = docker_session()
     problem = emulation_problem(session, arch)
@@ -397,7 +397,7 @@ def _docker_prober(image: str, runtime: Runtime, arch: Arch) -> Prober | NoProbe
 
 
 def _local_prober(runtime: Runtime, arch: Arch) -> LocalProber | NoProbe:
-    from lpkg.emulation import host_arch
+    from lpkg.containers.emulation import host_arch
 
     here = host_arch()
     if here != arch:

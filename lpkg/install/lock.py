@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lpkg.backends.cache import requirements_fingerprint
 from lpkg.config import FunctionSettings, Overrides, resolve_settings
 from lpkg.errors import BuildFailed, EnvironmentProblem, UsageError
+from lpkg.install.cache import requirements_fingerprint
 from lpkg.runtimes import ARCHITECTURES, Arch, Runtime
 
 if TYPE_CHECKING:
-    from lpkg.backends.docker import DockerInstaller
+    from lpkg.install.docker import DockerInstaller
 
 LOCK_FILE = "requirements.lock"
 PIP_TOOLS_VERSION = "7.6.2"
@@ -243,7 +243,7 @@ def compile_locally(inputs: LockInputs, function: str, previous: Path | None) ->
 
 def compile_in_image(installer: DockerInstaller, inputs: LockInputs, function: str, previous: Path | None) -> str:
     """pip-compile in the build image; returns the lock it wrote."""
-    from lpkg.backends.docker import CACHE, INPUT, OUTPUT
+    from lpkg.install.docker import CACHE, INPUT, OUTPUT
 
     with tempfile.TemporaryDirectory(prefix="lpkg-lock-") as scratch, \
             tempfile.TemporaryDirectory(prefix="lpkg-lock-out-") as out:
@@ -260,7 +260,7 @@ def compile_in_image(installer: DockerInstaller, inputs: LockInputs, function: s
 
 def inputs_of(function_dir: Path, overrides: Overrides) -> tuple[str, LockInputs, FunctionSettings]:
     """The function's name, its lock inputs (found by discovery, which only reads files), its settings."""
-    from lpkg.discover import discover
+    from lpkg.plan.discover import discover
 
     settings = resolve_settings(function_dir, overrides)
     plan, _ = discover(settings)
@@ -284,8 +284,8 @@ def lock_function(function_dir: Path, overrides: Overrides, *, backend: str, upg
     if backend == "local":
         compiled = compile_locally(inputs, function, previous)
     else:
-        from lpkg.backends.docker import DockerInstaller
-        from lpkg.build import choose_installer
+        from lpkg.commands.build import choose_installer
+        from lpkg.install.docker import DockerInstaller
 
         installer = choose_installer(backend, settings.build_image, settings.arch)
         if isinstance(installer, DockerInstaller):

@@ -5,7 +5,7 @@ file beside its destination and moved into place in one step; a failure deletes 
 previous artifact untouched.
 
 Before anything is installed, the inputs are compared with those recorded for the published zip
-(lpkg.uptodate): when nothing that decides the zip changed, the build ends there, with no container.
+(lpkg.commands.uptodate): when nothing that decides the zip changed, the build ends there, with no container.
 """
 
 from __future__ import annotations
@@ -19,21 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lpkg import uptodate
-from lpkg.backends import Installer, InstallRequest
-from lpkg.backends.cache import DEPENDENCY_BYTECODE, DEPENDENCY_ZIPS, DependencyCache, cache_home, cache_key
+from lpkg.commands import uptodate
 from lpkg.config import FunctionSettings, Overrides, resolve_settings
-from lpkg.discover import BuildPlan, discover
 from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError, UsageError
 from lpkg.events import load_event
+from lpkg.install import Installer, InstallRequest
+from lpkg.install.cache import DEPENDENCY_BYTECODE, DEPENDENCY_ZIPS, DependencyCache, cache_home, cache_key
+from lpkg.plan.discover import BuildPlan, discover
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch, notice, sort_findings
 from lpkg.runtimes import Arch
 
 if TYPE_CHECKING:
-    from lpkg.assemble import Assembled
-    from lpkg.probing import NoProbe, Prober
+    from lpkg.archive.writer import Assembled
+    from lpkg.commands.verify import VerifyOptions
+    from lpkg.probing.docker import NoProbe, Prober
     from lpkg.report import ArtifactReport
-    from lpkg.verify import VerifyOptions
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,13 @@ class BuildOptions:
 def choose_installer(mode: str, build_image: str, arch: Arch = "x86_64") -> Installer:
     """auto: the build image through Docker when a daemon answers and can run the target CPU, else pip for the
     target platform's wheels."""
-    from lpkg.backends.local import LocalInstaller
+    from lpkg.install.local import LocalInstaller
 
     if mode == "local":
         return LocalInstaller()
-    from lpkg.backends.docker import DockerInstaller
-    from lpkg.container import docker_session
-    from lpkg.probing import emulation_problem
+    from lpkg.containers.engine import docker_session
+    from lpkg.install.docker import DockerInstaller
+    from lpkg.probing.docker import emulation_problem
 
     try:
         session = docker_session()
@@ -90,7 +90,7 @@ class Installed:
 
     @property
     def bytecode_folder(self) -> Path | None:
-        """Where the probe keeps the dependencies' bytecode (lpkg.bytecode); None without the cache."""
+        """Where the probe keeps the dependencies' bytecode (lpkg.probing.bytecode); None without the cache."""
         return self.kept_in / DEPENDENCY_BYTECODE if self.kept_in is not None else None
 
 
@@ -130,8 +130,8 @@ def verify_then_publish(
 ) -> tuple[ArtifactReport, Path | None]:
     """Verify `candidate` (the assembled zip, or a function standing in for it) and publish the assembled zip
     to `artifact` only if that passed; None when nothing was published."""
-    from lpkg.assemble import publish
-    from lpkg.verify import verify_zip
+    from lpkg.archive.writer import publish
+    from lpkg.commands.verify import verify_zip
 
     with watch.lap("verify"):
         verify_report = verify_zip(candidate, options, prober)
@@ -150,7 +150,7 @@ def published_facts(final: Path, assembled: Assembled) -> dict[str, str]:
 
 def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecode: bool) -> InstallRequest:
     """What pip installs: the function's lock when it has one (which must be current), else its requirements."""
-    from lpkg import lock
+    from lpkg.install import lock
 
     path = lock.lock_path(settings.function_dir)
     if not path.is_file():
@@ -169,7 +169,7 @@ def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecod
 def _image_facts(settings: FunctionSettings, request: InstallRequest, options: BuildOptions) -> dict[str, str] | None:
     """Which installer and probe the build would use, by identity (image IDs from the daemon); None when
     that cannot be told without starting the Docker machinery (then there is no shortcut)."""
-    from lpkg import image_ids
+    from lpkg.containers import image_ids
 
     facts: dict[str, str] = {}
 
@@ -187,7 +187,7 @@ def _image_facts(settings: FunctionSettings, request: InstallRequest, options: B
         if installer is None:
             return None
         if installer == "local":
-            from lpkg.backends.local import LocalInstaller
+            from lpkg.install.local import LocalInstaller
 
             installer = LocalInstaller().identity()
         facts["installer"] = installer
@@ -298,9 +298,9 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
         )
 
     # Only a build that does the work needs zip writing, the checks and the probe machinery.
-    from lpkg.assemble import assemble, dependency_zip, discard_unless_published
-    from lpkg.probing import choose_prober
-    from lpkg.verify import DependencyPart, VerifyOptions
+    from lpkg.archive.writer import assemble, dependency_zip, discard_unless_published
+    from lpkg.commands.verify import DependencyPart, VerifyOptions
+    from lpkg.probing.docker import choose_prober
 
     with tempfile.TemporaryDirectory(prefix="lpkg-deps-") as scratch:
         installed = Installed(Path(scratch) / "site", "none (no requirements)")
@@ -393,7 +393,7 @@ def build_functions(
 
 
 def _remove_own_containers() -> None:
-    from lpkg.container import docker_session
+    from lpkg.containers.engine import docker_session
 
     if docker_session.cache_info().currsize:  # only if this run reached a daemon
         docker_session().remove_own()

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from lpkg.archive import ZipArchive, normalized_name
-from lpkg.assemble import assemble, dependency_zip, discard_unless_published, write_zip
-from lpkg.backends import InstallRequest
-from lpkg.build import (
+from lpkg.archive.reader import ZipArchive, normalized_name
+from lpkg.archive.writer import assemble, dependency_zip, discard_unless_published, write_zip
+from lpkg.commands.build import (
     BuildOptions,
     Installed,
     choose_installer,
@@ -29,12 +28,13 @@ from lpkg.build import (
     published_facts,
     verify_then_publish,
 )
-from lpkg.discover import EXCLUDED_DIRS, EXCLUDED_FILES, folder_requirements
+from lpkg.commands.verify import VerifyOptions
 from lpkg.errors import UsageError
-from lpkg.probing import choose_prober
+from lpkg.install import InstallRequest
+from lpkg.plan.discover import EXCLUDED_DIRS, EXCLUDED_FILES, folder_requirements
+from lpkg.probing.docker import choose_prober
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch
 from lpkg.runtimes import DEFAULT_TIMEOUT_SECONDS, Arch, Runtime
-from lpkg.verify import VerifyOptions
 
 LAYER_PREFIX = "python/"  # /opt/python: on sys.path in every Python runtime
 CHECK_MODULE = "lpkg_layer_check"  # the stand-in function that imports the layer

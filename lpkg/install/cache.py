@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from lpkg.backends import InstallRequest
+from lpkg.install import InstallRequest
 
 CACHE_VERSION = "2"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import lpkg
-from lpkg.backends.cache import cache_home, requirements_fingerprint
+from lpkg.install.cache import cache_home, requirements_fingerprint
 from lpkg.report import ArtifactReport, BuildReport, Finding, Severity
 
 RECORD_VERSION = "1"
