@@ -102,7 +102,7 @@ def verify(
     """Check Lambda zips for what would fail at import (and, with --event, at the first call), before deploy."""
     from lpkg.commands.verify import VerifyOptions, guess_runtime_minor, verify_zip
     from lpkg.events import load_event
-    from lpkg.probing.docker import choose_prober
+    from lpkg.probing.choose import choose_prober
 
     global _json_mode
     _json_mode = as_json

@@ -39,8 +39,8 @@ NOT_ON_THE_PATH = (
     "concurrent.futures", "logging", "zipfile", "csv", "subprocess", "difflib", "http.client", "ssl",
     # lpkg's machinery for builds that do work.
     "lpkg.archive.reader", "lpkg.archive.dists", "lpkg.archive.writer", "lpkg.archive.unpack", "lpkg.commands.verify",
-    "lpkg.probing.docker", "lpkg.containers.engine", "lpkg.checks", "lpkg.checks.elf", "lpkg.install.docker",
-    "lpkg.install.local", "lpkg.commands.layer",
+    "lpkg.probing.request", "lpkg.probing.docker", "lpkg.containers.engine", "lpkg.checks", "lpkg.checks.elf",
+    "lpkg.install.docker", "lpkg.install.local", "lpkg.commands.layer",
 )
 # And what it does import: proof that the listing is of an up-to-date build's process.
 ON_THE_PATH = ("lpkg.commands.build", "lpkg.plan.discover", "lpkg.commands.uptodate", "lpkg.report")

@@ -32,7 +32,7 @@ from lpkg.runtimes import Arch
 if TYPE_CHECKING:
     from lpkg.archive.writer import Assembled
     from lpkg.commands.verify import VerifyOptions
-    from lpkg.probing.docker import NoProbe, Prober
+    from lpkg.probing.request import NoProbe, Prober
     from lpkg.report import ArtifactReport
 
 
@@ -300,7 +300,7 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
     # Only a build that does the work needs zip writing, the checks and the probe machinery.
     from lpkg.archive.writer import assemble, dependency_zip, discard_unless_published
     from lpkg.commands.verify import DependencyPart, VerifyOptions
-    from lpkg.probing.docker import choose_prober
+    from lpkg.probing.choose import choose_prober
 
     with tempfile.TemporaryDirectory(prefix="lpkg-deps-") as scratch:
         installed = Installed(Path(scratch) / "site", "none (no requirements)")

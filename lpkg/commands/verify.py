@@ -31,16 +31,8 @@ from lpkg.files import remove_tree
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
 from lpkg.probe.sources import analyse_source
 from lpkg.probing.bytecode import BytecodeStore
-from lpkg.probing.docker import (
-    LAYER_DIR,
-    TASK_DIR,
-    NoProbe,
-    ProbeOutcome,
-    Prober,
-    ProbeRequest,
-    findings_from_probe,
-    invocation_from_probe,
-)
+from lpkg.probing.request import LAYER_DIR, TASK_DIR, NoProbe, ProbeOutcome, Prober, ProbeRequest
+from lpkg.probing.results import findings_from_probe, invocation_from_probe
 from lpkg.report import ArtifactReport, Finding, Invocation, Severity, Stopwatch, sort_findings
 from lpkg.runtimes import UNZIPPED_LIMIT_BYTES, Arch, Runtime
 
