@@ -31,7 +31,8 @@ from lpkg.commands.build import (
 from lpkg.commands.verify import VerifyOptions
 from lpkg.errors import UsageError
 from lpkg.install import InstallRequest
-from lpkg.plan.discover import EXCLUDED_DIRS, EXCLUDED_FILES, folder_requirements
+from lpkg.plan.requirements import folder_requirements
+from lpkg.plan.resolver import EXCLUDED_DIRS, EXCLUDED_FILES
 from lpkg.probing.choose import choose_prober
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch
 from lpkg.runtimes import DEFAULT_TIMEOUT_SECONDS, Arch, Runtime
