@@ -196,7 +196,8 @@ def build(
     """Build each function folder into OUT/<folder name>.zip, published only when it verifies.
 
     With no folder: the functions lpkg.toml names, else every folder with a handler under the source roots."""
-    from lpkg.commands.build import BuildOptions, build_functions
+    from lpkg.commands.build import build_functions
+    from lpkg.commands.inputs import BuildOptions
     from lpkg.config import Overrides, find_function_dirs
     from lpkg.report import render_build_human, render_build_json
 
@@ -266,8 +267,8 @@ def lock(
     upgrade: bool,
 ) -> None:
     """Pin each function's requirements, with hashes, for its runtime: FUNCTION_DIR/requirements.lock."""
+    from lpkg.commands.lock import check_function, lock_function
     from lpkg.config import Overrides
-    from lpkg.install.lock import check_function, lock_function
 
     overrides = Overrides(runtime=runtime, arch=arch, build_image=build_image)
     outcomes = []
@@ -345,7 +346,7 @@ def layer(
     verifies: each top-level module it provides imports in the runtime image."""
     global _json_mode
     _json_mode = as_json
-    from lpkg.commands.build import BuildOptions
+    from lpkg.commands.inputs import BuildOptions
     from lpkg.commands.layer import LayerSettings, build_layer, default_name
     from lpkg.report import render_build_human, render_build_json
 

@@ -19,18 +19,13 @@ from pathlib import Path
 
 from lpkg.archive.reader import ZipArchive, normalized_name
 from lpkg.archive.writer import assemble, dependency_zip, discard_unless_published, write_zip
-from lpkg.commands.build import (
-    BuildOptions,
-    Installed,
-    choose_installer,
-    install_dependencies,
-    left_out_findings,
-    published_facts,
-    verify_then_publish,
-)
+from lpkg.commands.inputs import BuildOptions
+from lpkg.commands.publishing import left_out_findings, published_facts, verify_then_publish
 from lpkg.commands.verify import VerifyOptions
 from lpkg.errors import UsageError
 from lpkg.install import InstallRequest
+from lpkg.install.cache import Installed, install_dependencies
+from lpkg.install.choose import choose_installer
 from lpkg.plan.requirements import folder_requirements
 from lpkg.plan.resolver import EXCLUDED_DIRS, EXCLUDED_FILES
 from lpkg.probing.choose import choose_prober

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lpkg.containers.emulation import emulation_problem
 from lpkg.errors import EnvironmentProblem
-from lpkg.probing.docker import DockerProber, emulation_problem
+from lpkg.probing.docker import DockerProber
 from lpkg.probing.local import LocalProber, in_lambda_image
 from lpkg.probing.request import NoProbe, Prober
 from lpkg.report import notice

@@ -68,17 +68,6 @@ def sandbox_options(memory_mb: int, read_only_root: bool = True) -> dict[str, An
     return options
 
 
-def emulation_problem(session: DockerSession, arch: Arch) -> str | None:
-    """None when the daemon can run `arch` containers (its own CPU, or QEMU through binfmt_misc), else why not.
-    Only a daemon on this kernel can be looked into; another (remote, a desktop VM) is trusted to emulate,
-    and a failure to start says so."""
-    from lpkg.containers.emulation import binfmt_problem
-
-    if session.runs_natively(arch) or not session.shares_kernel:
-        return None
-    problem = binfmt_problem(arch)
-    return None if problem is None else f"the Docker daemon here runs {session.architecture()}, and {problem}"
-
 
 class DockerProber:
     def __init__(self, image: str, runtime: Runtime, arch: Arch, memory_mb: int = PROBE_MEMORY_MB,
