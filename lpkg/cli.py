@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
@@ -60,6 +61,14 @@ build_probe_option = click.option(
 no_cache_option = click.option(
     "--no-cache", is_flag=True,
     help="Run pip even if these requirements were installed before (cache: LPKG_CACHE_DIR, else ~/.cache/lpkg).")
+
+
+def build_and_test_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options `build` and `layer` share: which images, which installer, whether and how to test."""
+    for option in reversed((build_image_option, test_image_option, no_test_option, backend_option,
+                            build_probe_option, timeout_option)):
+        command = option(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -155,15 +164,10 @@ def _render_verify(reports: list[ArtifactReport], as_json: bool) -> None:
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)), help=f"Lambda runtime; default {DEFAULT_RUNTIME}.")
 @click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), help="Default x86_64.")
 @click.option("--handler", help="MODULE.FUNCTION; default: inferred from the function folder.")
-@build_image_option
-@test_image_option
+@build_and_test_options
 @layer_option
 @click.option("--source-root", "source_roots", multiple=True, type=click.Path(path_type=Path),
               help="Folder holding first-party packages (repeatable); default: the function folder's parent.")
-@no_test_option
-@backend_option
-@build_probe_option
-@timeout_option
 @event_option
 @click.option("--no-cache", is_flag=True,
               help="Rebuild and run pip even if nothing changed (cache: LPKG_CACHE_DIR, else ~/.cache/lpkg; "
@@ -316,14 +320,9 @@ def cache_clear() -> None:
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)), default=DEFAULT_RUNTIME, show_default=True,
               help="Lambda runtime the layer is for.")
 @click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), default="x86_64", show_default=True)
-@build_image_option
-@test_image_option
+@build_and_test_options
 @click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path),
               help="A layer the new one is used with (repeatable), before it in /opt order.")
-@no_test_option
-@backend_option
-@build_probe_option
-@timeout_option
 @no_cache_option
 @json_option
 def layer(
