@@ -44,6 +44,9 @@ event_option = click.option(
     help="After the import, call the handler once with this event and a real LambdaContext (no network): a "
     "JSON file, - for stdin, or a built-in such as apigw:GET:/health (see `lpkg events`).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+env_option = click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
+                          help="An environment variable for the import test and the smoke invoke (repeatable); "
+                          "wins over `env` in the config and what a project file declares.")
 # Options `build` and `layer` take, spelled once.
 build_image_option = click.option(
     "--build-image", help="Image pip runs in; default public.ecr.aws/sam/build-python3.X:latest-ARCH.")
@@ -92,6 +95,7 @@ def cli() -> None:
               help="Where the handler is imported: Docker runtime image; a local python3.X (not sandboxed); "
               "nowhere (host checks only). auto: Docker, else local.")
 @event_option
+@env_option
 @click.option("--cdk-out", type=click.Path(path_type=Path),
               help="A synthesized CDK app (cdk.out): verify every Python function's asset against its template.")
 @json_option
@@ -105,11 +109,13 @@ def verify(
     timeout: float | None,
     probe_mode: str,
     event_spec: str | None,
+    env: tuple[str, ...],
     cdk_out: Path | None,
     as_json: bool,
 ) -> None:
     """Check Lambda zips for what would fail at import (and, with --event, at the first call), before deploy."""
     from lpkg.commands.verify import VerifyOptions, guess_runtime_minor, verify_zip
+    from lpkg.config import parse_env_flag
     from lpkg.events import load_event
     from lpkg.probing.choose import choose_prober
 
@@ -141,7 +147,8 @@ def verify(
         runtime = f"python3.{minor}" if minor is not None and f"python3.{minor}" in RUNTIMES else DEFAULT_RUNTIME
     rt = get_runtime(runtime)
     options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers,
-                            timeout=timeout or DEFAULT_TIMEOUT_SECONDS, event=event)
+                            timeout=timeout or DEFAULT_TIMEOUT_SECONDS, event=event,
+                            environment=tuple(sorted(dict(parse_env_flag(e) for e in env).items())))
     prober = choose_prober(probe_mode, rt, image or rt.runtime_image(lambda_arch), lambda_arch)
     reports = []
     for path in zips:
@@ -169,6 +176,7 @@ def _render_verify(reports: list[ArtifactReport], as_json: bool) -> None:
 @click.option("--source-root", "source_roots", multiple=True, type=click.Path(path_type=Path),
               help="Folder holding first-party packages (repeatable); default: the function folder's parent.")
 @event_option
+@env_option
 @click.option("--no-cache", is_flag=True,
               help="Rebuild and run pip even if nothing changed (cache: LPKG_CACHE_DIR, else ~/.cache/lpkg; "
               "see lpkg cache info).")
@@ -192,6 +200,7 @@ def build(
     probe_mode: str,
     timeout: float | None,
     event_spec: str | None,
+    env: tuple[str, ...],
     no_cache: bool,
     compile_bytecode: bool,
     jobs: int,
@@ -210,7 +219,7 @@ def build(
 
     overrides = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, build_image=build_image,
                           image=image, layers=layers, source_roots=source_roots, timeout=timeout,
-                          event=event_spec)
+                          event=event_spec, env=env)
     options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, cache=not no_cache,
                            compile=compile_bytecode)
     folders = function_dirs or find_function_dirs(Path.cwd(), source_roots)

@@ -159,7 +159,7 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
                 layers=settings.layers, timeout=settings.timeout, event=event, function_name=settings.name,
-                dependencies=dependencies,
+                dependencies=dependencies, environment=settings.environment,
             )
             verify_report, final = verify_then_publish(assembled, assembled.path, verify_options, prober, watch,
                                                        settings.artifact)
@@ -177,20 +177,21 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
 
 
 def build_functions(
-    function_dirs: Sequence[Path], overrides: Overrides, options: BuildOptions, jobs: int,
+    function_dirs: Sequence[Path], overrides: Overrides | Sequence[Overrides], options: BuildOptions, jobs: int,
     on_done: Callable[[int, Path, BuildReport | None, float], None] | None = None,
 ) -> tuple[list[BuildReport], list[LpkgError]]:
     """Build several functions, `jobs` at a time, reports in the order given. `on_done(index, folder, report,
     seconds)` is called as each finishes (report None when it ended in an error). A function that ends in an
     error (pip failed, no daemon for --backend docker) does not stop the others: it is returned beside
-    their reports (a single function's error is raised)."""
+    their reports (a single function's error is raised). `overrides`: one for all, or one per function."""
     reports: list[BuildReport | None] = [None] * len(function_dirs)
+    each = [overrides] * len(function_dirs) if isinstance(overrides, Overrides) else list(overrides)
     errors: list[LpkgError] = []
 
     def one(index: int, folder: Path) -> None:
         started = time.perf_counter()
         try:
-            reports[index] = build_function(folder, overrides, options)
+            reports[index] = build_function(folder, each[index], options)
         except LpkgError as exc:
             errors.append(exc)
             if len(function_dirs) <= 1:

@@ -74,6 +74,7 @@ def build_inputs_digest(settings: FunctionSettings, plan: BuildPlan, request: In
         "layers": [[str(p.absolute()), *file_stat(p)] for p in settings.layers],
         "source_roots": [str(p) for p in settings.source_roots], "exclude": list(settings.exclude),
         "declared": sorted(plan.declared), "timeout": settings.timeout,
+        "environment": [list(kv) for kv in settings.environment], "ignore": sorted(settings.ignore),
     }
     return uptodate.inputs_digest(
         settings=described, options={k: v for k, v in dataclasses.asdict(options).items() if k != "cache"},

@@ -64,6 +64,7 @@ class VerifyOptions:
     event: Event | None = None  # call the handler with it once the import succeeded (the smoke invoke)
     function_name: str | None = None  # default: the zip's file name without .zip
     dependencies: DependencyPart | None = None  # lpkg build: what of the zip is a cached install
+    environment: tuple[tuple[str, str], ...] = ()  # the function's variables, for the import and the invoke
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ def _unpack_and_probe(
         if prober is not None and present:
             # The container is created while the zip is unpacked.
             request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
-                                   options.function_name or ctx.archive.path.stem, _bytecode_store(options))
+                                   options.function_name or ctx.archive.path.stem, _bytecode_store(options),
+                                   options.environment)
             run_probe = stack.enter_context(prober.prepare(root, request))
         with watch.lap("unpack"):
             payload = unpack_payload(ctx, root)

@@ -37,6 +37,7 @@ PYC_DIR = PYC_ROOT.lstrip("/")
 RUNTIME_PROVIDED_ARG = ",".join(RUNTIME_PROVIDED_MODULES)
 GO_FILE = "go"  # written into the probe folder once the zip is unpacked
 EVENT_FILE = "event.json"  # the smoke invoke's event, in the probe folder
+ENVIRONMENT_FILE = "environment.json"  # the function's declared variables, in the probe folder
 GRACE_SECONDS = 20.0  # container start and the probe's own start, beyond the import timeout
 # QEMU user emulation runs another CPU's code several times slower (numpy's import: under a second natively,
 # 6.6 s emulated on a 2-core x86_64 machine at load 5, over 30 s at load 9), so an emulated probe gets this many
@@ -54,6 +55,7 @@ class ProbeRequest:
     event: str | None = None  # JSON text
     function_name: str | None = None  # AWS_LAMBDA_FUNCTION_NAME in the probe
     bytecode: BytecodeStore | None = None  # lpkg build: compiled dependency modules to reuse and add to
+    environment: tuple[tuple[str, str], ...] = ()  # the function's own variables, set before the import
 
     @property
     def wall_seconds(self) -> float:
@@ -67,6 +69,8 @@ class ProbeRequest:
                      "--response-limit", str(RESPONSE_LIMIT_BYTES)]
         if self.function_name:
             args += ["--function-name", self.function_name]
+        if self.environment:
+            args += ["--environment", f"{probe_root}/{ENVIRONMENT_FILE}"]
         return args
 
 
@@ -98,6 +102,8 @@ def write_probe(root: Path, request: ProbeRequest) -> Path:
         unpack_member(target, rel, content, 0o644)
     if request.event is not None:
         unpack_member(target, EVENT_FILE, request.event.encode("utf-8"), 0o644)
+    if request.environment:
+        unpack_member(target, ENVIRONMENT_FILE, json.dumps(dict(request.environment)).encode("utf-8"), 0o644)
     target.chmod(0o755)
     return target
 

@@ -146,9 +146,13 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
         code, what = sandbox
         raised = f"{error_type}: {message}" if message else error_type
         return Finding(code, Severity.ERROR, f"importing the handler {what} ({raised})", member, line)
-    return Finding("INIT_EXCEPTION", Severity.ERROR,
-                   f"importing the handler raised {error_type}: {message} — Lambda's init would fail the same way",
-                   member, line)
+    said = f"importing the handler raised {error_type}: {message} — Lambda's init would fail the same way"
+    code_line = str(frames[-1].get("code") or "") if frames else ""
+    if error_type == "KeyError" and "environ" in code_line:
+        # A variable read at import: Lambda sets the function's declared variables, the probe only those it knows.
+        said += (f". If Lambda sets {message} for this function, declare it (template, serverless.yml, Terraform) "
+                 f"or pass --env {message.strip(chr(39))}=VALUE")
+    return Finding("INIT_EXCEPTION", Severity.ERROR, said, member, line)
 
 
 def invocation_from_probe(
