@@ -44,6 +44,10 @@ event_option = click.option(
     help="After the import, call the handler once with this event and a real LambdaContext (no network): a "
     "JSON file, - for stdin, or a built-in such as apigw:GET:/health (see `lpkg events`).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+format_option = click.option(
+    "--format", "output_format", type=click.Choice(["human", "json", "github", "gitlab"]),
+    help="human (default), json (as --json), github (workflow annotations at file and line) or gitlab (a code "
+    "quality report). Under GITHUB_ACTIONS / GITLAB_CI, human output gets the annotations too.")
 env_option = click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
                           help="An environment variable for the import test and the smoke invoke (repeatable); "
                           "wins over `env` in the config and what a project file declares.")
@@ -96,6 +100,7 @@ def cli() -> None:
               "nowhere (host checks only). auto: Docker, else local.")
 @event_option
 @env_option
+@format_option
 @click.option("--cdk-out", type=click.Path(path_type=Path),
               help="A synthesized CDK app (cdk.out): verify every Python function's asset against its template.")
 @json_option
@@ -110,6 +115,7 @@ def verify(
     probe_mode: str,
     event_spec: str | None,
     env: tuple[str, ...],
+    output_format: str | None,
     cdk_out: Path | None,
     as_json: bool,
 ) -> None:
@@ -120,6 +126,7 @@ def verify(
     from lpkg.probing.choose import choose_prober
 
     global _json_mode
+    as_json = as_json or output_format == "json"
     _json_mode = as_json
     if cdk_out is not None:
         if zips or handler or runtime or layers or event_spec:
@@ -130,7 +137,7 @@ def verify(
         _progress(f"checking the functions of {cdk_out}")
         reports = verify_assembly(cdk_out, image=image, timeout=timeout or DEFAULT_TIMEOUT_SECONDS,
                                   probe_mode=probe_mode)
-        _render_verify(reports, as_json)
+        _render_verify(reports, as_json, output_format)
         return
     if not zips:
         raise UsageError("nothing to verify", hint="give one or more zips, or --cdk-out cdk.out")
@@ -154,13 +161,15 @@ def verify(
     for path in zips:
         _progress(f"checking {path} ({rt.name}, {lambda_arch})")
         reports.append(verify_zip(path, options, prober))
-    _render_verify(reports, as_json)
+    _render_verify(reports, as_json, output_format)
 
 
-def _render_verify(reports: list[ArtifactReport], as_json: bool) -> None:
+def _render_verify(reports: list[ArtifactReport], as_json: bool, output_format: str | None = None) -> None:
+    from lpkg.annotations import emit_report, verify_annotations
     from lpkg.report import render_human, render_json
 
-    click.echo(render_json(reports) if as_json else render_human(reports, color=sys.stdout.isatty()))
+    emit_report(lambda: render_json(reports) if as_json else render_human(reports, color=sys.stdout.isatty()),
+                lambda: verify_annotations(reports), None if as_json else output_format)
     if not all(r.ok for r in reports):
         raise FindingsFailed("verification found errors", hint=None)
 
@@ -177,6 +186,7 @@ def _render_verify(reports: list[ArtifactReport], as_json: bool) -> None:
               help="Folder holding first-party packages (repeatable); default: the function folder's parent.")
 @event_option
 @env_option
+@format_option
 @click.option("--no-cache", is_flag=True,
               help="Rebuild and run pip even if nothing changed (cache: LPKG_CACHE_DIR, else ~/.cache/lpkg; "
               "see lpkg cache info).")
@@ -201,6 +211,7 @@ def build(
     timeout: float | None,
     event_spec: str | None,
     env: tuple[str, ...],
+    output_format: str | None,
     no_cache: bool,
     compile_bytecode: bool,
     jobs: int,
@@ -215,6 +226,7 @@ def build(
     from lpkg.report import render_build_human, render_build_json
 
     global _json_mode
+    as_json = as_json or output_format == "json"
     _json_mode = as_json
 
     overrides = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, build_image=build_image,
@@ -238,7 +250,11 @@ def build(
     if errors:
         # The first error ends the run (its message and exit status); what did build is said on stderr above.
         raise errors[0]
-    click.echo(render_build_json(reports) if as_json else render_build_human(reports, color=sys.stdout.isatty()))
+    from lpkg.annotations import build_annotations, emit_report
+
+    color = sys.stdout.isatty()
+    emit_report(lambda: render_build_json(reports) if as_json else render_build_human(reports, color=color),
+                lambda: build_annotations(reports, Path.cwd()), None if as_json else output_format)
     if not all(r.ok for r in reports):
         raise FindingsFailed("build failed")
 

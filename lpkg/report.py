@@ -187,6 +187,7 @@ class BuildReport:
     verify: ArtifactReport | None
     timings: tuple[tuple[str, float], ...] = ()
     facts: tuple[tuple[str, str], ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()  # first-party zip path -> its source file, for annotations
 
     @property
     def ok(self) -> bool:

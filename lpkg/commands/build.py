@@ -109,6 +109,7 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
             verify=verify_report,
             timings=tuple(watch.laps),
             facts=tuple(facts.items()),
+            sources=tuple((member, str(path)) for member, path in plan.files),
         )
 
     verify_report = None
@@ -125,7 +126,7 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
         return uptodate.recorded_report(
             record, function=settings.name, function_dir=str(settings.function_dir),
             handler=plan.handler.string, runtime=settings.runtime.name, arch=settings.arch,
-            timings=tuple(watch.laps),
+            timings=tuple(watch.laps), sources=tuple((member, str(path)) for member, path in plan.files),
         )
 
     # Only a build that does the work needs zip writing, the checks and the probe machinery.
