@@ -97,6 +97,7 @@ class Overrides:
     env: tuple[str, ...] = ()  # --env KEY=VALUE, as typed
     name: str | None = None  # the artifact's name, where a project file names the function (default: the folder)
     env_declared: tuple[tuple[str, str], ...] = ()  # variables a project file declares (flags and config win)
+    code_root: bool = False  # the folder is a repository's root (a project file's asset): take only what is imported
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class FunctionSettings:
     event: str | None = None  # the smoke invoke's event: a built-in's name, `-`, or an absolute path
     environment: tuple[tuple[str, str], ...] = ()  # set for the import test and the smoke invoke, sorted by name
     ignore: frozenset[str] = frozenset()  # contract-check codes left out of the report
+    code_root: bool = False  # only the modules and packages the handler's imports reach go in, not the whole folder
 
     @property
     def artifact(self) -> Path:
@@ -379,6 +381,7 @@ def resolve_settings(
         event=_first(_cli_event(flags.event, here), own.event, dflt.event),
         environment=_merged_env(flags.env_declared, dflt.env, own.env, tuple(parse_env_flag(e) for e in flags.env)),
         ignore=frozenset((dflt.ignore or ()) + (own.ignore or ())),
+        code_root=flags.code_root,
     )
 
 

@@ -83,17 +83,17 @@ def discover(settings: FunctionSettings) -> tuple[BuildPlan, tuple[Finding, ...]
                 for p in walk.problems]
     findings += _check_handler(finder, handler)
 
-    function_files = dict(finder.files(settings.function_dir, ""))
-    first_party_files: dict[str, Path] = {}
     tops: dict[str, FoundModule] = {}
+    own_tops: dict[str, FoundModule] = {}  # the function folder's own top-level modules the walk reached
     for module in walk.reached.values():
-        if module.origin == "first-party" and "." not in module.name:
-            tops[module.name] = module
-    for name, top in sorted(tops.items()):
-        if top.directory is not None:
-            first_party_files.update(finder.files(top.directory, name + "/"))
-        elif top.file is not None and not finder.excluded_by_user(top.zip_path):
-            first_party_files[top.zip_path] = top.file
+        if "." not in module.name:
+            (tops if module.origin == "first-party" else own_tops)[module.name] = module
+    if settings.code_root:
+        # A repository's root as the asset: its packages at their import paths, not its tests or infra code.
+        function_files = _reached_files(finder, own_tops)
+    else:
+        function_files = dict(finder.files(settings.function_dir, ""))
+    first_party_files = _reached_files(finder, tops)
     files = {**first_party_files, **function_files}  # the function's own file wins a clash, as in /var/task
     findings += _add_reached(walk, finder, files, chains)
     findings += _syntax_findings(finder, walk, files, mandatory, chains)
@@ -118,6 +118,17 @@ def discover(settings: FunctionSettings) -> tuple[BuildPlan, tuple[Finding, ...]
 
 
 # --- finding modules where the zip will have them -------------------------------------------------
+
+
+def _reached_files(finder: ModuleFinder, tops: dict[str, FoundModule]) -> dict[str, Path]:
+    """(zip path, file) of each reached top-level module: a package's whole folder, a module's one file."""
+    files: dict[str, Path] = {}
+    for name, top in sorted(tops.items()):
+        if top.directory is not None:
+            files.update(finder.files(top.directory, name + "/"))
+        elif top.file is not None and not finder.excluded_by_user(top.zip_path):
+            files[top.zip_path] = top.file
+    return files
 
 
 # --- the walk from the handler ----------------------------------------------------------------------
