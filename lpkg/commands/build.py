@@ -31,6 +31,7 @@ from lpkg.install.cache import (
     install_dependencies,
 )
 from lpkg.install.choose import choose_installer
+from lpkg.install.path_requirements import path_requirement_findings
 from lpkg.plan.discover import BuildPlan, discover
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch, sort_findings
 
@@ -45,7 +46,7 @@ def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecod
     path = lock.lock_path(settings.function_dir)
     if not path.is_file():
         return InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch,
-                              compile_bytecode=compile_bytecode)
+                              compile_bytecode=compile_bytecode, requirements_base=settings.requirements_base)
     locked = lock.read_lock(path)
     inputs = lock.LockInputs(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
     why = lock.staleness(locked, inputs)
@@ -94,6 +95,7 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
     with watch.lap("discover"):
         plan, discovered = discover(settings)
     findings: list[Finding] = list(discovered)
+    findings += path_requirement_findings(plan.requirement_files, settings.requirements_base)
 
     def report(artifact: Path | None, **facts: str) -> BuildReport:
         watch.laps.append(("total", time.perf_counter() - started))
