@@ -35,6 +35,10 @@ class DeclaredLayer:
     arn: str | None  # as declared (may be a placeholder); None for a layer built here
     declared_at: str  # "template.yaml:40"
     build_method: str | None = None  # SAM Metadata.BuildMethod ("python3.12", "makefile")
+    # True: content_dir is the layer zip's root as it is (python/ inside it: serverless, Terraform, SAM
+    # without a BuildMethod). False: Python code and a requirements.txt that a build puts under python/
+    # (SAM BuildMethod python3.x, the way `lpkg layer FOLDER` builds one).
+    zip_root: bool = True
 
 
 @dataclass(frozen=True)

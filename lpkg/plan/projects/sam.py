@@ -6,7 +6,8 @@ are the global items then the function's; Architectures, one item by Lambda's ru
 `AWS::Lambda::Function` whose `Code` is a local path (as `aws cloudformation package` takes it). CodeUri
 and ContentUri are relative to the template's folder; no CodeUri is the template's folder, as SAM CLI
 takes it. A `!Ref` to a template Parameter with a Default resolves to that default and is reported in
-`defaulted`; every other intrinsic becomes a placeholder such as `<!GetAtt Table.Arn>`.
+`defaulted` (not an SSM parameter type: its Default names the parameter); every other intrinsic becomes
+a placeholder such as `<!GetAtt Table.Arn>`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ CODE_KEYS = {SERVERLESS_FUNCTION: "CodeUri", LAMBDA_FUNCTION: "Code", SERVERLESS
              LAMBDA_LAYER: "Content"}
 # Globals keys whose value replaces the global one even though it is a list.
 REPLACED_LISTS = frozenset({"Architectures"})
+SSM_PARAMETER_TYPE = "AWS::SSM::Parameter::Value"
 _SUB_REFERENCE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
@@ -55,7 +57,7 @@ def read_sam(path: Path) -> Project:
                          hint="name a SAM or CloudFormation template (template.yaml)")
     raw_parameters = data.get("Parameters") or {}
     parameters = {name: p["Default"] for name, p in _mapping(raw_parameters).items()
-                  if isinstance(p, dict) and "Default" in p}
+                  if isinstance(p, dict) and "Default" in p and not _resolved_at_deploy(p)}
     template = _Template(path, parameters, data["Resources"])
     raw_globals = _mapping(data.get("Globals")).get("Function")
     function_globals = raw_globals if isinstance(raw_globals, dict) else {}
@@ -73,6 +75,11 @@ def read_sam(path: Path) -> Project:
         else:
             functions.append(outcome)
     return Project("sam", path, tuple(functions), tuple(skipped))
+
+
+def _resolved_at_deploy(parameter: Mapping[str, Any]) -> bool:
+    # An SSM parameter type's Default is the parameter's name; CloudFormation reads its value at deploy.
+    return str(parameter.get("Type", "")).startswith(SSM_PARAMETER_TYPE)
 
 
 def merged_globals(globals_: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
@@ -219,6 +226,6 @@ def _own_layer(template: _Template, logical_id: str, resource: Mapping[str, Any]
     if not folder.is_dir():
         raise UsageError(f"{template.path}:{template.resources.line_of(logical_id)}: layer {logical_id}: "
                          f"{content.text}: no such folder", hint="ContentUri is relative to the template's folder")
-    metadata = _mapping(resource.get("Metadata"))
-    return DeclaredLayer(name=logical_id, content_dir=folder, arn=None, declared_at=where,
-                         build_method=scalar_text(metadata.get("BuildMethod")))
+    build_method = scalar_text(_mapping(resource.get("Metadata")).get("BuildMethod"))
+    return DeclaredLayer(name=logical_id, content_dir=folder, arn=None, declared_at=where, build_method=build_method,
+                         zip_root=not (build_method or "").startswith("python"))
