@@ -26,6 +26,8 @@ LAYER_RESOURCE = "aws_lambda_layer_version"
 ARCHIVE_DATA = "archive_file"
 # How the lambda module's `source` is written: the registry address or its GitHub repository.
 LAMBDA_MODULE_SOURCES = ("terraform-aws-modules/lambda/aws", "terraform-aws-modules/terraform-aws-lambda")
+# Inputs that, beside `handler`, mark a module block of a local copy of the lambda module.
+LAMBDA_MODULE_INPUTS = ("source_path", "local_existing_package", "s3_existing_package", "create_package")
 _ARCHIVE_OUTPUT = re.compile(r"data\.archive_file\.([\w-]+)\.output_path")
 _LAYER_ARN = re.compile(r"aws_lambda_layer_version\.([\w-]+)\.(arn|id)")
 _MODULE_LAYER_ARN = re.compile(r"module\.([\w-]+)\.lambda_layer_arn")
@@ -78,8 +80,8 @@ def _is_lambda_module(block: Block) -> bool:
     source = unquote(str(block.body.get("source", "")))
     if any(known in source for known in LAMBDA_MODULE_SOURCES):
         return True
-    # A local copy or wrapper of the module: its inputs say what it is.
-    return "source_path" in block.body and "handler" in block.body
+    # A local copy or wrapper of the module (source = "../../"): its inputs say what it is.
+    return "handler" in block.body and any(key in block.body for key in LAMBDA_MODULE_INPUTS)
 
 
 def _is_true(module: _Module, block: Block, key: str) -> bool:
