@@ -56,8 +56,11 @@ def _parse_file(path: Path) -> list[Block]:
     try:
         document = hcl2.loads(text)
     except UnexpectedInput as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"{path}:{exc.line}: invalid HCL: {first}", hint="fix the file's syntax") from None
+        token = getattr(exc, "token", None) or getattr(exc, "char", None)
+        shown = str(token).strip()[:40] if token is not None else ""
+        found = f"unexpected {shown!r}" if shown else "unexpected end"
+        raise UsageError(f"{path}:{exc.line}: invalid HCL: {found} at column {exc.column}",
+                         hint="fix the file's syntax") from None
     except (LarkError, RuntimeError, ValueError) as exc:
         raise UsageError(f"{path}: invalid HCL: {exc}", hint="fix the file's syntax") from None
     blocks: list[Block] = []
