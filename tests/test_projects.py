@@ -453,3 +453,34 @@ def test_importing_the_package_loads_no_parser() -> None:
             "print(sorted(m for m in ('yaml', 'hcl2', 'lark') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_terraform_filename_linked_to_its_archive_by_hash_or_by_path(tmp_path: Path) -> None:
+    # Real modules often write the zip's path twice instead of referencing output_path.
+    for name in ("a", "b"):
+        write(tmp_path, f"src/{name}/app.py", "def handler(e, c):\n    return 1\n")
+    write(tmp_path, "main.tf", """
+        variable "zip_name" { default = "b.zip" }
+        data "archive_file" "a" {
+          source_dir  = "${path.module}/src/a"
+          output_path = "${path.module}/build/a.zip"
+        }
+        data "archive_file" "b" {
+          source_dir  = "src/b"
+          output_path = "build/${var.zip_name}"
+        }
+        resource "aws_lambda_function" "a" {
+          filename         = "${path.module}/build/a.zip"
+          source_code_hash = data.archive_file.a.output_base64sha256
+          handler          = "app.handler"
+          runtime          = "python3.12"
+        }
+        resource "aws_lambda_function" "b" {
+          filename = "build/${var.zip_name}"
+          handler  = "app.handler"
+          runtime  = "python3.12"
+        }
+        """)
+    functions = by_name(read_project("terraform", tmp_path))
+    assert functions["a"].code_dir == tmp_path.resolve() / "src" / "a"
+    assert functions["b"].code_dir == tmp_path.resolve() / "src" / "b"

@@ -29,6 +29,7 @@ LAMBDA_MODULE_SOURCES = ("terraform-aws-modules/lambda/aws", "terraform-aws-modu
 # Inputs that, beside `handler`, mark a module block of a local copy of the lambda module.
 LAMBDA_MODULE_INPUTS = ("source_path", "local_existing_package", "s3_existing_package", "create_package")
 _ARCHIVE_OUTPUT = re.compile(r"data\.archive_file\.([\w-]+)\.output_path")
+_ARCHIVE_HASH = re.compile(r"data\.archive_file\.([\w-]+)\.output_(base64)?(sha|md5)")
 _LAYER_ARN = re.compile(r"aws_lambda_layer_version\.([\w-]+)\.(arn|id)")
 _MODULE_LAYER_ARN = re.compile(r"module\.([\w-]+)\.lambda_layer_arn")
 
@@ -93,11 +94,45 @@ def _resource_function(module: _Module, block: Block) -> DeclaredFunction | str:
     body = block.body
     if unquote(str(body.get("package_type", ""))) == "Image" or "image_uri" in body:
         return "a container image function (package_type = Image)"
-    code = _archive_code(module, body.get("filename"), "filename")
+    not_python = _not_python(module, block)
+    if not_python:
+        return not_python
+    if body.get("filename") is None:
+        return "code in S3 (s3_bucket) or not declared"
+    archive = _archive_of(module, body)
+    if archive is None:
+        value = module.evaluator.text(body.get("filename"))
+        shown = value.text if value is not None else body.get("filename")
+        return f"filename is a zip built elsewhere ({shown}): verify it with lpkg verify"
+    code = _archive_source(module, archive)
     if isinstance(code, str):
         return code
     variables = _environment_variables(module, _first_block(body.get("environment")).get("variables"))
     return _declared(module, block, code, variables, body.get("layers"))
+
+
+def _not_python(module: _Module, block: Block) -> str | None:
+    runtime = module.evaluator.text(block.body.get("runtime"))
+    if runtime is not None and runtime.kind is not Kind.PLACEHOLDER and not is_python_runtime(runtime.text):
+        return f"runtime {runtime.text} is not Python"
+    return None
+
+
+def _archive_of(module: _Module, body: dict[str, Any]) -> Block | None:
+    """The archive_file whose zip `filename` is: named by filename or source_code_hash, or at the same path."""
+    for key, pattern in (("filename", _ARCHIVE_OUTPUT), ("source_code_hash", _ARCHIVE_HASH)):
+        match = pattern.search(str(body.get(key, "")))
+        if match:
+            return module.find("data", ARCHIVE_DATA, match.group(1))
+    filename = module.evaluator.text(body.get("filename"))
+    if filename is None or filename.kind is Kind.PLACEHOLDER:
+        return None
+    for block in module.blocks:
+        if block.kind == "data" and block.labels[:1] == (ARCHIVE_DATA,):
+            output = module.evaluator.text(block.body.get("output_path"))
+            if output is not None and module.evaluator.path(output) == module.evaluator.path(filename):
+                return block
+    return None
 
 
 def _module_function(module: _Module, block: Block) -> DeclaredFunction | str:
@@ -109,6 +144,9 @@ def _module_function(module: _Module, block: Block) -> DeclaredFunction | str:
         value = module.evaluator.text(body.get(key))
         if value is not None and value.text == "false":
             return reason
+    not_python = _not_python(module, block)
+    if not_python:
+        return not_python
     code = _module_source(module, block)
     if isinstance(code, str):
         return code
@@ -120,8 +158,6 @@ def _declared(module: _Module, block: Block, code: _Code, variables: dict[str, V
               layers: Any) -> DeclaredFunction | str:
     evaluator = module.evaluator
     runtime = evaluator.text(block.body.get("runtime"))
-    if runtime is not None and runtime.kind is not Kind.PLACEHOLDER and not is_python_runtime(runtime.text):
-        return f"runtime {runtime.text} is not Python"
     handler = evaluator.text(block.body.get("handler"))
     if handler is None or handler.kind is Kind.PLACEHOLDER:
         raise UsageError(f"{block.file}:{block.line}: {'.'.join(block.labels)} declares no handler lpkg can read",
@@ -155,20 +191,6 @@ def _first_block(value: Any) -> dict[str, Any]:
 
 def _raw_items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _archive_code(module: _Module, filename: Any, key: str) -> _Code | str:
-    """The code behind `filename = data.archive_file.X.output_path`, or why there is none here."""
-    if filename is None:
-        return "code in S3 (s3_bucket) or not declared"
-    match = _ARCHIVE_OUTPUT.search(str(filename))
-    if match is None:
-        value = module.evaluator.text(filename)
-        return f"{key} is a zip built elsewhere ({value.text if value else filename}): verify it with lpkg verify"
-    archive = module.find("data", ARCHIVE_DATA, match.group(1))
-    if archive is None:
-        return f"{key} names data.archive_file.{match.group(1)}, which is not in this folder"
-    return _archive_source(module, archive)
 
 
 def _archive_source(module: _Module, archive: Block) -> _Code | str:
@@ -221,8 +243,9 @@ def _layer(module: _Module, function: Block, raw: Any) -> DeclaredLayer:
     own = _LAYER_ARN.search(text)
     if own:
         layer = module.find("resource", LAYER_RESOURCE, own.group(1))
-        if layer is not None:
-            code = _archive_code(module, layer.body.get("filename"), "filename")
+        archive = _archive_of(module, layer.body) if layer is not None else None
+        if layer is not None and archive is not None:
+            code = _archive_source(module, archive)
             if isinstance(code, _Code):
                 return DeclaredLayer(name=own.group(1), content_dir=code.folder, arn=None, declared_at=layer.where)
     from_module = _MODULE_LAYER_ARN.search(text)
