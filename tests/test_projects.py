@@ -484,3 +484,21 @@ def test_terraform_filename_linked_to_its_archive_by_hash_or_by_path(tmp_path: P
     functions = by_name(read_project("terraform", tmp_path))
     assert functions["a"].code_dir == tmp_path.resolve() / "src" / "a"
     assert functions["b"].code_dir == tmp_path.resolve() / "src" / "b"
+
+
+def test_a_runtime_known_only_at_deploy_is_not_guessed(tmp_path: Path) -> None:
+    write(tmp_path, "sam/template.yaml", """
+        Parameters: {Py: {Type: String}, Arch: {Type: String}}
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: !Ref Py, Architectures: [!Ref Arch]}
+        """)
+    (function,) = read_project(None, tmp_path / "sam").functions
+    assert (function.runtime, function.arch) == (None, None)  # lpkg's --runtime / --arch decide
+    write(tmp_path, "sls/serverless.yml", """
+        service: s
+        provider: {name: aws, runtime: "${opt:runtime}"}
+        functions: {f: {handler: f.main}}
+        """)
+    assert read_project(None, tmp_path / "sls").skipped == (("f", "runtime <${opt:runtime}>: not known before deploy"),)

@@ -109,7 +109,7 @@ def _function(template: _Template, logical_id: str, resource: Mapping[str, Any],
     code = _code_dir(template, resource["Type"], properties)
     if isinstance(code, str):
         return code
-    runtime = _text(template, properties.get("Runtime"))
+    runtime = _known(_text(template, properties.get("Runtime")))  # unknown until deploy: lpkg's --runtime
     if runtime is not None and not is_python_runtime(runtime.text):
         return f"runtime {runtime.text} is not Python"
     handler = _text(template, properties.get("Handler"))
@@ -122,7 +122,7 @@ def _function(template: _Template, logical_id: str, resource: Mapping[str, Any],
                          f"{CODE_KEYS[resource['Type']]} {code}: no such folder",
                          hint="code paths are relative to the template's folder")
     arches = properties.get("Architectures")
-    arch = _text(template, arches[0]) if isinstance(arches, list) and arches else None
+    arch = _known(_text(template, arches[0])) if isinstance(arches, list) and arches else None
     environment = environment_of(_variables(template, properties))
     metadata = _mapping(resource.get("Metadata"))
     return DeclaredFunction(
@@ -183,6 +183,10 @@ def _text(template: _Template, value: Any) -> Value | None:
             return _sub(template, value)
         return Value(value.placeholder(), Kind.PLACEHOLDER)
     return Value(f"<{value!r}>", Kind.PLACEHOLDER)
+
+
+def _known(value: Value | None) -> Value | None:
+    return None if value is None or value.kind is Kind.PLACEHOLDER else value
 
 
 def _sub(template: _Template, value: Intrinsic) -> Value:

@@ -37,6 +37,16 @@ class _Service:
         value = table.get(key) if isinstance(table, dict) else None
         return self.resolver.resolve_text(value)[0]
 
+    def known_setting(self, *tables_and_key: Any) -> Value | None:
+        """The first table's value of the key that is set (the function's, then the provider's)."""
+        *tables, key = tables_and_key
+        for table in tables:
+            value = table.get(key) if isinstance(table, dict) else None
+            text, kind = self.resolver.resolve_text(value)
+            if text is not None:
+                return Value(text, kind)
+        return None
+
 
 def layer_logical_id(name: str) -> str:
     """The CloudFormation logical id the framework gives the layer `name`."""
@@ -101,9 +111,12 @@ def _function(service: _Service, provider: dict[str, Any], name: str, declared: 
     package = declared.get("package") if isinstance(declared.get("package"), dict) else {}
     if service.setting(package, "artifact") is not None:
         return f"a prebuilt artifact ({service.setting(package, 'artifact')}): verify it with lpkg verify"
-    runtime = service.setting(declared, "runtime") or service.setting(provider, "runtime")
-    if runtime is None:
+    declared_runtime = service.known_setting(declared, provider, "runtime")
+    if declared_runtime is None:
         return "no runtime declared (the Serverless Framework's default is Node.js)"
+    runtime = declared_runtime.text
+    if declared_runtime.kind is Kind.PLACEHOLDER:
+        return f"runtime {runtime}: not known before deploy"
     if not is_python_runtime(runtime):
         return f"runtime {runtime} is not Python"
     handler = service.setting(declared, "handler")
@@ -118,7 +131,7 @@ def _function(service: _Service, provider: dict[str, Any], name: str, declared: 
         code_dir=service.folder,
         handler=handler,
         runtime=runtime,
-        arch=service.setting(declared, "architecture") or service.setting(provider, "architecture"),
+        arch=_known(service.known_setting(declared, provider, "architecture")),
         environment=environment.variables,
         placeholders=environment.placeholders,
         layers=tuple(_layer(service, item, line) for item in _items(layers_declared)),
@@ -128,6 +141,10 @@ def _function(service: _Service, provider: dict[str, Any], name: str, declared: 
         declared_at=f"{service.path.name}:{line}",
         defaulted=environment.defaulted,
     )
+
+
+def _known(value: Value | None) -> str | None:
+    return None if value is None or value.kind is Kind.PLACEHOLDER else value.text  # a placeholder: at deploy
 
 
 def _items(value: Any) -> list[Any]:
