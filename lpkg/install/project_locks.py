@@ -170,10 +170,12 @@ class _Graph:
             seen.add(key)
             chosen[key[0]] = package
             pending.extend(self.edges(package, edge.extras))
+        project = self.project_name()
+        chosen.pop(project, None)  # the project itself: the function's own code, which lpkg's discovery follows
         return ProjectLock(
-            kind="uv" if isinstance(self, _UvGraph) else "poetry", path=self.path, project=self.project_name(),
-            distributions=tuple(self.distribution(p) for n, p in sorted(chosen.items()) if not self.is_local(p)),
-            local=tuple(self.local_package(p) for n, p in sorted(chosen.items()) if self.is_local(p)),
+            kind="uv" if isinstance(self, _UvGraph) else "poetry", path=self.path, project=project,
+            distributions=tuple(self.distribution(p) for _, p in sorted(chosen.items()) if not self.is_local(p)),
+            local=tuple(self.local_package(p) for _, p in sorted(chosen.items()) if self.is_local(p)),
         )
 
     def choose(self, edge: _Edge) -> dict[str, Any]:
