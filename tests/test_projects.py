@@ -502,3 +502,36 @@ def test_a_runtime_known_only_at_deploy_is_not_guessed(tmp_path: Path) -> None:
         functions: {f: {handler: f.main}}
         """)
     assert read_project(None, tmp_path / "sls").skipped == (("f", "runtime <${opt:runtime}>: not known before deploy"),)
+
+
+def test_serverless_functions_as_a_list_and_from_another_file(tmp_path: Path) -> None:
+    write(tmp_path, "list/serverless.yml", """
+        service: s
+        provider: {name: aws, runtime: python3.12}
+        functions:
+          - a: {handler: a.main}
+          - b: {handler: b.main}
+        """)
+    functions = by_name(read_project(None, tmp_path / "list"))
+    assert sorted(functions) == ["a", "b"] and functions["b"].declared_at == "serverless.yml:5"
+    path = write(tmp_path, "file/serverless.yml", "service: s\nprovider: {name: aws}\nfunctions: ${file(fns.yml)}\n")
+    with pytest.raises(UsageError, match=r"serverless\.yml:3: functions is '\$\{file\(fns\.yml\)\}', not a mapping"):
+        read_project(None, path)
+
+
+def test_terraform_layers_as_one_expression_is_a_placeholder(tmp_path: Path) -> None:
+    write(tmp_path, "src/app.py", "def handler(e, c):\n    return 1\n")
+    write(tmp_path, "main.tf", """
+        data "archive_file" "a" {
+          source_dir  = "src"
+          output_path = "a.zip"
+        }
+        resource "aws_lambda_function" "a" {
+          filename = data.archive_file.a.output_path
+          handler  = "app.handler"
+          runtime  = "python3.12"
+          layers   = var.layer_arns
+        }
+        """)
+    (function,) = read_project(None, tmp_path).functions
+    assert [(layer.arn, layer.content_dir) for layer in function.layers] == [("<${var.layer_arns}>", None)]

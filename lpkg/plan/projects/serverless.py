@@ -67,9 +67,7 @@ def read_serverless(path: Path) -> Project:
         raise UsageError(f"{path}:{line}: provider {provider_name!r}: lpkg reads AWS Lambda functions only")
     service = _Service(path, document, resolver, {})
     service.layers.update(_own_layers(service))
-    functions_table = document.get("functions") or LineDict()
-    if not isinstance(functions_table, LineDict):
-        raise UsageError(f"{path}:{document.line_of('functions')}: functions must be a mapping of name to function")
+    functions_table = _functions_table(path, document)
     functions: list[DeclaredFunction] = []
     skipped: list[tuple[str, str]] = []
     for name, declared in functions_table.items():
@@ -79,6 +77,23 @@ def read_serverless(path: Path) -> Project:
         else:
             functions.append(outcome)
     return Project("serverless", path, tuple(functions), tuple(skipped))
+
+
+def _functions_table(path: Path, document: LineDict) -> LineDict:
+    """`functions:` as a mapping; the framework also takes a list of mappings, merged in order."""
+    declared = document.get("functions")
+    if declared is None:
+        return LineDict()
+    if isinstance(declared, list) and all(isinstance(item, LineDict) for item in declared):
+        merged = LineDict()
+        for item in declared:
+            merged.update(item)
+            merged.key_lines.update(item.key_lines)
+        return merged
+    if not isinstance(declared, LineDict):
+        raise UsageError(f"{path}:{document.line_of('functions')}: functions is {declared!r}, not a mapping of "
+                         "name to function", hint="lpkg reads the functions written in serverless.yml itself")
+    return declared
 
 
 def _own_layers(service: _Service) -> dict[str, DeclaredLayer]:

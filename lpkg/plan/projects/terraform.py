@@ -190,7 +190,10 @@ def _first_block(value: Any) -> dict[str, Any]:
 
 
 def _raw_items(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+    """A list as written; one expression (`concat(...)`, `var.layers`) is one item: its placeholder says so."""
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
 
 
 def _archive_source(module: _Module, archive: Block) -> _Code | str:
