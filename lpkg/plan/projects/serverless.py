@@ -204,7 +204,8 @@ def _texts(service: _Service, value: Any) -> list[str]:
 
 def _layer(service: _Service, item: Any, line: int) -> DeclaredLayer:
     where = f"{service.path.name}:{line}"
-    if isinstance(item, Intrinsic) and item.function == "Ref" and item.argument in service.layers:
+    own = isinstance(item, Intrinsic) and item.function == "Ref" and isinstance(item.argument, str)
+    if own and item.argument in service.layers:
         return service.layers[item.argument]
     if isinstance(item, Intrinsic):
         return DeclaredLayer(name=item.placeholder(), content_dir=None, arn=item.placeholder(), declared_at=where)
