@@ -4,6 +4,7 @@ functions, autodetection, and malformed input as one UsageError naming file and 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -535,3 +536,32 @@ def test_terraform_layers_as_one_expression_is_a_placeholder(tmp_path: Path) -> 
         """)
     (function,) = read_project(None, tmp_path).functions
     assert [(layer.arn, layer.content_dir) for layer in function.layers] == [("<${var.layer_arns}>", None)]
+
+
+SHAPES = {"yaml": ("[1, 2]", "{a: 1}", "!Ref X", "null", "${self:nothing}"),
+          "tf": ("[1, 2]", "{ a = 1 }", '"${var.nothing}"')}  # fewer: each HCL read takes ~14 ms
+
+
+@pytest.mark.parametrize(("fixture", "name"), [(SAM_APP, "template.yaml"), (SERVERLESS_APP, "serverless.yml"),
+                                              (TERRAFORM_APP, "main.tf")])
+def test_any_line_changed_reads_or_is_a_usage_error(tmp_path: Path, fixture: Path, name: str) -> None:
+    """Each line of a fixture's project file deleted, or its value replaced by one of another shape: the
+    reader reads the result or raises a UsageError; nothing else escapes (no traceback for the user)."""
+    project = tmp_path / fixture.name
+    shutil.copytree(fixture, project)
+    lines = (fixture / name).read_text().splitlines()
+    separator, shapes = ("=", SHAPES["tf"]) if name.endswith(".tf") else (":", SHAPES["yaml"])
+    outcomes = {"read": 0, "usage error": 0}
+    for index, line in enumerate(lines):
+        variants: list[str | None] = [None]
+        if separator in line:
+            variants += [line[: line.index(separator) + 1] + " " + shape for shape in shapes]
+        for variant in variants:
+            changed = lines[:index] + ([] if variant is None else [variant]) + lines[index + 1:]
+            (project / name).write_text("\n".join(changed) + "\n")
+            try:
+                read_project(None, project)
+                outcomes["read"] += 1
+            except UsageError:
+                outcomes["usage error"] += 1
+    assert outcomes["read"] and outcomes["usage error"]  # both happened: the changes were not all harmless
