@@ -308,7 +308,7 @@ def test_terraform_fixture_resource_and_module() -> None:
     ingest, thumbnails = functions["ingest"], functions["thumbnails"]
     assert ingest.code_dir == TERRAFORM_APP / "src" / "ingest"  # data.archive_file.ingest's source_dir
     assert (ingest.handler, ingest.runtime, ingest.arch) == ("handler.lambda_handler", "python3.11", "x86_64")
-    assert ingest.exclude == ("tests", "**/__pycache__/**")  # the archive's excludes
+    assert ingest.exclude == ("tests", "tests/**", "**/__pycache__/**")  # the archive's excludes, as zip globs
     assert ingest.declared_at == "main.tf:50"
     assert thumbnails.code_dir == TERRAFORM_APP / "src" / "thumbnails"  # the module's source_path
     assert (thumbnails.handler, thumbnails.arch) == ("app.handler", "arm64")

@@ -199,7 +199,8 @@ def _raw_items(value: Any) -> list[Any]:
 def _archive_source(module: _Module, archive: Block) -> _Code | str:
     evaluator = module.evaluator
     excludes = evaluator.value(archive.body.get("excludes"))
-    exclude = tuple(v.text for v in excludes if isinstance(v, Value)) if isinstance(excludes, list) else ()
+    exclude = tuple(glob for v in excludes if isinstance(v, Value) for glob in _zip_globs(v.text)) \
+        if isinstance(excludes, list) else ()
     for key in ("source_dir", "source_file"):
         value = evaluator.text(archive.body.get(key))
         if value is None:
@@ -213,6 +214,12 @@ def _archive_source(module: _Module, archive: Block) -> _Code | str:
                              f"{value.text}: not found", hint="paths are relative to the root module's folder")
         return _Code(folder, None if key == "source_dir" else path.name, exclude)
     return f"archive_file {archive.labels[-1]} has no source_dir or source_file (source blocks are not read)"
+
+
+def _zip_globs(exclude: str) -> tuple[str, ...]:
+    """archive_file's `excludes` entry as zip-path globs: a plain name is that file or that folder's tree."""
+    exclude = exclude.strip("/")
+    return (exclude,) if any(c in exclude for c in "*?[") else (exclude, f"{exclude}/**")
 
 
 def _module_source(module: _Module, block: Block) -> _Code | str:
