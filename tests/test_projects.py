@@ -565,3 +565,27 @@ def test_any_line_changed_reads_or_is_a_usage_error(tmp_path: Path, fixture: Pat
             except UsageError:
                 outcomes["usage error"] += 1
     assert outcomes["read"] and outcomes["usage error"]  # both happened: the changes were not all harmless
+
+
+def test_overrides_for_a_declared_function() -> None:
+    from lpkg.config import Overrides, resolve_settings
+    from lpkg.plan.projects.overrides import overrides_for, unattached_layers
+
+    project = read_project(None, SAM_APP)
+    create = by_name(project)["CreateOrderFunction"]
+    layer_zip = SAM_APP / "dist" / "AuditTrailLayer.zip"  # where the lead's `lpkg layer` step would put it
+    overrides = overrides_for(project, create, Overrides(arch="arm64", env=("LOG_LEVEL=WARNING",)),
+                              {SAM_APP / "layers" / "shared": layer_zip})
+    assert (overrides.runtime, overrides.arch, overrides.handler) == ("python3.11", "arm64", create.handler)
+    assert overrides.name == "CreateOrderFunction" and overrides.layers == (layer_zip,)
+    assert not overrides.code_root  # CodeUri src/ is a function folder
+    settings = resolve_settings(create.code_dir, overrides, cwd=SAM_APP)
+    environment = dict(settings.environment)
+    assert environment["TABLE_NAME"] == "<!Ref OrdersTable>"  # declared: the import-time read finds it
+    assert environment["LOG_LEVEL"] == "WARNING"  # --env wins over the declaration
+    assert settings.artifact.name == "CreateOrderFunction.zip"
+    assert unattached_layers(create) == create.layers  # nothing built yet
+
+    serverless = read_project(None, SERVERLESS_APP)
+    report = by_name(serverless)["dailyReport"]
+    assert overrides_for(serverless, report, Overrides()).code_root  # the service folder holds serverless.yml
