@@ -25,7 +25,7 @@ from lpkg.runtimes import (
 )
 
 if TYPE_CHECKING:
-    from lpkg.report import ArtifactReport, BuildReport
+    from lpkg.report import ArtifactReport
 
 # The machinery behind each command (zip reading, Docker, ELF parsing, ...) is imported inside the command:
 # start-up time counts, and an up-to-date `lpkg build` is over in about 100 ms.
@@ -70,6 +70,20 @@ no_cache_option = click.option(
     help="Run pip even if these requirements were installed before (cache: LPKG_CACHE_DIR, else ~/.cache/lpkg).")
 
 
+def project_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The functions a project file declares, as the list to build or verify."""
+    path = click.Path(path_type=Path, exists=True)
+    for option in reversed((
+        click.option("--template", type=path, help="A SAM / CloudFormation template: its Python functions."),
+        click.option("--serverless", type=path, help="A serverless.yml: its Python functions."),
+        click.option("--terraform", type=click.Path(path_type=Path, exists=True),
+                     help="A Terraform folder: its aws_lambda_function resources and lambda modules."),
+        click.option("--function", "only", multiple=True, help="Only this function of the project (repeatable)."),
+    )):
+        command = option(command)
+    return command
+
+
 def build_and_test_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options `build` and `layer` share: which images, which installer, whether and how to test."""
     for option in reversed((build_image_option, test_image_option, no_test_option, backend_option,
@@ -90,8 +104,10 @@ def cli() -> None:
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)),
               help="Lambda runtime; default: the CPython version of the zip's extension modules, "
               f"else {DEFAULT_RUNTIME}.")
-@click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), default="x86_64", show_default=True)
+@click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), help="Default x86_64 (or what a project file declares).")
 @layer_option
+@click.option("--out", type=click.Path(path_type=Path),
+              help="With a project file: where lpkg build wrote the zips (default dist).")
 @click.option("--image", help="Runtime image for the probe; default public.ecr.aws/lambda/python:3.X-ARCH.")
 @timeout_option
 @click.option("--probe", "probe_mode", type=click.Choice(["auto", "docker", "local", "none"]), default="auto",
@@ -101,6 +117,7 @@ def cli() -> None:
 @event_option
 @env_option
 @format_option
+@project_options
 @click.option("--cdk-out", type=click.Path(path_type=Path),
               help="A synthesized CDK app (cdk.out): verify every Python function's asset against its template.")
 @json_option
@@ -108,14 +125,19 @@ def verify(
     zips: tuple[Path, ...],
     handler: str | None,
     runtime: str | None,
-    arch: str,
+    arch: str | None,
     layers: tuple[Path, ...],
+    out: Path | None,
     image: str | None,
     timeout: float | None,
     probe_mode: str,
     event_spec: str | None,
     env: tuple[str, ...],
     output_format: str | None,
+    template: Path | None,
+    serverless: Path | None,
+    terraform: Path | None,
+    only: tuple[str, ...],
     cdk_out: Path | None,
     as_json: bool,
 ) -> None:
@@ -139,8 +161,19 @@ def verify(
                                   probe_mode=probe_mode)
         _render_verify(reports, as_json, output_format)
         return
+    from lpkg.commands.project import detected_spec, spec_from_flags, verify_project
+    from lpkg.config import Overrides
+
+    spec = spec_from_flags(template, serverless, terraform, only) or (None if zips else detected_spec(Path.cwd()))
+    if spec is not None:
+        if zips:
+            raise UsageError("give zips or a project file, not both")
+        flags = Overrides(runtime=runtime, arch=arch, handler=handler, out=out,
+                          image=image, layers=layers, timeout=timeout, env=env)
+        _render_verify(verify_project(spec, flags, probe_mode), as_json, output_format)
+        return
     if not zips:
-        raise UsageError("nothing to verify", hint="give one or more zips, or --cdk-out cdk.out")
+        raise UsageError("nothing to verify", hint="give one or more zips, a project file, or --cdk-out cdk.out")
     for path in (*zips, *layers):
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
@@ -148,7 +181,7 @@ def verify(
         raise UsageError("--event calls the handler in the probe, which --probe none skips",
                          hint="drop one of --event and --probe none")
     event = load_event(event_spec) if event_spec is not None else None
-    lambda_arch = parse_arch(arch)
+    lambda_arch = parse_arch(arch or "x86_64")
     if runtime is None:
         minor = guess_runtime_minor(zips[0])
         runtime = f"python3.{minor}" if minor is not None and f"python3.{minor}" in RUNTIMES else DEFAULT_RUNTIME
@@ -197,6 +230,7 @@ def _render_verify(reports: list[ArtifactReport], as_json: bool, output_format: 
               help="Ship .pyc written by the runtime's interpreter (unchecked-hash), so cold starts skip compiling.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=min(4, os.cpu_count() or 1), show_default=True,
               help="Functions built at the same time.")
+@project_options
 @json_option
 def build(
     function_dirs: tuple[Path, ...],
@@ -219,14 +253,21 @@ def build(
     no_cache: bool,
     compile_bytecode: bool,
     jobs: int,
+    template: Path | None,
+    serverless: Path | None,
+    terraform: Path | None,
+    only: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Build each function folder into OUT/<folder name>.zip, published only when it verifies.
 
-    With no folder: the functions lpkg.toml names, else every folder with a handler under the source roots."""
-    from lpkg.commands.build import build_functions
+    With a project file (--template, --serverless, --terraform): each Python function it declares, into
+    OUT/<function name>.zip, with the declared settings. With no folder: the project file here (template.yaml,
+    serverless.yml, *.tf), else the functions lpkg.toml names, else every folder with a handler under the
+    source roots."""
     from lpkg.commands.inputs import BuildOptions
-    from lpkg.config import Overrides, find_function_dirs
+    from lpkg.commands.project import run_builds, spec_from_flags
+    from lpkg.config import Overrides
     from lpkg.report import render_build_human, render_build_json
 
     global _json_mode
@@ -239,19 +280,11 @@ def build(
                           requirements_base=requirements_base)
     options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, cache=not no_cache,
                            compile=compile_bytecode)
-    folders = function_dirs or find_function_dirs(Path.cwd(), source_roots)
-    several = len(folders) > 1
-
-    def done(index: int, folder: Path, report: BuildReport | None, seconds: float) -> None:
-        # One line per function as it finishes (stderr: stdout is the report, or the --json document).
-        if several:
-            outcome = "error (below)" if report is None else (
-                f"built {report.artifact}" if report.ok else f"FAILED, nothing written to {report.intended}")
-            click.echo(f"lpkg: [{index + 1}/{len(folders)}] {folder.name}: {outcome} ({seconds:.1f} s)", err=True)
-
-    if not several:
-        _progress(f"building {folders[0]}")
-    reports, errors = build_functions(folders, overrides, options, jobs, done)
+    spec = spec_from_flags(template, serverless, terraform, only)
+    if spec is not None and function_dirs:
+        raise UsageError("give function folders or a project file, not both")
+    reports, errors = run_builds(function_dirs, spec, overrides, options, jobs,
+                                 lambda line: click.echo(f"lpkg: {line}", err=True), _progress)
     if errors:
         # The first error ends the run (its message and exit status); what did build is said on stderr above.
         raise errors[0]

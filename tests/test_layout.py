@@ -41,6 +41,10 @@ OWNERS: dict[str, str] = {
     "modulegraph2": "lpkg.probe.walk",
     "piptools": "lpkg.install.lock",
     "aws_cdk": "lpkg.cdk",
+    "yaml": "lpkg.plan.projects.cfn_yaml",
+    "hcl2": "lpkg.plan.projects.hcl",
+    "lark": "lpkg.plan.projects.hcl",
+    "packaging": "lpkg.install.project_locks",
 }
 
 

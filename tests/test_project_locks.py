@@ -16,7 +16,8 @@ from packaging.markers import Marker
 
 from lpkg.config import read_toml
 from lpkg.errors import UsageError
-from lpkg.install.project_locks import Target, find_lock, read_project_lock
+from lpkg.install.lock_files import find_lock
+from lpkg.install.project_locks import Target, read_project_lock
 from lpkg.runtimes import get_runtime
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "projects"

@@ -5,10 +5,18 @@ will. A declared variable read at import is set; without the declaration the sam
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 import pytest
 from helpers import run_lpkg
@@ -103,3 +111,74 @@ def test_terraform_archive_function_with_its_layer(standin_image: str, tmp_path:
     artifact, _ = build("terraform", "ingest", standin_image, tmp_path)
     assert artifact is not None
     assert members(artifact) == {"handler.py", "parsers/__init__.py", "parsers/csv_records.py"}
+
+
+def test_lpkg_build_template_builds_the_declared_function_with_its_layer(standin_image: str, tmp_path: Path) -> None:
+    """The command line end to end: the project file is the function list; the layer built from the same
+    project comes first and is in the function's import test; placeholders are said in the report."""
+    out = tmp_path / "dist"
+    run = run_lpkg("build", "--template", FIXTURES / "sam-app" / "template.yaml", "--function", "CreateOrderFunction",
+                   "--build-image", standin_image, "--image", standin_image, "--out", out, "--json", "--no-cache")
+    assert run.returncode == 0, run.stdout + run.stderr
+    reports = {r["function"]: r for r in json.loads(run.stdout)["functions"]}
+    assert set(reports) == {"AuditTrailLayer", "CreateOrderFunction"}
+    assert (out / "layers" / "AuditTrailLayer.zip").is_file() and (out / "CreateOrderFunction.zip").is_file()
+    said = {f["code"]: f for f in reports["CreateOrderFunction"]["findings"]}
+    assert "TABLE_NAME=<!Ref OrdersTable>" in said["ENV_PLACEHOLDER"]["message"]
+    assert said["ENV_PLACEHOLDER"]["member"].startswith("template.yaml:")
+    assert "audit_trail" in reports["CreateOrderFunction"]["largest"]  # the layer was in the import test
+
+    # lpkg verify with the same flags checks the built zip against the declaration, layer attached.
+    template = FIXTURES / "sam-app" / "template.yaml"
+    verified = run_lpkg("verify", "--template", template, "--function", "CreateOrderFunction", "--out", out,
+                        "--image", standin_image, "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    [artifact] = json.loads(verified.stdout)["artifacts"]
+    assert artifact["handler"] == "orders.create.lambda_handler"
+    assert "AuditTrailLayer.zip" in artifact["facts"]["layers"]
+    (out / "layers" / "AuditTrailLayer.zip").unlink()
+    missing = run_lpkg("verify", "--template", template, "--function", "CreateOrderFunction", "--out", out,
+                       "--image", standin_image, "--json")
+    assert missing.returncode == 1
+    [finding] = json.loads(missing.stdout)["artifacts"][0]["findings"]
+    assert finding["code"] == "PROJECT_ARTIFACT_MISSING" and "AuditTrailLayer.zip" in finding["message"]
+
+
+def test_lpkg_build_finds_the_project_file_in_the_current_folder(standin_image: str, tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    project = tmp_path / "terraform-app"
+    shutil.copytree(FIXTURES / "terraform-app", project)
+    run = run_lpkg("build", "--function", "ingest", "--terraform", ".", "--build-image", standin_image,
+                   "--image", standin_image, "--out", out, "--json", "--no-cache", cwd=project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    names = [r["function"] for r in json.loads(run.stdout)["functions"]]
+    assert names[-1] == "ingest" and (out / "ingest.zip").is_file()
+
+
+def test_function_that_the_project_does_not_declare_is_a_usage_error(tmp_path: Path) -> None:
+    run = run_lpkg("build", "--template", FIXTURES / "sam-app" / "template.yaml", "--function", "Nope",
+                   "--out", tmp_path)
+    assert run.returncode == 2 and "no Python function named Nope" in run.stderr, run.stderr
+    assert "CreateOrderFunction" in run.stderr
+
+
+def test_a_poetry_lock_is_the_pinned_set_of_a_build(standin_image: str, tmp_path: Path) -> None:
+    """poetry.lock above the function folder: exactly the locked runtime versions in the zip, the local package
+    built from its folder, no dev group."""
+    out = tmp_path / "dist"
+    run = run_lpkg("build", FIXTURES / "poetry-app" / "reports", "--runtime", "python3.11", "--build-image",
+                   standin_image, "--image", standin_image, "--out", out, "--json", "--no-cache", "--event", "empty")
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout)["functions"][0]
+    assert "poetry.lock" in report["facts"]["installed_with"]
+    locked = {}
+    for package in tomllib.loads((FIXTURES / "poetry-app" / "poetry.lock").read_text(encoding="utf-8"))["package"]:
+        locked[package["name"].replace("-", "_").lower()] = package["version"]
+    with zipfile.ZipFile(out / "reports.zip") as archive:
+        dists = {n.split("/")[0] for n in archive.namelist() if n.split("/")[0].endswith(".dist-info")}
+    installed = {d[: -len(".dist-info")].rsplit("-", 1)[0].lower(): d[: -len(".dist-info")].rsplit("-", 1)[1]
+                 for d in dists}
+    assert installed["requests"] == locked["requests"] and installed["pydantic"] == locked["pydantic"]
+    assert "common" in installed and not {"pytest", "pluggy", "iniconfig"} & set(installed)  # no dev group
+    assert all(locked.get(name) == version for name, version in installed.items() if name != "common")
+    assert json.loads(report["invocation"]["response"])["day"] == "2026-01-01"

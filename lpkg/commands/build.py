@@ -31,6 +31,7 @@ from lpkg.install.cache import (
     install_dependencies,
 )
 from lpkg.install.choose import choose_installer
+from lpkg.install.lock_files import find_lock
 from lpkg.install.path_requirements import path_requirement_findings
 from lpkg.plan.discover import BuildPlan, discover
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch, sort_findings
@@ -45,6 +46,21 @@ def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecod
     from lpkg.install import lock
 
     path = lock.lock_path(settings.function_dir)
+    if not path.is_file() and not plan.requirement_files and not plan.dependencies \
+            and find_lock(settings.function_dir) is not None:
+        from lpkg.install.cache import cache_home
+        from lpkg.install.project_locks import Target, pinned_requirements
+
+        # No requirements of its own: the project's uv.lock / poetry.lock (above the folder) is the pinned set.
+        pinned = pinned_requirements(settings.function_dir, Target(settings.runtime, settings.arch),
+                                     cache_home() / "project-locks")
+        if pinned is not None:
+            # pip cannot check a hash of a folder: with local packages the pins hold, their hashes are not checked.
+            return InstallRequest((pinned[0],), (), settings.runtime, settings.arch,
+                                  require_hashes=not pinned[1].local, compile_bytecode=compile_bytecode,
+                                  origin=f"{pinned[1].path}: {len(pinned[1].distributions)} pinned, "
+                                  f"{len(pinned[1].local)} local, runtime dependencies only"
+                                  + (", hashes not checked beside a local package" if pinned[1].local else ""))
     if not path.is_file():
         return InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch,
                               compile_bytecode=compile_bytecode, requirements_base=settings.requirements_base)
@@ -178,7 +194,9 @@ def _build_zip(settings: FunctionSettings, plan: BuildPlan, request: InstallRequ
             if final is None:
                 return None, verify_report, {"installed_with": installed.description}
     installer_description = installed.description
-    if request.require_hashes:
+    if request.origin is not None:
+        installer_description += f" (from {request.origin}" + (", --require-hashes)" if request.require_hashes else ")")
+    elif request.require_hashes:
         installer_description += f" (from {request.requirement_files[0].name}, --require-hashes)"
     return final, verify_report, {**published_facts(final, assembled), "installed_with": installer_description}
 

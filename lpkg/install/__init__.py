@@ -28,6 +28,7 @@ class InstallRequest:
     require_hashes: bool = False  # a lock with hashes: pip checks every download, installs nothing unlisted
     compile_bytecode: bool = False  # .pyc written by the target interpreter (unchecked-hash)
     requirements_base: Path | None = None  # where relative path requirements point from (default: each file's folder)
+    origin: str | None = None  # where the requirements came from, when not a file of the user's (a project lock)
 
     @property
     def empty(self) -> bool:

@@ -12,11 +12,13 @@ code the project builds) are returned apart, with their folders: they have no ha
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -27,10 +29,9 @@ from packaging.version import InvalidVersion, Version
 
 from lpkg.config import read_toml
 from lpkg.errors import UsageError
+from lpkg.install.lock_files import LockKind, find_lock
 from lpkg.runtimes import ARCHITECTURES, Arch, Runtime
 
-LockKind = Literal["uv", "poetry"]
-LOCK_FILES: tuple[tuple[LockKind, str], ...] = (("uv", "uv.lock"), ("poetry", "poetry.lock"))
 LOCAL_SOURCES = ("editable", "directory", "path", "virtual", "file")  # uv's and poetry's words for local code
 _POETRY_LOCAL = ("directory", "file")
 _POETRY_EXTRA_ITEM = re.compile(r"^([A-Za-z0-9][\w.\-]*(?:\[[^\]]*\])?) \(([^)]*)\)$")
@@ -97,15 +98,6 @@ class ProjectLock:
         return "".join(f"{d.requirement_line}\n" for d in self.distributions)
 
 
-def find_lock(folder: Path) -> tuple[LockKind, Path] | None:
-    """The lock beside the project's pyproject.toml: uv.lock, else poetry.lock; from `folder` upwards."""
-    for candidate in (folder, *folder.parents):
-        for kind, name in LOCK_FILES:
-            if (candidate / name).is_file():
-                return kind, candidate / name
-        if (candidate / ".git").exists():
-            break
-    return None
 
 
 def read_project_lock(path: Path, target: Target) -> ProjectLock:
@@ -334,3 +326,28 @@ def _python_allows(constraint: Any, target: Target) -> bool:
     spec = _pep440(constraint)
     return spec is None or _satisfies(target.runtime.minor, spec)
 
+
+
+def pinned_requirements(function_dir: Path, target: Target, folder: Path) -> tuple[Path, ProjectLock] | None:
+    """The project lock above a function folder (uv.lock, poetry.lock) as a requirements file for pip, kept
+    under `folder` by content: the pinned distributions with their hashes; with local packages, exact pins
+    without hashes and the packages as path lines (built like any path requirement), since pip checks hashes
+    for every requirement or for none. None when there is no project lock."""
+    found = find_lock(function_dir)
+    if found is None:
+        return None
+    lock = read_project_lock(found[1], target)
+    if lock.local:
+        # pip checks hashes for all or none, and a folder has none: exact pins without hashes, then the folders.
+        text = "".join(f"{d.name}=={d.version}\n" for d in lock.distributions)
+        text += "".join(f"{package.folder}\n" for package in lock.local)
+    else:
+        text = lock.requirements_text()
+    digest = hashlib.sha256(f"{found[1]}\n{text}".encode()).hexdigest()[:24]
+    path = folder / digest / "requirements.txt"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    return path, lock

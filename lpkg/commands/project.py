@@ -1,0 +1,243 @@
+"""A project's own declarations as the function list: each Python function a SAM template, serverless.yml or
+Terraform folder declares becomes a build (or a verify) with the declared handler, runtime, architecture,
+environment and layers. A layer built from the same project is built first (`lpkg layer`) and used in the
+functions' import tests. Flags given on the command line still win over what the project declares.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lpkg.config import DEFAULT_OUT, Overrides
+from lpkg.errors import LpkgError, UsageError
+from lpkg.plan.projects import DeclaredFunction, DeclaredLayer, Project, read_project
+from lpkg.plan.projects.overrides import overrides_for
+from lpkg.report import ArtifactReport, BuildReport, Finding, Severity, notice, sort_findings
+from lpkg.runtimes import DEFAULT_RUNTIME, DEFAULT_TIMEOUT_SECONDS, get_runtime, parse_arch
+
+if TYPE_CHECKING:
+    from lpkg.commands.inputs import BuildOptions
+
+LAYERS_FOLDER = "layers"  # under the output folder: the layers a project builds for its functions
+
+
+@dataclass(frozen=True)
+class LayerBuild:
+    """A layer of this project, to build once for the functions that use it."""
+
+    layer: DeclaredLayer
+    runtime: str
+    arch: str
+
+    @property
+    def source(self) -> Path:
+        assert self.layer.content_dir is not None
+        # A folder that is the zip's root holds python/: its contents are what goes under python/.
+        python = self.layer.content_dir / "python"
+        return python if self.layer.zip_root and python.is_dir() else self.layer.content_dir
+
+
+@dataclass(frozen=True)
+class ProjectPlan:
+    project: Project
+    out: Path
+    functions: tuple[tuple[DeclaredFunction, Path, Overrides], ...]  # (declared, folder, overrides)
+    layers: tuple[LayerBuild, ...]
+
+
+def load_project(kind: str | None, path: Path | None, only: Sequence[str] = ()) -> Project:
+    """The project named by a flag, else the one found in the current folder; `only` picks functions by name."""
+    project = read_project(kind, path if path is not None else Path.cwd())
+    for name, why in project.skipped:
+        notice(f"{project.path.name}: {name} is not built: {why}")
+    if only:
+        unknown = sorted(set(only) - {f.name for f in project.functions})
+        if unknown:
+            raise UsageError(f"{project.path}: no Python function named {', '.join(unknown)}",
+                             hint="declared: " + ", ".join(f.name for f in project.functions))
+        project = dataclasses.replace(project, functions=tuple(f for f in project.functions if f.name in only))
+    if not project.functions:
+        raise UsageError(f"{project.path}: declares no Python function lpkg can build")
+    return project
+
+
+def _project_root(project: Project) -> Path:
+    return project.path if project.path.is_dir() else project.path.parent
+
+
+def layer_zip(out: Path, layer: DeclaredLayer) -> Path:
+    return out / LAYERS_FOLDER / f"{layer.name}.zip"
+
+
+def plan_project(project: Project, flags: Overrides) -> ProjectPlan:
+    out = (flags.out or Path(DEFAULT_OUT)).absolute()
+    functions: list[tuple[DeclaredFunction, Path, Overrides]] = []
+    layers: dict[Path, LayerBuild] = {}
+    for declared in project.functions:
+        runtime = flags.runtime or declared.runtime or DEFAULT_RUNTIME
+        arch = flags.arch or declared.arch or "x86_64"
+        for layer in declared.layers:
+            if layer.content_dir is not None:
+                layers.setdefault(layer.content_dir, LayerBuild(layer, runtime, arch))
+        zips = {folder: layer_zip(out, build.layer) for folder, build in layers.items()}
+        overrides = overrides_for(project, declared, dataclasses.replace(flags, out=out), zips)
+        functions.append((declared, declared.code_dir, overrides))
+    return ProjectPlan(project, out, tuple(functions), tuple(layers.values()))
+
+
+def declared_findings(declared: DeclaredFunction) -> list[Finding]:
+    """What the report says of the declarations themselves: placeholder values, layers not built here."""
+    findings = []
+    for key in declared.placeholders:
+        value = dict(declared.environment)[key]
+        findings.append(Finding(
+            "ENV_PLACEHOLDER", Severity.INFO,
+            f"{key}={value}: the project leaves this value to deploy time; the import test saw the placeholder",
+            declared.declared_at))
+    for layer in declared.layers:
+        if layer.content_dir is None:
+            findings.append(Finding(
+                "LAYER_NOT_IN_PROJECT", Severity.WARNING,
+                f"layer {layer.arn or layer.name} is not built from this project: the import test ran without it",
+                layer.declared_at))
+    return findings
+
+
+def build_layers(plan: ProjectPlan, options: BuildOptions, flags: Overrides) -> list[BuildReport]:
+    """Build each layer of the project that its functions use, into OUT/layers/<name>.zip, first."""
+    from lpkg.commands.layer import LayerSettings, build_layer
+
+    reports = []
+    for build in plan.layers:
+        runtime = get_runtime(build.runtime)
+        arch = parse_arch(build.arch)
+        settings = LayerSettings(
+            source=build.source, out=plan.out / LAYERS_FOLDER, name=build.layer.name, runtime=runtime, arch=arch,
+            build_image=flags.build_image or runtime.build_image(arch),
+            image=flags.image or runtime.runtime_image(arch), timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS,
+        )
+        reports.append(build_layer(settings, dataclasses.replace(options, compile=False)))
+    return reports
+
+
+def build_project(plan: ProjectPlan, options: BuildOptions, jobs: int,
+                  on_done: Callable[[int, Path, BuildReport | None, float], None] | None = None,
+                  ) -> tuple[list[BuildReport], list[LpkgError]]:
+    """The project's functions, each with what the report says of its declarations."""
+    from lpkg.commands.build import build_functions
+
+    folders = [folder for _, folder, _ in plan.functions]
+    reports, errors = build_functions(folders, [o for _, _, o in plan.functions], options, jobs, on_done)
+    declared = {d.name: d for d, _, _ in plan.functions}
+    said = [dataclasses.replace(r, findings=sort_findings((*r.findings, *declared_findings(declared[r.function]))))
+            if r.function in declared else r for r in reports]
+    return said, errors
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    """Which project file the command line named (--template, --serverless, --terraform), and which functions."""
+
+    kind: str | None
+    path: Path | None  # None: the one found in the current folder
+    functions: tuple[str, ...] = ()
+
+
+def spec_from_flags(template: Path | None, serverless: Path | None, terraform: Path | None,
+                    functions: tuple[str, ...]) -> ProjectSpec | None:
+    given = [(kind, path) for kind, path in (("sam", template), ("serverless", serverless),
+                                             ("terraform", terraform)) if path is not None]
+    if len(given) > 1:
+        raise UsageError("name one project file: --template, --serverless or --terraform")
+    if given:
+        return ProjectSpec(given[0][0], given[0][1], functions)
+    if functions:
+        raise UsageError("--function picks functions of a project file",
+                         hint="add --template, --serverless or --terraform (or run where the file is)")
+    return None
+
+
+def detected_spec(folder: Path) -> ProjectSpec | None:
+    """A project file in the folder, for a command given no function folder."""
+    from lpkg.plan.projects import detect_project
+
+    found = detect_project(folder)
+    return None if found is None else ProjectSpec(found[0], found[1])
+
+
+def run_builds(function_dirs: Sequence[Path], spec: ProjectSpec | None, flags: Overrides, options: BuildOptions,
+               jobs: int, say: Callable[[str], None], progress: Callable[[str], None],
+               ) -> tuple[list[BuildReport], list[LpkgError]]:
+    """`lpkg build`: the folders given; else the project file named or found here; else what the config or the
+    source roots hold. With several functions, `say` gets one line per function as it finishes."""
+    from lpkg.commands.build import build_functions
+    from lpkg.config import find_function_dirs
+
+    if spec is None and not function_dirs:
+        spec = detected_spec(Path.cwd())
+        if spec is not None and spec.path is not None:
+            progress(f"building the functions {spec.path.name} declares")
+    plan = None
+    if spec is not None:
+        plan = plan_project(load_project(spec.kind, spec.path, spec.functions), flags)
+        folders: Sequence[Path] = [folder for _, folder, _ in plan.functions]
+        names = [declared.name for declared, _, _ in plan.functions]
+    else:
+        folders = function_dirs or find_function_dirs(Path.cwd(), flags.source_roots)
+        names = [folder.name for folder in folders]
+
+    def done(index: int, folder: Path, report: BuildReport | None, seconds: float) -> None:
+        if len(folders) > 1:
+            outcome = "error (below)" if report is None else (
+                f"built {report.artifact}" if report.ok else f"FAILED, nothing written to {report.intended}")
+            say(f"[{index + 1}/{len(folders)}] {names[index]}: {outcome} ({seconds:.1f} s)")
+
+    if len(folders) == 1:
+        progress(f"building {folders[0]}")
+    if plan is None:
+        return build_functions(folders, flags, options, jobs, done)
+    layer_reports = build_layers(plan, options, flags)
+    if not all(r.ok for r in layer_reports):
+        return layer_reports, []  # the functions' import tests need their layers
+    reports, errors = build_project(plan, options, jobs, done)
+    return [*layer_reports, *reports], errors
+
+
+def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list[ArtifactReport]:
+    """`lpkg verify --template …`: each declared function's built zip (OUT/<name>.zip) checked against its
+    declaration: the declared handler resolvable, the runtime's and architecture's native code, the declared
+    layers attached (the ones this project builds, from OUT/layers), the declared environment at import."""
+    from lpkg.commands.verify import VerifyOptions, verify_zip
+    from lpkg.config import parse_env_flag
+    from lpkg.probing.choose import choose_prober
+
+    plan = plan_project(load_project(spec.kind, spec.path, spec.functions), flags)
+    typed = dict(parse_env_flag(e) for e in flags.env)
+    reports = []
+    for declared, _, overrides in plan.functions:
+        runtime = get_runtime(overrides.runtime or DEFAULT_RUNTIME)
+        arch = parse_arch(overrides.arch or "x86_64")
+        artifact = plan.out / f"{declared.name}.zip"
+        missing = [p for p in (artifact, *overrides.layers) if not p.is_file()]
+        if missing:
+            reports.append(ArtifactReport(
+                artifact=str(artifact), handler=overrides.handler, runtime=runtime.name, arch=arch,
+                findings=tuple(Finding("PROJECT_ARTIFACT_MISSING", Severity.ERROR,
+                                       f"{p} is not there: build it first (lpkg build with the same project flag)",
+                                       declared.declared_at) for p in missing),
+                probe="not run: nothing to check"))
+            continue
+        options = VerifyOptions(
+            runtime=runtime, arch=arch, handler=overrides.handler, layers=overrides.layers,
+            timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS, function_name=declared.name,
+            environment=tuple(sorted({**dict(declared.environment), **typed}.items())),
+        )
+        prober = choose_prober(probe_mode, runtime, flags.image or runtime.runtime_image(arch), arch)
+        report = verify_zip(artifact, options, prober)
+        reports.append(dataclasses.replace(
+            report, findings=sort_findings((*report.findings, *declared_findings(declared)))))
+    return reports
