@@ -45,7 +45,7 @@ EXPECTED = {
     "truncated-end-record.zip": unreadable("not a readable zip"),
     "truncated-central-directory.zip": unreadable("Bad magic number for central directory"),
     "truncated-member-data.zip": bad("ZIP_OVERLAP", member="data.py"),
-    "empty-file.zip": unreadable("not a readable zip"),
+    "empty-file.zip": unreadable("an empty file (0 bytes), not a zip"),
     "bad-crc.zip": bad("ZIP_CORRUPT", member="util.py"),
     "overlap-quoted-bomb.zip": bad("ZIP_OVERLAP", member="f000.py"),
     "overlap-same-offset.zip": bad("ZIP_OVERLAP", member="alias0.py"),
