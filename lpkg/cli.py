@@ -129,7 +129,7 @@ def verify(
     as_json = as_json or output_format == "json"
     _json_mode = as_json
     if cdk_out is not None:
-        if zips or handler or runtime or layers or event_spec:
+        if zips or handler is not None or runtime or layers or event_spec:
             raise UsageError("--cdk-out takes handler, runtime, architecture and layers from the templates",
                              hint="give either ZIP... or --cdk-out, and no --handler, --runtime, --layer or --event")
         from lpkg.commands.cdk_out import verify_assembly

@@ -374,7 +374,7 @@ def resolve_settings(
         name=flags.name or folder.name,
         runtime=runtime,
         arch=arch,
-        handler=_first(parse_handler(flags.handler) if flags.handler else None, own.handler),
+        handler=_first(parse_handler(flags.handler) if flags.handler is not None else None, own.handler),
         out=out.absolute(),
         build_image=_first(flags.build_image, dflt.build_image) or runtime.build_image(arch),
         image=_first(flags.image, dflt.image) or runtime.runtime_image(arch),

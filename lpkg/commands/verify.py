@@ -78,7 +78,7 @@ class Payload:
 
 
 def resolve_handler(archive: ZipArchive, given: str | None) -> Handler:
-    if given:
+    if given is not None:  # --handler "" is a handler string, and a bad one
         return parse_handler(given)
     names = {normalized_name(m.name): m for m in archive.members if not m.is_dir}
     sources = {
