@@ -26,7 +26,7 @@ from lpkg.errors import UsageError
 from lpkg.install import InstallRequest
 from lpkg.install.cache import Installed, install_dependencies
 from lpkg.install.choose import choose_installer
-from lpkg.plan.requirements import folder_requirements
+from lpkg.plan.requirements import folder_requirements, names_anything
 from lpkg.plan.resolver import EXCLUDED_DIRS, EXCLUDED_FILES
 from lpkg.probing.choose import choose_prober
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch
@@ -75,6 +75,9 @@ def plan_layer(source: Path) -> LayerPlan:
     [project].dependencies of its pyproject.toml) and its Python code: a package folder (with __init__.py)
     goes in as python/<folder name>/, any other folder's modules and packages as python/<name>."""
     if source.is_file():
+        if not names_anything(source):
+            raise UsageError(f"{source}: nothing to put in a layer",
+                             hint="the requirements file has only blank lines and comments")
         return LayerPlan((source.resolve(),), (), ())
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder", hint="give a requirements file or a folder")
