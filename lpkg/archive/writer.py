@@ -410,9 +410,14 @@ def _make_dirs(folder: Path) -> list[Path]:
     """Create `folder` and missing parents; the ones created, deepest first (the order to remove them)."""
     missing: list[Path] = []
     current = folder.absolute()
-    while not current.exists():
+    while not current.exists() and not current.is_symlink():
         missing.append(current)
         current = current.parent
+    if not current.is_dir():
+        # The user's mistake, not the machine's: --out (or a folder above it) names a file.
+        what = "is a file, not a folder" if current.is_file() else "is not a folder"
+        raise UsageError(f"{current}: {what}" + (f" (needed for {folder})" if missing else ""),
+                         hint="give --out a folder, or remove the file")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
