@@ -163,8 +163,8 @@ def test_build_with_a_requirements_file_of_comments_only_installs_nothing(tmp_pa
 
 @pytest.mark.parametrize(("config_name", "text"), [
     ("lpkg.toml", ""), ("lpkg.toml", "\n# only a comment\n"), ("pyproject.toml", "[tool.lpkg]\n"),
-    ("pyproject.toml", "[tool]\n"), ("pyproject.toml", ""),
-], ids=["empty-lpkg-toml", "comment-lpkg-toml", "empty-tool-lpkg", "empty-tool", "empty-pyproject"])
+    ("pyproject.toml", "[tool]\n"), ("pyproject.toml", ""), ("pyproject.toml", "tool = 1\n"),
+], ids=["empty-lpkg-toml", "comment-lpkg-toml", "empty-tool-lpkg", "empty-tool", "empty-pyproject", "tool-not-a-table"])
 def test_build_with_an_empty_config_uses_the_defaults(tmp_path: Path, config_name: str, text: str) -> None:
     (tmp_path / config_name).write_text(text)
     folder = function(tmp_path)
@@ -190,7 +190,6 @@ def test_build_with_an_empty_config_uses_the_defaults(tmp_path: Path, config_nam
     ("lpkg.toml", "[functions.fn]\nhandler = 3\n", "handler"),
     ("lpkg.toml", "[functions.fn]\nhandler = \"\"\n", "handler"),
     ("pyproject.toml", "[tool]\nlpkg = 1\n", "tool.lpkg must be a table"),
-    ("pyproject.toml", "tool = 1\n", "tool.lpkg must be a table"),
     ("pyproject.toml", "[project]\ndependencies = \"requests\"\n", "dependencies must be"),
     ("lpkg.toml", "\ufeffruntime = \"python3.12\"\n", "lpkg.toml"),
     ("lpkg.toml", "runtime = \n", "lpkg.toml"),

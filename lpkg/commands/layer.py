@@ -28,7 +28,7 @@ from lpkg.install import InstallRequest
 from lpkg.install.cache import Installed, install_dependencies
 from lpkg.install.choose import choose_installer
 from lpkg.plan.requirements import folder_requirements, names_anything
-from lpkg.plan.resolver import EXCLUDED_DIRS, EXCLUDED_FILES
+from lpkg.plan.resolver import EXCLUDED_DIRS, EXCLUDED_FILES, unreadable_folder
 from lpkg.probing.choose import choose_prober
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch
 from lpkg.runtimes import DEFAULT_TIMEOUT_SECONDS, Arch, Runtime
@@ -95,7 +95,7 @@ def plan_layer(source: Path) -> LayerPlan:
 
 def _code_files(folder: Path, prefix: str) -> list[tuple[str, Path]]:
     files = []
-    for current, dirs, names in os.walk(folder):
+    for current, dirs, names in os.walk(folder, onerror=unreadable_folder):
         dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS and not d.startswith("."))
         rel = Path(current).relative_to(folder).as_posix()
         here = prefix + ("" if rel == "." else rel + "/")
