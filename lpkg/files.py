@@ -4,8 +4,11 @@ the user, resolved."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +51,84 @@ def remove_tree(root: Path) -> None:
             os.unlink(entry.path)
     for folder in reversed(folders):  # each folder was listed before its subfolders
         os.rmdir(folder)
+
+
+# --- temporary files and folders a killed run leaves, and the sweep that removes them -------------------
+# Each carries "lpkg-<host>-<pid>-" in its name (owned_name). SIGKILL gives a run no chance to remove its own;
+# the next run removes those of processes on this host that are gone (a live run's are never touched).
+
+_OWNED = re.compile(r"lpkg-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-")
+
+
+@functools.lru_cache(maxsize=1)
+def _host() -> str:
+    # Imported here: the up-to-date path imports this module and needs none of them.
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def owned_name(prefix: str, suffix: str = "") -> str:
+    """A unique name for a temporary file or folder of this process, that a later run can tell is stale."""
+    import secrets
+
+    return f"{prefix}lpkg-{_host()}-{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+
+
+def is_stale(name: str) -> bool:
+    """Whether `name` is owned_name's, of a process on this host that is no longer running."""
+    owner = _OWNED.search(name)
+    return owner is not None and owner["host"] == _host() and not _running(int(owner["pid"]))
+
+
+def remove_stale(folder: Path, prefix: str) -> None:
+    """Remove what dead lpkg runs left in `folder` under names starting with `prefix`."""
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(prefix) and is_stale(e.name)]
+    except OSError:
+        return  # no folder, or not ours to list: nothing to sweep
+    for entry in entries:
+        with contextlib.suppress(OSError):  # another run sweeping at the same moment
+            if entry.is_dir(follow_symlinks=False):
+                remove_tree(Path(entry.path))
+            else:
+                os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+@contextlib.contextmanager
+def run_scratch() -> Iterator[None]:
+    """One temporary folder for this run, made the process's TMPDIR (so also that of the tools it starts, pip
+    and uv): removed when the run ends, and on the next run's start if it was killed before it could be."""
+    import tempfile
+
+    base = Path(tempfile.gettempdir())
+    remove_stale(base, "lpkg-run-")
+    folder = base / owned_name("lpkg-run-")
+    try:
+        folder.mkdir(mode=0o700)
+    except OSError:
+        yield  # the temporary folder is not writable: each command says so where it needs one
+        return
+    previous_env, previous_dir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous_dir
+        if previous_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous_env
+        with contextlib.suppress(OSError):  # a file a container made that is not ours to delete: the sweep tries again
+            remove_tree(folder)
