@@ -14,6 +14,7 @@ import click
 
 from lpkg import __version__
 from lpkg.errors import EnvironmentProblem, FindingsFailed, Interrupted, LpkgError, UsageError
+from lpkg.files import run_scratch
 from lpkg.runtimes import (
     ARCH_ALIASES,
     DEFAULT_RUNTIME,
@@ -409,6 +410,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     signal.signal(signal.SIGTERM, _on_sigterm)
+    with run_scratch():  # every temporary file of the run in one folder, removed at the end whatever happened
+        status = _run(argv)
+    sys.exit(status)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="lpkg", standalone_mode=False)
         status = 0
@@ -429,7 +436,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         status = exc.exit_code
     except click.exceptions.Exit as exc:
         status = exc.exit_code
-    sys.exit(status)
+    return status
 
 
 def _report_error(exc: LpkgError) -> int:
