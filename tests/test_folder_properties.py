@@ -26,10 +26,11 @@ EXAMPLES = int(os.environ.get("LPKG_FOLDER_EXAMPLES", "80"))
 
 def _entry_points() -> SimpleNamespace:
     """discover, assemble and build as the tests call them (paths of the modules in one place)."""
-    from lpkg.build import BuildOptions, build_function
+    from lpkg.commands.build import build_function
+    from lpkg.commands.inputs import BuildOptions
     from lpkg.config import Overrides, resolve_settings
-    from lpkg.discover import discover
     from lpkg.errors import LpkgError
+    from lpkg.plan.discover import discover
 
     return SimpleNamespace(BuildOptions=BuildOptions, build_function=build_function, Overrides=Overrides,
                            resolve_settings=resolve_settings, discover=discover, LpkgError=LpkgError)
