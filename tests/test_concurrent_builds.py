@@ -51,7 +51,9 @@ class Project:
                 "LPKG_CACHE_DIR": str(self.root / "cache"), "LPKG_DOCKER_NETWORK": "host", **more}
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "lpkg", "build", str(self.function), "--out", str(self.out), "--json", *args]
+        # python3.11: the stand-in image's, and a local interpreter here.
+        return [sys.executable, "-m", "lpkg", "build", str(self.function), "--runtime", "python3.11",
+                "--out", str(self.out), "--json", *args]
 
     def leftovers(self) -> list[str]:
         """Everything a run may leave that is not the published zip or the cache's own entries."""
@@ -236,14 +238,14 @@ def test_sigkill_in_the_local_import_test(tmp_path: Path) -> None:
         probes[:] = _children(pid)
         return _temporary_zip(project) and bool(probes) and any((project.root / "shm").iterdir())
 
-    kill_when(project, ["--runtime", "python3.11", "--probe", "local", "--timeout", "600"], probing)
+    kill_when(project, ["--probe", "local", "--timeout", "600"], probing)
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{p}").exists() for p in probes) and time.monotonic() < deadline:
         time.sleep(0.1)
     alive = [p for p in probes if Path(f"/proc/{p}").exists() and "zombie" not in _status(p)]
     assert alive == [], "the import test's process outlived the killed run"
     (project.function / "handler.py").write_text(HANDLER)
-    assert_next_run_cleans(project, "--runtime", "python3.11", "--probe", "local")
+    assert_next_run_cleans(project, "--probe", "local")
 
 
 def _status(pid: int) -> str:

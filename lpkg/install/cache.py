@@ -72,6 +72,13 @@ DEPENDENCY_ZIPS = "zip"
 DEPENDENCY_BYTECODE = "pyc"
 
 
+def remove_stale_scratch() -> None:
+    """Remove what killed runs left in the cache: installs under way, entries being stored (the sweep each
+    DependencyCache.scratch does too, for a build that installs nothing)."""
+    for part in (cache_root(), cache_home() / "pyc"):
+        remove_stale(part, ".")
+
+
 class DependencyCache:
     """root/<key>/site holds what pip installed; root/<key>/complete says it is whole. Beside them,
     root/<key>/zip holds the zipped dependency part (lpkg.assemble.dependency_zip) and root/<key>/pyc the
