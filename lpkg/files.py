@@ -96,6 +96,14 @@ def remove_stale(folder: Path, prefix: str) -> None:
                 os.unlink(entry.path)
 
 
+def owned_temporary_file(folder: Path, prefix: str, suffix: str = "") -> tuple[int, str]:
+    """tempfile.mkstemp's (descriptor, path) in `folder`, named by owned_name, after removing what dead runs
+    left there under `prefix`: for a file written beside its destination and renamed into place."""
+    remove_stale(folder, prefix)
+    path = str(folder / owned_name(prefix, suffix))
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), path
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -19,7 +19,6 @@ import re
 import shutil
 import stat
 import sys
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,7 +28,7 @@ from typing import IO
 
 from lpkg.archive.reader import source_date_epoch
 from lpkg.errors import EnvironmentProblem, LpkgError, UsageError
-from lpkg.files import owned_name, remove_stale
+from lpkg.files import owned_name, owned_temporary_file, remove_stale
 from lpkg.names import canonical_name
 
 COMPRESSION = zipfile.ZIP_DEFLATED
@@ -110,9 +109,7 @@ def dependency_zip(
     entries, left_out = _collect((), folders, keep_sdk, keep_bytecode, dependency_prefix)
     folder = keep_in if keep_in is not None else scratch
     folder.mkdir(parents=True, exist_ok=True)
-    remove_stale(folder, f".{variant}.")  # a part a killed build was writing
-    temp = str(folder / owned_name(f".{variant}.", ".tmp"))
-    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    fd, temp = owned_temporary_file(folder, f".{variant}.", ".tmp")  # (and a part a killed build was writing goes)
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as zf:
             files, size = _write_members(zf, entries)
@@ -143,7 +140,7 @@ def _kept_dependency_zip(path: Path) -> DependencyZip | None:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, temp = owned_temporary_file(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
