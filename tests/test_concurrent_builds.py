@@ -311,3 +311,23 @@ def test_the_sweep_spares_a_live_run(tmp_path: Path) -> None:
     assert ended.exit_code == 0, ended.stderr
     assert verified(project.artifact)
     assert project.leftovers() == []
+
+
+def test_the_sweep_removes_only_what_dead_runs_of_this_host_left(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    project.out.mkdir()
+    # Names as a run that has ended made them (its process is gone): stale. One of another host: kept, its run
+    # may be alive (an --out shared over the network). One of this live test process: kept.
+    made = subprocess.run(
+        [sys.executable, "-c", "from lpkg.files import owned_name; print(owned_name('.fn.', '.zip.tmp'))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    (project.out / made).write_bytes(b"half a zip")
+    other_host = project.out / ".fn.lpkg-00000000-1-0123456789ab.zip.tmp"
+    other_host.write_bytes(b"another host's")
+    from lpkg.files import owned_name
+
+    live = project.out / owned_name(".fn.", ".zip.tmp")
+    live.write_bytes(b"a live run's")
+    ended = run(project, "--no-test", "--backend", "local")
+    assert ended.exit_code == 0, ended.stderr
+    assert sorted(p.name for p in project.out.iterdir()) == sorted(["fn.zip", other_host.name, live.name])

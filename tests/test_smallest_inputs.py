@@ -406,3 +406,11 @@ def test_out_the_user_cannot_write(shared_tmp: Path) -> None:
     assert run.returncode == 3
     assert "Permission denied" in error_line(run)
     assert list(out.iterdir()) == []
+
+
+def test_layer_from_a_folder_with_a_subfolder_the_user_cannot_read(shared_tmp: Path) -> None:
+    source = function(shared_tmp, "deps", {"mod.py": "X = 1\n", "pkg/__init__.py": "", "pkg/inner.py": "Y = 2\n"})
+    (source / "pkg").chmod(0)
+    run = as_nobody("layer", source, "--no-test", "--out", _nobodys_out(shared_tmp), root=shared_tmp)
+    assert run.returncode == 2
+    assert "cannot read the folder" in error_line(run)
