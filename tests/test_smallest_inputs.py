@@ -414,3 +414,25 @@ def test_layer_from_a_folder_with_a_subfolder_the_user_cannot_read(shared_tmp: P
     run = as_nobody("layer", source, "--no-test", "--out", _nobodys_out(shared_tmp), root=shared_tmp)
     assert run.returncode == 2
     assert "cannot read the folder" in error_line(run)
+
+
+@pytest.mark.parametrize("command", ["verify", "build"])
+@pytest.mark.parametrize("layer", ["zero-bytes", "no-members"])
+def test_a_layer_at_its_smallest(tmp_path: Path, command: str, layer: str) -> None:
+    path = tmp_path / f"{layer}.zip"
+    if layer == "zero-bytes":
+        path.write_bytes(b"")
+    else:
+        zipfile.ZipFile(path, "w").close()
+    if command == "verify":
+        zipped = write_zip(tmp_path / "fn.zip", {"handler.py": HANDLER})
+        run = lpkg("verify", "--probe", "none", "--layer", path, zipped)
+    else:
+        run = build(function(tmp_path), tmp_path / "dist", "--layer", str(path))
+        no_zips(tmp_path / "dist")
+    if layer == "zero-bytes":
+        assert run.returncode == 2
+        assert "empty file (0 bytes)" in error_line(run)
+    else:
+        assert run.returncode == 1
+        assert "ZIP_EMPTY" in run.stdout
