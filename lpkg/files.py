@@ -9,6 +9,7 @@ import errno
 import functools
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,18 +63,17 @@ _OWNED = re.compile(r"lpkg-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-")
 
 @functools.lru_cache(maxsize=1)
 def _host() -> str:
-    # Imported here: the up-to-date path imports this module and needs none of them.
-    import hashlib
-    import socket
+    # A short tag of the host name (names stay short and carry no host name); zlib and os.uname, as every
+    # command pays for this at start-up (hashlib, socket and secrets cost milliseconds to import).
+    import zlib
 
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    node = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+    return f"{zlib.crc32(node.encode()):08x}"
 
 
 def owned_name(prefix: str, suffix: str = "") -> str:
     """A unique name for a temporary file or folder of this process, that a later run can tell is stale."""
-    import secrets
-
-    return f"{prefix}lpkg-{_host()}-{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+    return f"{prefix}lpkg-{_host()}-{os.getpid()}-{os.urandom(6).hex()}{suffix}"
 
 
 def is_stale(name: str) -> bool:
@@ -114,13 +114,20 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _temp_folder() -> str:
+    """The folder tempfile would choose, without importing it: TMPDIR, TEMP or TMP if a folder, else /tmp."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = os.environ.get(name)
+        if value and os.path.isdir(value):
+            return value
+    return "/tmp" if os.path.isdir("/tmp") else os.getcwd()
+
+
 @contextlib.contextmanager
 def run_scratch() -> Iterator[None]:
     """One temporary folder for this run, made the process's TMPDIR (so also that of the tools it starts, pip
     and uv): removed when the run ends, and on the next run's start if it was killed before it could be."""
-    import tempfile
-
-    base = Path(tempfile.gettempdir())
+    base = Path(_temp_folder())
     remove_stale(base, "lpkg-run-")
     folder = base / owned_name("lpkg-run-")
     try:
@@ -128,12 +135,18 @@ def run_scratch() -> Iterator[None]:
     except OSError:
         yield  # the temporary folder is not writable: each command says so where it needs one
         return
-    previous_env, previous_dir = os.environ.get("TMPDIR"), tempfile.tempdir
-    os.environ["TMPDIR"] = tempfile.tempdir = str(folder)
+    # tempfile reads TMPDIR when first asked (and is not imported yet on the up-to-date path); if it was
+    # asked already, its answer is set too.
+    tempfile = sys.modules.get("tempfile")
+    previous_env, previous_dir = os.environ.get("TMPDIR"), getattr(tempfile, "tempdir", None)
+    os.environ["TMPDIR"] = str(folder)
+    if tempfile is not None:
+        setattr(tempfile, "tempdir", str(folder))  # noqa: B010 - a module found in sys.modules, untyped
     try:
         yield
     finally:
-        tempfile.tempdir = previous_dir
+        if tempfile is not None:
+            setattr(tempfile, "tempdir", previous_dir)  # noqa: B010
         if previous_env is None:
             os.environ.pop("TMPDIR", None)
         else:
