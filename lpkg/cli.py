@@ -14,6 +14,7 @@ import click
 
 from lpkg import __version__
 from lpkg.errors import EnvironmentProblem, FindingsFailed, Interrupted, LpkgError, UsageError
+from lpkg.files import run_scratch
 from lpkg.runtimes import (
     ARCH_ALIASES,
     DEFAULT_RUNTIME,
@@ -151,7 +152,7 @@ def verify(
     as_json = as_json or output_format == "json"
     _json_mode = as_json
     if cdk_out is not None:
-        if zips or handler or runtime or layers or event_spec:
+        if zips or handler is not None or runtime or layers or event_spec:
             raise UsageError("--cdk-out takes handler, runtime, architecture and layers from the templates",
                              hint="give either ZIP... or --cdk-out, and no --handler, --runtime, --layer or --event")
         from lpkg.commands.cdk_out import verify_assembly
@@ -442,6 +443,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     signal.signal(signal.SIGTERM, _on_sigterm)
+    with run_scratch():  # every temporary file of the run in one folder, removed at the end whatever happened
+        status = _run(argv)
+    sys.exit(status)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="lpkg", standalone_mode=False)
         status = 0
@@ -462,7 +469,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         status = exc.exit_code
     except click.exceptions.Exit as exc:
         status = exc.exit_code
-    sys.exit(status)
+    return status
 
 
 def _report_error(exc: LpkgError) -> int:

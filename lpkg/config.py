@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lpkg.errors import UsageError
+from lpkg.files import resolved
 from lpkg.handler import CANDIDATE_MODULES, Handler, defined_handlers, parse_handler
 from lpkg.runtimes import (
     DEFAULT_RUNTIME,
@@ -348,7 +349,7 @@ def resolve_settings(
     """
     flags = overrides or Overrides()
     here = (cwd or Path.cwd()).absolute()
-    folder = _relative_to(here, function_dir).resolve()
+    folder = resolved(_relative_to(here, function_dir))
     if not folder.is_dir():
         raise UsageError(f"{function_dir}: not a folder", hint="give the function's folder, e.g. lambda/my-function")
     if config is None:
@@ -374,7 +375,7 @@ def resolve_settings(
         name=flags.name or folder.name,
         runtime=runtime,
         arch=arch,
-        handler=_first(parse_handler(flags.handler) if flags.handler else None, own.handler),
+        handler=_first(parse_handler(flags.handler) if flags.handler is not None else None, own.handler),
         out=out.absolute(),
         build_image=_first(flags.build_image, dflt.build_image) or runtime.build_image(arch),
         image=_first(flags.image, dflt.image) or runtime.runtime_image(arch),

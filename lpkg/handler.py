@@ -45,11 +45,12 @@ class Candidate:
     member: str
     functions: tuple[str, ...]  # handler-like functions it defines
     syntax_error: int | None = None  # line, when the file does not parse
+    empty: bool = False  # no statement at all: zero bytes, a BOM, blank lines, comments
 
 
 def defined_handlers(source: str) -> tuple[str, ...]:
     """Top-level functions (or assigned names) called handler or lambda_handler. Raises SyntaxError."""
-    tree = ast.parse(source)
+    tree = _parse(source)
     found: list[str] = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in CANDIDATE_FUNCTIONS:
@@ -57,6 +58,11 @@ def defined_handlers(source: str) -> tuple[str, ...]:
         elif isinstance(node, ast.Assign):
             found.extend(t.id for t in node.targets if isinstance(t, ast.Name) and t.id in CANDIDATE_FUNCTIONS)
     return tuple(dict.fromkeys(found))
+
+
+def _parse(source: str) -> ast.Module:
+    # Python skips a UTF-8 byte order mark at the start of a source file; ast.parse of the text does not.
+    return ast.parse(source.removeprefix("\ufeff"))
 
 
 def infer_handler(sources: dict[str, str | None]) -> Handler:
@@ -79,7 +85,7 @@ def infer_handler(sources: dict[str, str | None]) -> Handler:
             # NUL bytes (before 3.12), or nesting deeper than the parser's own limits.
             candidates.append(Candidate(member, (), 1))
             continue
-        candidates.append(Candidate(member, functions))
+        candidates.append(Candidate(member, functions, empty=not functions and not _parse(text).body))
     defining = [c for c in candidates if c.functions]
     if len(defining) == 1 and len(defining[0].functions) == 1:
         only = defining[0]
@@ -101,6 +107,8 @@ def infer_handler(sources: dict[str, str | None]) -> Handler:
 def _describe(candidate: Candidate) -> str:
     if candidate.syntax_error is not None:
         return f"{candidate.member} (does not parse, line {candidate.syntax_error})"
+    if candidate.empty:
+        return f"{candidate.member} (empty)"
     if not candidate.functions:
         return f"{candidate.member} (defines neither handler nor lambda_handler)"
     return f"{candidate.member} (defines {', '.join(candidate.functions)})"

@@ -359,6 +359,13 @@ def fixture_bytes() -> dict[str, Callable[[], bytes]]:
         "truncated-central-directory.zip": truncated_central_directory,
         "truncated-member-data.zip": member_data_cut_short,
         "empty-file.zip": lambda: b"",
+        # The emptiest zips: no members at all (only the end record); folders only; the handler module empty,
+        # or only a UTF-8 byte order mark.
+        "no-members.zip": lambda: zip_of(),
+        "folders-only.zip": lambda: zip_of(stored("pkg/", b"", mode=base.DIR | 0o755),
+                                           stored("pkg/sub/", b"", mode=base.DIR | 0o755)),
+        "handler-empty.zip": lambda: zip_of(entry("handler.py", b"")),
+        "handler-bom-only.zip": lambda: zip_of(entry("handler.py", b"\xef\xbb\xbf")),
         "bad-crc.zip": bad_crc,
         # Overlapping members: the non-recursive zip bomb; three directory entries for one local file.
         "overlap-quoted-bomb.zip": overlapping_bomb,

@@ -223,6 +223,9 @@ class ZipArchive:
         except IsADirectoryError:
             raise UnreadableInput(f"{path}: is a folder, not a zip", hint="give the zip file") from None
         except zipfile.BadZipFile as exc:
+            if self.zipped_size == 0:
+                raise UnreadableInput(f"{path}: an empty file (0 bytes), not a zip",
+                                      hint="the zip was never written, or its upload or download was cut off") from None
             raise UnreadableInput(
                 f"{path}: not a readable zip ({exc})",
                 hint="the file is not a zip, or it was truncated (an interrupted upload or download?)",
@@ -327,7 +330,8 @@ class ZipArchive:
         central directory: the non-recursive zip bomb, or a directory that lies about sizes."""
         found: list[tuple[ZipMember, str]] = []
         ordered = sorted(self.members, key=lambda m: (m.header_offset, m.name))
-        for member, following in zip(ordered, [*ordered[1:], None], strict=True):
+        followers: list[ZipMember | None] = [*ordered[1:], None] if ordered else []  # no members: no overlap
+        for member, following in zip(ordered, followers, strict=True):
             if following is not None and member.data_end > following.header_offset:
                 found.append((member, f"its data overlaps {following.name}'s"))
             elif following is None and member.data_end > self.central_directory_offset:

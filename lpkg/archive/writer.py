@@ -16,11 +16,9 @@ import json
 import os
 import posixpath
 import re
-import secrets
 import shutil
 import stat
 import sys
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +28,7 @@ from typing import IO
 
 from lpkg.archive.reader import source_date_epoch
 from lpkg.errors import EnvironmentProblem, LpkgError, UsageError
+from lpkg.files import owned_name, owned_temporary_file, remove_stale
 from lpkg.names import canonical_name
 
 COMPRESSION = zipfile.ZIP_DEFLATED
@@ -110,7 +109,7 @@ def dependency_zip(
     entries, left_out = _collect((), folders, keep_sdk, keep_bytecode, dependency_prefix)
     folder = keep_in if keep_in is not None else scratch
     folder.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{variant}.", suffix=".tmp", dir=folder)
+    fd, temp = owned_temporary_file(folder, f".{variant}.", ".tmp")  # (and a part a killed build was writing goes)
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as zf:
             files, size = _write_members(zf, entries)
@@ -141,7 +140,7 @@ def _kept_dependency_zip(path: Path) -> DependencyZip | None:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, temp = owned_temporary_file(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -174,14 +173,7 @@ def assemble(
         with zipfile.ZipFile(dependencies.path) as deps:
             for member in clashes:
                 _same_as_member(deps, member, entries.pop(member))
-    created = _make_dirs(out_dir)
-    temp = out_dir / f".{name}.{secrets.token_hex(6)}.zip.tmp"
-    try:
-        # O_EXCL: never clobber; 0o666 so the published zip gets the user's usual umask, not mkstemp's 0600.
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    except OSError as exc:
-        _remove_dirs(created)
-        raise EnvironmentProblem(f"{out_dir}: cannot write there ({exc.strerror})") from None
+    temp, fd, created = _open_temporary(out_dir, name)
     left_out = dependencies.left_out if dependencies is not None else ()
     try:
         with os.fdopen(fd, "w+b") as raw:
@@ -202,6 +194,26 @@ def assemble(
             raise
     return Assembled(temp, count + more, size + more_size, digest, left_out, tuple(created),
                      frozenset(n for n in present if not n.endswith("/")))
+
+
+def _open_temporary(out_dir: Path, name: str) -> tuple[Path, int, list[Path]]:
+    """A new temporary file for the zip in `out_dir` (made if missing): its path, its descriptor, the folders
+    made for it. Its name carries this run's host and pid, so a later run removes it if this one is killed;
+    that sweep, of dead runs' temporary zips of `name`, is done here."""
+    for _ in range(3):
+        created = _make_dirs(out_dir)
+        remove_stale(out_dir, f".{name}.")
+        temp = out_dir / owned_name(f".{name}.", ".zip.tmp")
+        try:
+            # O_EXCL: never clobber; 0o666 so the published zip gets the user's usual umask, not mkstemp's 0600.
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        except FileNotFoundError:
+            continue  # another run that had made --out removed it again (its build failed): make it again
+        except OSError as exc:
+            _remove_dirs(created)
+            raise EnvironmentProblem(f"{out_dir}: cannot write there ({exc.strerror})") from None
+        return temp, fd, created
+    raise EnvironmentProblem(f"{out_dir}: the folder keeps disappearing", hint="is another program removing it?")
 
 
 def _same_as_member(deps: zipfile.ZipFile, member: str, source: Path) -> None:
@@ -410,9 +422,14 @@ def _make_dirs(folder: Path) -> list[Path]:
     """Create `folder` and missing parents; the ones created, deepest first (the order to remove them)."""
     missing: list[Path] = []
     current = folder.absolute()
-    while not current.exists():
+    while not current.exists() and not current.is_symlink():
         missing.append(current)
         current = current.parent
+    if not current.is_dir():
+        # The user's mistake, not the machine's: --out (or a folder above it) names a file.
+        what = "is a file, not a folder" if current.is_file() else "is not a folder"
+        raise UsageError(f"{current}: {what}" + (f" (needed for {folder})" if missing else ""),
+                         hint="give --out a folder, or remove the file")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

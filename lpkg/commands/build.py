@@ -29,6 +29,7 @@ from lpkg.install.cache import (
     Installed,
     cache_home,
     install_dependencies,
+    remove_stale_scratch,
 )
 from lpkg.install.choose import choose_installer
 from lpkg.install.lock_files import find_lock
@@ -161,6 +162,7 @@ def _build_zip(settings: FunctionSettings, plan: BuildPlan, request: InstallRequ
     from lpkg.commands.verify import DependencyPart, VerifyOptions
     from lpkg.probing.choose import choose_prober
 
+    remove_stale_scratch()
     with tempfile.TemporaryDirectory(prefix="lpkg-deps-") as scratch:
         installed = Installed(Path(scratch) / "site", "none (no requirements)")
         installer = None

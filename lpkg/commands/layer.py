@@ -23,11 +23,12 @@ from lpkg.commands.inputs import BuildOptions
 from lpkg.commands.publishing import left_out_findings, published_facts, verify_then_publish
 from lpkg.commands.verify import VerifyOptions
 from lpkg.errors import UsageError
+from lpkg.files import resolved
 from lpkg.install import InstallRequest
 from lpkg.install.cache import Installed, install_dependencies
 from lpkg.install.choose import choose_installer
-from lpkg.plan.requirements import folder_requirements
-from lpkg.plan.resolver import EXCLUDED_DIRS, EXCLUDED_FILES
+from lpkg.plan.requirements import folder_requirements, names_anything
+from lpkg.plan.resolver import EXCLUDED_DIRS, EXCLUDED_FILES, unreadable_folder
 from lpkg.probing.choose import choose_prober
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch
 from lpkg.runtimes import DEFAULT_TIMEOUT_SECONDS, Arch, Runtime
@@ -64,17 +65,21 @@ class LayerPlan:
 
 def default_name(source: Path) -> str:
     """deps/requirements.txt -> "deps"; layers/pandas.txt -> "pandas"; a folder -> its name."""
-    resolved = source.resolve()
-    if resolved.is_dir() or resolved.stem.startswith("requirements"):
-        return (resolved if resolved.is_dir() else resolved.parent).name
-    return resolved.stem
+    real = resolved(source)
+    if real.is_dir() or real.stem.startswith("requirements"):
+        return (real if real.is_dir() else real.parent).name
+    return real.stem
 
 
 def plan_layer(source: Path) -> LayerPlan:
     """What goes into the layer. A file is a requirements file. A folder gives its requirements.txt (or the
     [project].dependencies of its pyproject.toml) and its Python code: a package folder (with __init__.py)
     goes in as python/<folder name>/, any other folder's modules and packages as python/<name>."""
+    resolved(source)  # a symlink loop says so, rather than "no such file"
     if source.is_file():
+        if not names_anything(source):
+            raise UsageError(f"{source}: nothing to put in a layer",
+                             hint="the requirements file has only blank lines and comments")
         return LayerPlan((source.resolve(),), (), ())
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder", hint="give a requirements file or a folder")
@@ -90,7 +95,7 @@ def plan_layer(source: Path) -> LayerPlan:
 
 def _code_files(folder: Path, prefix: str) -> list[tuple[str, Path]]:
     files = []
-    for current, dirs, names in os.walk(folder):
+    for current, dirs, names in os.walk(folder, onerror=unreadable_folder):
         dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS and not d.startswith("."))
         rel = Path(current).relative_to(folder).as_posix()
         here = prefix + ("" if rel == "." else rel + "/")

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import lpkg
+from lpkg.files import owned_temporary_file
 from lpkg.install.cache import cache_home, requirements_fingerprint
 from lpkg.report import ArtifactReport, BuildReport, Finding, Severity
 
@@ -124,7 +124,7 @@ def store(artifact: Path, inputs: str, report: BuildReport) -> None:
         }
         folder = records_folder()
         folder.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".record.", dir=folder)
+        fd, temp = owned_temporary_file(folder, ".record.")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(document, f)
         os.replace(temp, _record_path(artifact))

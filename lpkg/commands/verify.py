@@ -27,7 +27,7 @@ from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
 from lpkg.errors import UsageError
 from lpkg.events import Event
-from lpkg.files import remove_tree
+from lpkg.files import owned_name, remove_stale, remove_tree
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
 from lpkg.probe.sources import analyse_source
 from lpkg.probing.bytecode import BytecodeStore
@@ -78,7 +78,7 @@ class Payload:
 
 
 def resolve_handler(archive: ZipArchive, given: str | None) -> Handler:
-    if given:
+    if given is not None:  # --handler "" is a handler string, and a bad one
         return parse_handler(given)
     names = {normalized_name(m.name): m for m in archive.members if not m.is_dir}
     sources = {
@@ -301,7 +301,10 @@ def _handler_source_findings(task_root: Path, handler: Handler) -> list[Finding]
 def scratch_folder() -> Iterator[Path]:
     """A private temporary folder, removed without recursion: a zip may nest folders thousands deep,
     deeper than shutil.rmtree's recursion can go."""
-    root = Path(tempfile.mkdtemp(prefix="lpkg-verify-", dir=scratch_parent()))
+    parent = Path(scratch_parent() or tempfile.gettempdir())
+    remove_stale(parent, "lpkg-verify-")  # /dev/shm is not this run's TMPDIR: a killed run's unpacked zips
+    root = parent / owned_name("lpkg-verify-")
+    root.mkdir(mode=0o700)
     try:
         yield root
     finally:

@@ -15,11 +15,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lpkg.files import owned_name, remove_stale
 from lpkg.install import Installer, InstallRequest
 from lpkg.report import Stopwatch
 
@@ -72,6 +72,13 @@ DEPENDENCY_ZIPS = "zip"
 DEPENDENCY_BYTECODE = "pyc"
 
 
+def remove_stale_scratch() -> None:
+    """Remove what killed runs left in the cache: installs under way, entries being stored (the sweep each
+    DependencyCache.scratch does too, for a build that installs nothing)."""
+    for part in (cache_root(), cache_home() / "pyc"):
+        remove_stale(part, ".")
+
+
 class DependencyCache:
     """root/<key>/site holds what pip installed; root/<key>/complete says it is whole. Beside them,
     root/<key>/zip holds the zipped dependency part (lpkg.assemble.dependency_zip) and root/<key>/pyc the
@@ -89,7 +96,9 @@ class DependencyCache:
         """An empty folder on the cache's file system, removed afterwards: install there, and `store` is a
         rename (from a system temp folder on tmpfs it would copy every file)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=".install.", dir=self.root))
+        remove_stale(self.root, ".")  # installs and entries half stored by killed runs
+        folder = self.root / owned_name(".install.")
+        folder.mkdir(mode=0o700)
         try:
             yield folder
         finally:
@@ -99,7 +108,8 @@ class DependencyCache:
         """Move a finished install into the cache and return where it now is (another build's copy if
         that one got there first). `installed` is consumed."""
         self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
+        staging = self.root / owned_name(f".{key}.")
+        staging.mkdir(mode=0o700)
         try:
             shutil.move(str(installed), staging / "site")
             (staging / "complete").touch()

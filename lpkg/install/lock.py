@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lpkg.errors import BuildFailed, EnvironmentProblem, UsageError
+from lpkg.files import owned_temporary_file
 from lpkg.install.cache import requirements_fingerprint
 from lpkg.runtimes import ARCHITECTURES, Arch, Runtime
 
@@ -195,7 +196,7 @@ def write_lock(path: Path, inputs: LockInputs, compiled: str) -> bool:
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, temp = owned_temporary_file(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

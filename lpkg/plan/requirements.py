@@ -14,10 +14,11 @@ REQUIREMENTS_TXT = "requirements.txt"
 
 
 def folder_requirements(folder: Path) -> tuple[list[Path], list[str]]:
-    """A folder's requirements.txt, else the [project].dependencies of its pyproject.toml."""
+    """A folder's requirements.txt, else the [project].dependencies of its pyproject.toml. A requirements.txt
+    with nothing but blank lines and comments is no requirements: nothing to install or lock."""
     txt = folder / REQUIREMENTS_TXT
     if txt.is_file():
-        return [txt], []
+        return ([txt] if names_anything(txt) else []), []
     pyproject = folder / "pyproject.toml"
     if not pyproject.is_file():
         return [], []
@@ -28,6 +29,17 @@ def folder_requirements(folder: Path) -> tuple[list[Path], list[str]]:
     return [], list(deps)
 
 
+def names_anything(requirements: Path) -> bool:
+    """Whether a requirements file has a line that is not blank or a comment (a requirement, or an option
+    such as -r for pip to read)."""
+    try:
+        text = requirements.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise UsageError(f"{requirements}: cannot read ({exc.strerror})") from None
+    return any(_COMMENT.sub("", line).strip() for line in text.splitlines())
+
+
+_COMMENT = re.compile(r"(^|\s)#.*$")  # pip's rule: "#" at the start of a line or after whitespace
 _NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 
 from lpkg.config import FunctionSettings
 from lpkg.errors import UsageError
@@ -171,7 +171,7 @@ class ModuleFinder:
     def files(self, folder: Path, prefix: str) -> Iterator[tuple[str, Path]]:
         """(zip path, file) for everything under `folder` that belongs in the zip."""
         seen: set[str] = set()
-        for current, dirs, names in os.walk(folder, followlinks=True):
+        for current, dirs, names in os.walk(folder, followlinks=True, onerror=unreadable_folder):
             real = os.path.realpath(current)
             if real in seen or real == self._out:  # a symlink loop, or the output folder inside the tree
                 dirs[:] = []
@@ -190,6 +190,13 @@ class ModuleFinder:
                     continue
                 if (base / name).is_file():
                     yield zip_path, base / name
+
+
+def unreadable_folder(exc: OSError) -> NoReturn:
+    """os.walk's onerror: a folder of the user's that cannot be listed would be left out of the zip unseen."""
+    raise UsageError(f"{exc.filename}: cannot read the folder ({exc.strerror})",
+                     hint="everything under the function folder goes into the zip: make it readable, "
+                     "or leave it out with exclude in lpkg.toml") from None
 
 
 def extension_stem(filename: str) -> str | None:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -118,6 +119,33 @@ def start_job(
             start_new_session=True,
         )
     return proc, result_path
+
+
+def exit_with(lpkg_pid: int, jobs: list[subprocess.Popen[bytes]]) -> None:
+    """End, with the jobs, once lpkg's process is gone. lpkg killed with SIGKILL cannot stop a local probe,
+    whose jobs would otherwise run on to their timeout for nobody. (Its pid, not getppid(): an interpreter
+    wrapper may stand between, and lpkg may be gone before this line runs.)"""
+
+    def alive() -> bool:
+        try:
+            os.kill(lpkg_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+
+    def watch() -> None:
+        while alive():
+            time.sleep(0.2)
+        for proc in list(jobs):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -239,7 +267,11 @@ def main() -> int:
     parser.add_argument("--wait-for", help="start only once this file exists (the files are being unpacked)")
     parser.add_argument("--memory-mb", type=int, default=0, help="the function's memory; 0: no limit")
     parser.add_argument("--pycache", help="a writable folder for the task root's dependency bytecode (importer.py)")
+    parser.add_argument("--exit-with", type=int, help="lpkg's pid: end when it is gone (the local probe)")
     args = parser.parse_args()
+    jobs: list[subprocess.Popen[bytes]] = []
+    if args.exit_with:
+        exit_with(args.exit_with, jobs)
     if args.wait_for:
         give_up = time.monotonic() + MAX_WAIT_SECONDS
         while not os.path.exists(args.wait_for):
@@ -265,6 +297,7 @@ def main() -> int:
                 continue
             try:
                 running[job] = (time.monotonic(), *start_job(job, args, scratch, deadline))
+                jobs.append(running[job][1])
             except OSError as exc:  # no process to be had: the other job's code may have taken them all
                 document[job] = {"status": "failed", "message": f"could not start: {exc}"}
         for job, (started, proc, result_path) in running.items():

@@ -20,10 +20,10 @@ Every step is best effort: a store that cannot be read or written costs speed, n
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lpkg.files import owned_temporary_file
 from lpkg.runtimes import TASK_ROOT
 
 HEADER_BYTES = 16  # magic, flags, source mtime, source size (PEP 552)
@@ -164,7 +164,7 @@ def _store_atomically(data: bytes, path: Path) -> bool:
     """Whole or not at all (temp file and rename): builds sharing the cache entry may read it meanwhile."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        handle, temp = owned_temporary_file(path.parent, f".{path.name}.")
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(data)

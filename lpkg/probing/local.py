@@ -74,7 +74,7 @@ class LocalProber:
         command = [
             self.interpreter, "-I", "-S", str(probe / "entry.py"), *request.entry_args(str(probe)),
             "--task-root", task_root, "--opt", opt, "--runtime-dir", runtime_dir, "--stand-ins",
-            "--memory-mb", str(PROBE_MEMORY_MB),
+            "--memory-mb", str(PROBE_MEMORY_MB), "--exit-with", str(os.getpid()),
             "--lambda-path", json.dumps(self.runtime.sys_path(task_root, opt, runtime_dir)),
         ]
         with tempfile.TemporaryDirectory(prefix="lpkg-local-home-") as home:
