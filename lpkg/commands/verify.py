@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import posixpath
 import re
 import tempfile
 import time
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from lpkg.archive import members
 from lpkg.archive.dists import DistributionIndex, index_distributions
 from lpkg.archive.reader import (
     ZipArchive,
@@ -30,7 +32,7 @@ from lpkg.events import Event
 from lpkg.files import remove_tree
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
 from lpkg.probe.sources import analyse_source
-from lpkg.probing.bytecode import BytecodeStore
+from lpkg.probing.bytecode import BytecodeStore, KeyedBytecode, shipped_bytecode_folders
 from lpkg.probing.request import LAYER_DIR, TASK_DIR, NoProbe, ProbeOutcome, Prober, ProbeRequest
 from lpkg.probing.results import findings_from_probe, invocation_from_probe
 from lpkg.report import ArtifactReport, Finding, Invocation, Severity, Stopwatch, sort_findings
@@ -75,6 +77,7 @@ class Payload:
 
     native: tuple[NativeFile, ...]
     findings: tuple[Finding, ...]
+    source_keys: tuple[tuple[str, str], ...] = ()  # (task-root member, member store key) of each .py
 
 
 def resolve_handler(archive: ZipArchive, given: str | None) -> Handler:
@@ -107,10 +110,11 @@ def handler_module_present(handler: Handler, names: set[str], layers: Sequence[Z
     return False
 
 
-def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
+def unpack_payload(ctx: CheckContext, root: Path, store: Path | None = None) -> Payload:
     """One pass over every safe member of the zip and its layers, unpacked under `root` (task root
     and /opt as they will be in Lambda): CRCs and the size limit are checked on the bytes actually
-    produced, and native files are read back for the ELF checks. Nothing unpacked is ever imported here."""
+    produced, and native files are read back for the ELF checks. Nothing unpacked is ever imported here.
+    With `store` (lpkg.archive.members), members unpacked before are linked from it."""
     sources = [(ctx.archive, ctx.dists, root / TASK_DIR, False, "")] + [
         (layer.archive, layer.dists, root / LAYER_DIR, True, f"{layer.archive.path.name}!") for layer in ctx.layers
     ]
@@ -127,9 +131,14 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
             if (str(folder), name) in origin:
                 continue
             origin[(str(folder), name)] = (dists, in_layer, label)
+            facts = members.MemberFacts(member.name, member.header_offset, member.compressed_size, member.size,
+                                        member.crc, member.compress_type, member.flag_bits, file_mode(member),
+                                        member.mtime) if store is not None else None
             jobs.append(UnpackJob(str(archive.path), member.name, name, str(folder), file_mode(member),
-                                  member.mtime, member.compressed_size))
-    result = unpack_all(jobs, UNZIPPED_LIMIT_BYTES)
+                                  member.mtime, member.compressed_size, facts))
+    result = unpack_all(jobs, UNZIPPED_LIMIT_BYTES, store)
+    if store is not None:
+        members.record_added(store, result.added, members.store_limit())
     findings = [
         Finding("ZIP_CORRUPT", Severity.ERROR, f"member is corrupt ({reason}); rebuild the zip",
                 member=origin[(job.target_dir, job.name)][2] + job.name)
@@ -153,7 +162,9 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
         for dists, in_layer, _ in [origin[(job.target_dir, job.name)]]
     ]
     native.sort(key=lambda f: (f.in_layer, f.member))
-    return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")))
+    task_root = str(root / TASK_DIR)
+    keys = tuple((name, key) for target, name, key in result.source_keys if target == task_root)
+    return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")), keys)
 
 
 def verify_zip(path: Path, options: VerifyOptions, prober: Prober | NoProbe | None) -> ArtifactReport:
@@ -234,15 +245,22 @@ def _unpack_and_probe(
     present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(scratch_folder())
+        store = _member_store(prober)
+        keyed = None
         run_probe = None
         if prober is not None and present:
             # The container is created while the zip is unpacked.
+            bytecode = _bytecode_store(options)
+            keyed = KeyedBytecode(store, f"cpython-{options.runtime.minor.replace('.', '')}", {}) \
+                if store is not None and bytecode is None else None
             request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
-                                   options.function_name or ctx.archive.path.stem, _bytecode_store(options),
-                                   options.environment)
+                                   options.function_name or ctx.archive.path.stem, bytecode,
+                                   options.environment, keyed_bytecode=keyed)
             run_probe = stack.enter_context(prober.prepare(root, request))
         with watch.lap("unpack"):
-            payload = unpack_payload(ctx, root)
+            payload = unpack_payload(ctx, root, store)
+        if keyed is not None:
+            keyed.keys.update(_keyed_sources(payload.source_keys, root / TASK_DIR, ctx.archive, keyed.cache_tag))
         findings += payload.findings
         if not present:
             findings.append(Finding(
@@ -275,6 +293,24 @@ def _unpack_and_probe(
             findings += native_future.result()
             watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
     return findings, description, invocation
+
+
+def _keyed_sources(source_keys: Sequence[tuple[str, str]], task_root: Path, archive: ZipArchive,
+                   cache_tag: str) -> dict[str, str]:
+    """The task-root sources whose bytecode the keyed store may give: not those in a folder where the zip
+    ships bytecode the interpreter would load, which the import must read as Lambda would."""
+    names = frozenset(normalized_name(n) for n in archive.names)
+    shipped = shipped_bytecode_folders(task_root, names, cache_tag)
+    return {member: key for member, key in source_keys if posixpath.dirname(member) not in shipped}
+
+
+def _member_store(prober: Prober | None) -> Path | None:
+    """The member store, when no code that could write to the task root runs on it: no probe, or one that
+    mounts it read-only (a hard-linked file written there would change the store)."""
+    if prober is not None and not getattr(prober, "task_root_read_only", False):
+        return None
+    folder = members.store_folder(scratch_parent())
+    return members.open_store(folder) if folder is not None else None
 
 
 def _bytecode_store(options: VerifyOptions) -> BytecodeStore | None:
