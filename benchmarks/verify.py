@@ -6,8 +6,10 @@ The zip is built once (pip install --target for CPython 3.11 manylinux x86_64, p
 that imports both) and cached in the temp folder, with a second zip that differs only in the handler.
 In rounds, each command a separate process, so machine noise hits every column alike:
   python -m zipfile -t A     the CRC test alone, the floor
-  lpkg verify A, first       with an empty lpkg cache (LPKG_CACHE_DIR: a fresh folder each round)
-  lpkg verify B, second      the next verify with that cache, of the zip whose handler was edited
+  lpkg verify A, first       with an empty lpkg cache and member store (fresh folders each round)
+  lpkg verify B, second      the next verify with them, of the zip whose handler was edited, at A's path (a
+                             rebuilt dist/fn.zip: bytecode kept by content is reused only for the same path)
+  lpkg verify A, no store    LPKG_MEMBER_STORE=off: every member inflated, every module compiled (as before the store)
 Medians, CPU times (user + system of the process and its children, which other load inflates less),
 the ratios and the aims are printed. Aims: first at most 3x the zipfile test, second at most 1.5x.
 """
@@ -32,7 +34,8 @@ HANDLER = (
 
 
 WORK = Path(tempfile.gettempdir()) / "lpkg-bench-verify"
-AIMS = (("first verify / zipfile -t", "first", 3.0), ("second verify / zipfile -t", "second", 1.5))
+AIMS = (("first verify / zipfile -t", "first", 3.0), ("second verify / zipfile -t", "second", 1.5),
+        ("no store / zipfile -t", "off", 3.0))
 
 
 def build_zips(python_minor: str) -> tuple[Path, Path]:
@@ -122,10 +125,11 @@ def main() -> None:
 
     baseline = [sys.executable, "-m", "zipfile", "-t", str(first_zip)]
     WORK.mkdir(exist_ok=True)
+    artifact = WORK / "function.zip"
     warm_up = {"LPKG_CACHE_DIR": str(WORK / "warm-up"), "LPKG_MEMBER_STORE": "off"}
     timed(lpkg(first_zip), warm_up)  # the page cache and the image's layers
-    walls: dict[str, list[float]] = {"zipfile": [], "first": [], "second": []}
-    cpus: dict[str, list[float]] = {"zipfile": [], "first": [], "second": []}
+    walls: dict[str, list[float]] = {"zipfile": [], "first": [], "second": [], "off": []}
+    cpus: dict[str, list[float]] = {"zipfile": [], "first": [], "second": [], "off": []}
     load_before = os.getloadavg()
     cpu_of_children()
     shm = Path("/dev/shm")
@@ -136,8 +140,10 @@ def main() -> None:
                  "LPKG_MEMBER_STORE": str(scratch / f"lpkg-bench-members-{run}")}
         for folder in cache.values():
             shutil.rmtree(folder, ignore_errors=True)
-        for case, command, env in (("zipfile", baseline, None), ("first", lpkg(first_zip), cache),
-                                   ("second", lpkg(second_zip), cache)):
+        for case, command, env in (("zipfile", baseline, None), ("first", lpkg(artifact), cache),
+                                   ("second", lpkg(artifact), cache), ("off", lpkg(first_zip), warm_up)):
+            if case in ("first", "second"):
+                shutil.copyfile(first_zip if case == "first" else second_zip, artifact)
             wall, cpu = timed(command, env)
             walls[case].append(wall)
             cpus[case].append(cpu)
@@ -150,6 +156,7 @@ def main() -> None:
     print(row("python -m zipfile -t", walls["zipfile"], cpus["zipfile"]))
     print(row("lpkg verify, first", walls["first"], cpus["first"]))
     print(row("lpkg verify, second", walls["second"], cpus["second"]))
+    print(row("lpkg verify, no store", walls["off"], cpus["off"]))
     print("ratios (wall):                     ratio    aim  met?   (cpu ratio)")
     base, base_cpu = statistics.median(walls["zipfile"]), statistics.median(cpus["zipfile"])
     for label, case, aim in AIMS:

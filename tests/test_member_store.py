@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import struct
 import zipfile
 from pathlib import Path
@@ -150,6 +151,9 @@ def test_the_docker_probe_reuses_kept_bytecode_with_the_same_findings(
     first = verify(zip_path, prober)
     second = verify(zip_path, prober)
     assert "compiled and kept" in first.probe and "reused" in second.probe
+    # Only for the zip at that path: what one zip's sandbox left could never run in another zip's verify.
+    elsewhere = verify(Path(shutil.copy(zip_path, tmp_path / "elsewhere.zip")), prober)
+    assert "reused" not in elsewhere.probe and "compiled and kept" in elsewhere.probe
     monkeypatch.setenv("LPKG_MEMBER_STORE", "off")
     without = verify(zip_path, prober)
     assert "bytecode" not in without.probe

@@ -89,6 +89,10 @@ def open_store(folder: Path) -> Path | None:
         return None
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         return None
+    if not os.path.isdir(os.path.join(folder, "ff")):
+        for shard in range(256):  # once, so adding a file is one link
+            with contextlib.suppress(OSError):
+                os.mkdir(os.path.join(folder, f"{shard:02x}"), 0o700)
     return folder
 
 
@@ -132,15 +136,14 @@ def link_from_store(folder: Path, key: str, target: str) -> bool:
     return True
 
 
-def keep(folder: Path, key: str, unpacked: str) -> int:
-    """Add the file just unpacked to the store; the bytes added (0 if it was there already or cannot be)."""
-    path = stored_path(folder, key)
+def keep(folder: Path, key: str, unpacked: str, size: int) -> int:
+    """Add the file just unpacked (`size` bytes) to the store; the bytes added (0 if it was there already or
+    cannot be)."""
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        os.link(unpacked, path)
+        os.link(unpacked, stored_path(folder, key))
     except OSError:
-        return 0  # there already (another verify's), or a full disk: this verify is unaffected
-    return os.lstat(unpacked).st_size
+        return 0  # there already (another verify's), a shard pruned away, or a full disk: this verify is unaffected
+    return size
 
 
 def record_added(folder: Path, added: int, limit: int) -> None:

@@ -118,7 +118,7 @@ def _unpack_share(jobs: Sequence[UnpackJob], limit: int, counter: Any = None,
                 corrupt.append((job, f"cannot be unpacked: {exc.strerror}"))
                 continue
             if key is not None and store is not None:
-                added += members.keep(store, key, os.path.join(job.target_dir, job.name))
+                added += members.keep(store, key, os.path.join(job.target_dir, job.name), len(data))
                 if job.name.endswith(".py"):
                     keys.append((job.target_dir, job.name, key))
     except BudgetExceeded as exc:

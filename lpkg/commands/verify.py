@@ -251,8 +251,7 @@ def _unpack_and_probe(
         if prober is not None and present:
             # The container is created while the zip is unpacked.
             bytecode = _bytecode_store(options)
-            keyed = KeyedBytecode(store, f"cpython-{options.runtime.minor.replace('.', '')}", {}) \
-                if store is not None and bytecode is None else None
+            keyed = _keyed_bytecode(store, options, ctx.archive.path) if bytecode is None else None
             request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
                                    options.function_name or ctx.archive.path.stem, bytecode,
                                    options.environment, keyed_bytecode=keyed)
@@ -293,6 +292,13 @@ def _unpack_and_probe(
             findings += native_future.result()
             watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
     return findings, description, invocation
+
+
+def _keyed_bytecode(store: Path | None, options: VerifyOptions, zip_path: Path) -> KeyedBytecode | None:
+    """Bytecode kept by content, for this zip's path only (lpkg.probing.bytecode.KeyedBytecode)."""
+    if store is None:
+        return None
+    return KeyedBytecode(store, f"cpython-{options.runtime.minor.replace('.', '')}", os.path.abspath(zip_path), {})
 
 
 def _keyed_sources(source_keys: Sequence[tuple[str, str]], task_root: Path, archive: ZipArchive,

@@ -189,19 +189,23 @@ def _store_atomically(data: bytes, path: Path) -> bool:
 @dataclass(frozen=True)
 class KeyedBytecode:
     """Bytecode kept by its source's content, in the member store (lpkg.archive.members), for a verify that
-    has no dependency cache entry: any task-root module whose source verify linked or inflated with a store
-    key may have its pyc reused, wherever the zip came from. Safe for the same reason as above, with the
-    content instead of the cache entry pinning the source: the key covers the compressed bytes, the mode and
-    the mtime, and the path and cache tag go into the pyc's own key. `keys` (task-root member -> member key)
-    is filled once the zip is unpacked, before the probe runs."""
+    has no dependency cache entry. Safe for the same reasons as above, with the content instead of the cache
+    entry pinning the source: the key covers the member's compressed bytes, mode and mtime, its path and the
+    cache tag. And with the same scope: whatever the sandbox leaves in its writable bytecode folder could be
+    kept, so the key also covers the verified zip's own path, and only a later verify of the zip at that path
+    (a rebuilt dist/fn.zip) may load it, as only builds of the same install share the store above. A zip
+    from elsewhere can never plant bytecode that another zip's verify would run. `keys` (task-root member ->
+    member key) is filled once the zip is unpacked, before the probe runs."""
 
     folder: Path  # the member store
     cache_tag: str  # the runtime's interpreter's, e.g. cpython-311
+    scope: str  # the verified zip's absolute path
     keys: dict[str, str]
 
 
-def pyc_key(member_key: str, member: str, cache_tag: str) -> str:
-    return hashlib.sha256(f"pyc\0{member_key}\0{member}\0{cache_tag}".encode()).hexdigest()
+def pyc_key(store: KeyedBytecode, member_key: str, member: str) -> str:
+    decided = f"pyc\0{member_key}\0{member}\0{store.cache_tag}\0{store.scope}"
+    return hashlib.sha256(decided.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def offer_keyed(store: KeyedBytecode, target: Path) -> Offered:
@@ -216,7 +220,7 @@ def offer_keyed(store: KeyedBytecode, target: Path) -> Offered:
     files: dict[str, tuple[int, int]] = {}
     for member, key in store.keys.items():
         try:
-            with open(stored_path(store.folder, pyc_key(key, member, store.cache_tag)), "rb") as fh:
+            with open(stored_path(store.folder, pyc_key(store, key, member)), "rb") as fh:
                 data = fh.read()
         except OSError:
             continue  # not compiled yet: the import compiles it, and harvest keeps it
@@ -254,7 +258,7 @@ def harvest_keyed(store: KeyedBytecode, offered: Offered, task_root: Path, magic
                 continue
             if not _timestamp_pyc(data) or data[:4] != magic or not _matches(data, source):
                 continue
-            if not _store_atomically(data, Path(stored_path(store.folder, pyc_key(key, member, cache_tag)))):
+            if not _store_atomically(data, Path(stored_path(store.folder, pyc_key(store, key, member)))):
                 break
             kept += 1
             added += len(data)
