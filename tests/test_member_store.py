@@ -23,7 +23,7 @@ from lpkg.report import ArtifactReport
 from lpkg.runtimes import get_runtime
 
 RUNTIME = get_runtime("python3.11")
-REAL_ZIPS = sorted((FIXTURES / "zips").glob("*.zip")) + sorted((FIXTURES / "examples").glob("*.zip"))
+REAL_ZIPS = [path for folder in ("zips", "examples", "hostile") for path in sorted((FIXTURES / folder).glob("*.zip"))]
 HANDLER = "import click\n\ndef handler(event, context):\n    return click.__name__\n"
 
 

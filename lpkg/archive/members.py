@@ -107,7 +107,16 @@ def stored_path(folder: Path, key: str) -> str:
 
 def compressed_digest(handle: BinaryIO, facts: MemberFacts) -> bytes | None:
     """The sha256 of the member's compressed bytes, read past its local header; None when the local header
-    is not one zipfile reads as this member (the full read then says what is wrong)."""
+    is not one zipfile reads as this member, or cannot be read (the full read then says what is wrong)."""
+    try:
+        return _compressed_digest(handle, facts)
+    except (OSError, ValueError, OverflowError):
+        return None  # an offset before the file's start or past any size a seek takes: a hostile directory
+
+
+def _compressed_digest(handle: BinaryIO, facts: MemberFacts) -> bytes | None:
+    if facts.header_offset < 0 or facts.compressed_size < 0:
+        return None
     handle.seek(facts.header_offset)
     header = handle.read(_LOCAL_HEADER.size)
     if len(header) != _LOCAL_HEADER.size:

@@ -13,11 +13,10 @@ before is linked from the store instead of inflated again, and each one inflated
 from __future__ import annotations
 
 import errno
-import multiprocessing
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,17 @@ class _SharedBudget(SizeBudget):
             self.used = int(self._counter.value)
         if self.used > self.limit:
             raise BudgetExceeded(member, self.used, self.limit)
+
+
+@dataclass
+class _LocalCounter:
+    """The counter when unpacking in this process: multiprocessing (and pickle) need not be imported for it."""
+
+    value: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get_lock(self) -> threading.Lock:
+        return self._lock
 
 
 _worker_counter: Any = None
@@ -172,8 +182,12 @@ def unpack_all(jobs: Sequence[UnpackJob], limit: int, store: Path | None = None)
     """Unpack every job; with `store`, link what it holds and add what was inflated (see lpkg.archive.members)."""
     workers = min(MAX_WORKERS, os.cpu_count() or 1)
     total = sum(job.compressed_size + MEMBER_COST_BYTES for job in jobs)
-    if workers < 2 or total < PARALLEL_FROM_BYTES or "fork" not in multiprocessing.get_all_start_methods():
-        return _unpack_share(jobs, limit, multiprocessing.get_context().Value("q", 0), store)
+    if workers < 2 or total < PARALLEL_FROM_BYTES or not hasattr(os, "fork"):
+        return _unpack_share(jobs, limit, _LocalCounter(), store)
+    # Imported here: a small zip (a code-only rebuild) is unpacked without them.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("fork")
     counter = context.Value("q", 0)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(counter,)) as pool:

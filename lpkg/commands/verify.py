@@ -351,6 +351,8 @@ def scratch_folder() -> Iterator[Path]:
 
 
 def _native_findings(files: Sequence[NativeFile], ctx: CheckContext) -> list[Finding]:
+    if not files:
+        return []  # a pure-Python zip: no ELF reader to import
     # Imported on the worker thread: pyelftools is slow to import, and only this needs it.
     from lpkg.checks.native import check_native
 
