@@ -15,7 +15,8 @@ import pytest
 from helpers import FIXTURES, run_lpkg, write_zip
 
 from lpkg.archive import members
-from lpkg.commands.verify import VerifyOptions, _member_store, verify_zip
+from lpkg.commands.stores import member_store_for
+from lpkg.commands.verify import VerifyOptions, scratch_parent, verify_zip
 from lpkg.errors import LpkgError
 from lpkg.probing.choose import choose_prober
 from lpkg.probing.local import LocalProber, local_interpreter
@@ -140,7 +141,7 @@ def test_the_local_probe_gets_files_of_its_own() -> None:
     # It runs the user's code as this user: through a hard link it could change the store.
     if local_interpreter(RUNTIME) is None:
         pytest.skip("no local python3.11")
-    assert _member_store(LocalProber(RUNTIME)) is None
+    assert member_store_for(LocalProber(RUNTIME), scratch_parent()) is None
 
 
 @pytest.mark.docker

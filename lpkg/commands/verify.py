@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import posixpath
 import re
 import tempfile
 import time
@@ -14,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpkg.archive import members
 from lpkg.archive.dists import DistributionIndex, index_distributions
+from lpkg.archive.members import MemberFacts, record_added, store_limit
 from lpkg.archive.reader import (
     ZipArchive,
     file_mode,
@@ -27,12 +26,13 @@ from lpkg.checks.permissions import check_permissions
 from lpkg.checks.runtime import check_runtime
 from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
+from lpkg.commands.stores import keyed_bytecode, keyed_sources, member_store_for
 from lpkg.errors import UsageError
 from lpkg.events import Event
 from lpkg.files import remove_tree
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
 from lpkg.probe.sources import analyse_source
-from lpkg.probing.bytecode import BytecodeStore, KeyedBytecode, shipped_bytecode_folders
+from lpkg.probing.bytecode import BytecodeStore
 from lpkg.probing.request import LAYER_DIR, TASK_DIR, NoProbe, ProbeOutcome, Prober, ProbeRequest
 from lpkg.probing.results import findings_from_probe, invocation_from_probe
 from lpkg.report import ArtifactReport, Finding, Invocation, Severity, Stopwatch, sort_findings
@@ -131,14 +131,14 @@ def unpack_payload(ctx: CheckContext, root: Path, store: Path | None = None) -> 
             if (str(folder), name) in origin:
                 continue
             origin[(str(folder), name)] = (dists, in_layer, label)
-            facts = members.MemberFacts(member.name, member.header_offset, member.compressed_size, member.size,
+            facts = MemberFacts(member.name, member.header_offset, member.compressed_size, member.size,
                                         member.crc, member.compress_type, member.flag_bits, file_mode(member),
                                         member.mtime) if store is not None else None
             jobs.append(UnpackJob(str(archive.path), member.name, name, str(folder), file_mode(member),
                                   member.mtime, member.compressed_size, facts))
     result = unpack_all(jobs, UNZIPPED_LIMIT_BYTES, store)
     if store is not None:
-        members.record_added(store, result.added, members.store_limit())
+        record_added(store, result.added, store_limit())
     findings = [
         Finding("ZIP_CORRUPT", Severity.ERROR, f"member is corrupt ({reason}); rebuild the zip",
                 member=origin[(job.target_dir, job.name)][2] + job.name)
@@ -245,13 +245,13 @@ def _unpack_and_probe(
     present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(scratch_folder())
-        store = _member_store(prober)
+        store = member_store_for(prober, scratch_parent())
         keyed = None
         run_probe = None
         if prober is not None and present:
             # The container is created while the zip is unpacked.
             bytecode = _bytecode_store(options)
-            keyed = _keyed_bytecode(store, options, ctx.archive.path) if bytecode is None else None
+            keyed = keyed_bytecode(store, options.runtime, ctx.archive.path) if bytecode is None else None
             request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
                                    options.function_name or ctx.archive.path.stem, bytecode,
                                    options.environment, keyed_bytecode=keyed)
@@ -259,7 +259,7 @@ def _unpack_and_probe(
         with watch.lap("unpack"):
             payload = unpack_payload(ctx, root, store)
         if keyed is not None:
-            keyed.keys.update(_keyed_sources(payload.source_keys, root / TASK_DIR, ctx.archive, keyed.cache_tag))
+            keyed.keys.update(keyed_sources(payload.source_keys, root / TASK_DIR, ctx.archive, keyed.cache_tag))
         findings += payload.findings
         if not present:
             findings.append(Finding(
@@ -292,31 +292,6 @@ def _unpack_and_probe(
             findings += native_future.result()
             watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
     return findings, description, invocation
-
-
-def _keyed_bytecode(store: Path | None, options: VerifyOptions, zip_path: Path) -> KeyedBytecode | None:
-    """Bytecode kept by content, for this zip's path only (lpkg.probing.bytecode.KeyedBytecode)."""
-    if store is None:
-        return None
-    return KeyedBytecode(store, f"cpython-{options.runtime.minor.replace('.', '')}", os.path.abspath(zip_path), {})
-
-
-def _keyed_sources(source_keys: Sequence[tuple[str, str]], task_root: Path, archive: ZipArchive,
-                   cache_tag: str) -> dict[str, str]:
-    """The task-root sources whose bytecode the keyed store may give: not those in a folder where the zip
-    ships bytecode the interpreter would load, which the import must read as Lambda would."""
-    names = frozenset(normalized_name(n) for n in archive.names)
-    shipped = shipped_bytecode_folders(task_root, names, cache_tag)
-    return {member: key for member, key in source_keys if posixpath.dirname(member) not in shipped}
-
-
-def _member_store(prober: Prober | None) -> Path | None:
-    """The member store, when no code that could write to the task root runs on it: no probe, or one that
-    mounts it read-only (a hard-linked file written there would change the store)."""
-    if prober is not None and not getattr(prober, "task_root_read_only", False):
-        return None
-    folder = members.store_folder(scratch_parent())
-    return members.open_store(folder) if folder is not None else None
 
 
 def _bytecode_store(options: VerifyOptions) -> BytecodeStore | None:
