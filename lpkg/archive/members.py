@@ -27,6 +27,7 @@ import os
 import stat
 import struct
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -37,6 +38,7 @@ USAGE_FILE = "usage"  # an estimate of the store's bytes, kept up to date withou
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 _UTF8_FLAG = 0x800
+_STORED, _DEFLATED = 0, 8
 _UNREADABLE_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, patched data, strong encryption: zipfile reads none of them
 
 
@@ -96,25 +98,26 @@ def open_store(folder: Path) -> Path | None:
     return folder
 
 
-def member_key(digest: bytes, facts: MemberFacts) -> str:
+def member_key(raw: bytes, facts: MemberFacts) -> str:
+    """The store's name for a member: its compressed bytes and everything else that decides the file."""
     decided = f"{facts.compress_type}:{facts.crc}:{facts.size}:{facts.flag_bits}:{facts.mode}:{facts.mtime!r}"
-    return hashlib.sha256(digest + decided.encode()).hexdigest()
+    return hashlib.sha256(hashlib.sha256(raw).digest() + decided.encode()).hexdigest()
 
 
 def stored_path(folder: Path, key: str) -> str:
     return os.path.join(folder, key[:2], key)
 
 
-def compressed_digest(handle: BinaryIO, facts: MemberFacts) -> bytes | None:
-    """The sha256 of the member's compressed bytes, read past its local header; None when the local header
-    is not one zipfile reads as this member, or cannot be read (the full read then says what is wrong)."""
+def compressed_data(handle: BinaryIO, facts: MemberFacts) -> bytes | None:
+    """The member's compressed bytes, read past its local header; None when the local header is not one
+    zipfile reads as this member, or cannot be read (the full read then says what is wrong)."""
     try:
-        return _compressed_digest(handle, facts)
+        return _compressed_data(handle, facts)
     except (OSError, ValueError, OverflowError):
         return None  # an offset before the file's start or past any size a seek takes: a hostile directory
 
 
-def _compressed_digest(handle: BinaryIO, facts: MemberFacts) -> bytes | None:
+def _compressed_data(handle: BinaryIO, facts: MemberFacts) -> bytes | None:
     if facts.header_offset < 0 or facts.compressed_size < 0:
         return None
     handle.seek(facts.header_offset)
@@ -131,9 +134,28 @@ def _compressed_digest(handle: BinaryIO, facts: MemberFacts) -> bytes | None:
         return None
     handle.seek(extra_length, os.SEEK_CUR)
     data = handle.read(facts.compressed_size)
-    if len(data) != facts.compressed_size:
+    return data if len(data) == facts.compressed_size else None
+
+
+def inflate(raw: bytes, facts: MemberFacts) -> bytes | None:
+    """The member's bytes from its compressed bytes in one call, for the two methods nearly every zip uses;
+    None unless they are exactly what zipfile would give (the stream ends, the size and the CRC are the
+    directory's). Anything else, damage included, is left to the full read, which says what is wrong."""
+    if facts.compress_type == _STORED:
+        data = raw
+    elif facts.compress_type == _DEFLATED:
+        inflater = zlib.decompressobj(-15)
+        try:
+            data = inflater.decompress(raw, facts.size + 1)
+        except zlib.error:
+            return None
+        if not inflater.eof:
+            return None
+    else:
         return None
-    return hashlib.sha256(data).digest()
+    if len(data) != facts.size or zlib.crc32(data) != facts.crc:
+        return None
+    return data
 
 
 def link_from_store(folder: Path, key: str, target: str) -> bool:

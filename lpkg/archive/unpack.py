@@ -91,7 +91,7 @@ def _unpack_share(jobs: Sequence[UnpackJob], limit: int, counter: Any = None,
                   store: Path | None = None) -> UnpackResult:
     budget = _SharedBudget(limit, counter if counter is not None else _worker_counter)
     archives: dict[str, ZipArchive] = {}
-    raw: dict[str, Any] = {}  # zip path -> a plain file handle, to hash compressed bytes
+    handles: dict[str, Any] = {}  # zip path -> a plain file handle, to read compressed bytes
     corrupt: list[tuple[UnpackJob, str]] = []
     keys: list[tuple[str, str, str]] = []
     linked = added = 0
@@ -101,25 +101,27 @@ def _unpack_share(jobs: Sequence[UnpackJob], limit: int, counter: Any = None,
 
     try:
         for job in jobs:
-            key = None
-            if store is not None and job.facts is not None:
-                handle = raw.get(job.zip_path) or raw.setdefault(job.zip_path, open(job.zip_path, "rb"))
-                digest = members.compressed_digest(handle, job.facts)
-                key = members.member_key(digest, job.facts) if digest is not None else None
-                if key is not None and _link(store, key, job):
+            raw = key = None
+            if job.facts is not None:
+                handle = handles.get(job.zip_path) or handles.setdefault(job.zip_path, open(job.zip_path, "rb"))
+                raw = members.compressed_data(handle, job.facts)
+            if store is not None and raw is not None and job.facts is not None:
+                key = members.member_key(raw, job.facts)
+                if _link(store, key, job):
                     budget.spend(job.member, job.facts.size)  # inflated to this size when it was kept
                     linked += 1
                     if job.name.endswith(".py"):
                         keys.append((job.target_dir, job.name, key))
                     continue
-            archive = archives.get(job.zip_path)
-            if archive is None:
-                archive = archives[job.zip_path] = ZipArchive(Path(job.zip_path))
-            try:
-                data = archive.read(job.member, budget)
-            except MemberCorrupt as exc:
-                corrupt.append((job, exc.reason))
-                continue
+            data = members.inflate(raw, job.facts) if raw is not None and job.facts is not None else None
+            if data is not None:
+                budget.spend(job.member, len(data))  # where the full read would have gone past the limit too
+            else:
+                try:
+                    data = _archive(archives, job.zip_path).read(job.member, budget)
+                except MemberCorrupt as exc:
+                    corrupt.append((job, exc.reason))
+                    continue
             try:
                 unpack_member(Path(job.target_dir), job.name, data, job.mode, job.mtime)
             except OSError as exc:
@@ -136,9 +138,16 @@ def _unpack_share(jobs: Sequence[UnpackJob], limit: int, counter: Any = None,
     finally:
         for archive in archives.values():
             archive.close()
-        for handle in raw.values():
+        for handle in handles.values():
             handle.close()
     return result(None)
+
+
+def _archive(archives: dict[str, ZipArchive], zip_path: str) -> ZipArchive:
+    archive = archives.get(zip_path)
+    if archive is None:
+        archive = archives[zip_path] = ZipArchive(Path(zip_path))
+    return archive
 
 
 def _link(store: Path, key: str, job: UnpackJob) -> bool:

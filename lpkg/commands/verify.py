@@ -133,7 +133,7 @@ def unpack_payload(ctx: CheckContext, root: Path, store: Path | None = None) -> 
             origin[(str(folder), name)] = (dists, in_layer, label)
             facts = MemberFacts(member.name, member.header_offset, member.compressed_size, member.size,
                                         member.crc, member.compress_type, member.flag_bits, file_mode(member),
-                                        member.mtime) if store is not None else None
+                                        member.mtime)
             jobs.append(UnpackJob(str(archive.path), member.name, name, str(folder), file_mode(member),
                                   member.mtime, member.compressed_size, facts))
     result = unpack_all(jobs, UNZIPPED_LIMIT_BYTES, store)
