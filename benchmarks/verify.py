@@ -1,6 +1,7 @@
 """How long `lpkg verify` takes on a zip holding numpy and pandas, beside `python -m zipfile -t`.
 
     python benchmarks/verify.py [--image IMAGE] [--runs 5] [--probe docker|local|none] [--python PYTHON]
+                                [--before PYTHON]
 
 The zip is built once (pip install --target for CPython 3.11 manylinux x86_64, plus a handler
 that imports both) and cached in the temp folder, with a second zip that differs only in the handler.
@@ -10,6 +11,7 @@ In rounds, each command a separate process, so machine noise hits every column a
   lpkg verify B, second      the next verify with them, of the zip whose handler was edited, at A's path (a
                              rebuilt dist/fn.zip: bytecode kept by content is reused only for the same path)
   lpkg verify A, no store    LPKG_MEMBER_STORE=off: every member inflated, every module compiled (as before the store)
+  lpkg verify A, before      with --before: the lpkg another interpreter has installed (e.g. a venv of main)
 Medians, CPU times (user + system of the process and its children, which other load inflates less),
 the ratios and the aims are printed. Aims: first at most 3x the zipfile test, second at most 1.5x.
 """
@@ -123,6 +125,7 @@ def main() -> None:
     parser.add_argument("--probe", default="docker", choices=["docker", "local", "none"])
     parser.add_argument("--python", default=sys.executable,
                         help="the interpreter that runs lpkg (another venv's, for a before/after)")
+    parser.add_argument("--before", help="also, in the same rounds, the lpkg this interpreter has installed")
     args = parser.parse_args()
 
     first_zip, second_zip = build_zips("3.11")
@@ -130,8 +133,8 @@ def main() -> None:
         members = len(zf.infolist())
         unzipped = sum(i.file_size for i in zf.infolist())
 
-    def lpkg(zip_path: Path) -> list[str]:
-        return [args.python, "-m", "lpkg", "verify", str(zip_path), "--runtime", "python3.11",
+    def lpkg(zip_path: Path, python: str = args.python) -> list[str]:
+        return [python, "-m", "lpkg", "verify", str(zip_path), "--runtime", "python3.11",
                 "--probe", args.probe, "--image", args.image, "--json"]
 
     baseline = [sys.executable, "-m", "zipfile", "-t", str(first_zip)]
@@ -139,8 +142,9 @@ def main() -> None:
     artifact = WORK / "function.zip"
     warm_up = {"LPKG_CACHE_DIR": str(WORK / "warm-up"), "LPKG_MEMBER_STORE": "off"}
     timed(lpkg(first_zip), warm_up)  # the page cache and the image's layers
-    walls: dict[str, list[float]] = {"zipfile": [], "first": [], "second": [], "off": []}
-    cpus: dict[str, list[float]] = {"zipfile": [], "first": [], "second": [], "off": []}
+    cases = ["zipfile", "first", "second", "off", *(["before"] if args.before else [])]
+    walls: dict[str, list[float]] = {case: [] for case in cases}
+    cpus: dict[str, list[float]] = {case: [] for case in cases}
     load_before = os.getloadavg()
     cpu_of_children()
     shm = Path("/dev/shm")
@@ -151,8 +155,11 @@ def main() -> None:
                  "LPKG_MEMBER_STORE": str(scratch / f"lpkg-bench-members-{run}")}
         for folder in cache.values():
             shutil.rmtree(folder, ignore_errors=True)
-        for case, command, env in (("zipfile", baseline, None), ("first", lpkg(artifact), cache),
-                                   ("second", lpkg(artifact), cache), ("off", lpkg(first_zip), warm_up)):
+        rounds = [("zipfile", baseline, None), ("first", lpkg(artifact), cache),
+                  ("second", lpkg(artifact), cache), ("off", lpkg(first_zip), warm_up)]
+        if args.before:
+            rounds.append(("before", lpkg(first_zip, args.before), warm_up))
+        for case, command, env in rounds:
             if case in ("first", "second"):
                 shutil.copyfile(first_zip if case == "first" else second_zip, artifact)
             wall, cpu = timed(command, env, case)
@@ -168,9 +175,11 @@ def main() -> None:
     print(row("lpkg verify, first", walls["first"], cpus["first"], "first"))
     print(row("lpkg verify, second", walls["second"], cpus["second"], "second"))
     print(row("lpkg verify, no store", walls["off"], cpus["off"], "off"))
+    if args.before:
+        print(row("lpkg verify, before", walls["before"], cpus["before"], "before"))
     print("ratios (wall):                     ratio    aim  met?   (cpu ratio)")
     base, base_cpu = statistics.median(walls["zipfile"]), statistics.median(cpus["zipfile"])
-    for label, case, aim in AIMS:
+    for label, case, aim in [*AIMS, *([("before / zipfile -t", "before", 3.0)] if args.before else [])]:
         ratio = statistics.median(walls[case]) / base
         cpu_ratio = statistics.median(cpus[case]) / base_cpu
         print(f"  {label:<30} {ratio:6.2f}x {aim:5.2f}x  {'yes' if ratio <= aim else 'no':4}   ({cpu_ratio:.2f}x)")
