@@ -1,7 +1,12 @@
-"""How long `lpkg build` takes for one function (requests, pydantic, boto3 pinned), beside a bare
-`pip install --target` of the same lock in the same image and beside `sam build`, in one run.
+"""How long `lpkg build` takes for two functions, beside a bare `pip install --target` of the same
+requirements in the same image and beside `sam build`, in one run:
 
-    python benchmarks/build.py [--image IMAGE] [--runs 3] [--no-sam]
+  pinned   fixtures/projects/pinned-api/orders: requests, pydantic, boto3 pinned, with its lock (2,248 files;
+           sam's own copy of boto3 costs it seconds, which hides lpkg's fixed costs)
+  small    fixtures/projects/small-api/greet: two pure-Python dependencies (urllib3, python-dateutil), no boto3:
+           here lpkg's fixed costs (start-up, container start, the import test, unpacking) are the figure
+
+    python benchmarks/build.py [--image IMAGE] [--runs 3] [--no-sam] [--function pinned|small]...
 
 Measured, each as a separate process:
   lpkg cold          empty lpkg cache (pip's download cache, the Docker volume, is warm for both sides)
@@ -29,23 +34,52 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PROJECT = REPO / "fixtures" / "projects" / "pinned-api"
-FUNCTION = "orders"
 RUNTIME = "python3.11"
 WORK = Path(tempfile.gettempdir()) / "lpkg-bench-build"
-TEMPLATE = f"""AWSTemplateFormatVersion: "2010-09-09"
+TEMPLATE = """AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
 Resources:
-  Orders:
+  Function:
     Type: AWS::Serverless::Function
     Properties:
-      CodeUri: {FUNCTION}/
+      CodeUri: {function}/
       Handler: handler.handler
-      Runtime: {RUNTIME}
+      Runtime: {runtime}
 """
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A function to build: its project, folder and requirement file (a lock installs with --require-hashes)."""
+
+    key: str
+    project: Path
+    function: str
+    requirements: str
+    what: str
+
+    @property
+    def hashed(self) -> bool:
+        return self.requirements.endswith(".lock")
+
+
+SUBJECTS = {
+    "pinned": Subject("pinned", REPO / "fixtures" / "projects" / "pinned-api", "orders", "requirements.lock",
+                      "requests, pydantic, boto3 pinned, locked"),
+    "small": Subject("small", REPO / "fixtures" / "projects" / "small-api", "greet", "requirements.txt",
+                     "urllib3, python-dateutil: pure Python, no boto3"),
+}
+# (case, ratio of which two medians, aim): what the issues aim at.
+AIMS = {
+    "pinned": (("lpkg cold / bare pip", "cold", "bare", 1.2), ("lpkg no change / sam --cached", "no_change",
+               "sam_no_change", 0.1), ("lpkg code change / sam --cached", "code_change", "sam_code_change", 0.5)),
+    "small": (("lpkg no change / sam --cached", "no_change", "sam_no_change", 0.08),
+              ("lpkg code change / sam --cached", "code_change", "sam_code_change", 0.5)),
+}
 IMPORT_TIMER = (
     "import sys, time; sys.path[:0] = ['/var/task']; t = time.perf_counter(); import handler; "
     "print(time.perf_counter() - t)"
@@ -97,8 +131,8 @@ def sam_venv() -> Path:
     return sam
 
 
-def bare_pip(image: str, lock: Path, network: str) -> list[str]:
-    """The install lpkg runs, alone: the same image, lock, flags and pip download cache."""
+def bare_pip(image: str, lock: Path, network: str, hashed: bool) -> list[str]:
+    """The install lpkg runs, alone: the same image, requirements, flags and pip download cache."""
     command = ["docker", "run", "--rm", "--network", network, "-v", "lpkg-pip-cache:/lpkg-cache",
                "-v", f"{lock.parent}:/lpkg-in:ro", "--entrypoint", f"/var/lang/bin/{RUNTIME}"]
     ca = os.environ.get("PIP_CERT")
@@ -108,8 +142,8 @@ def bare_pip(image: str, lock: Path, network: str) -> list[str]:
         if os.environ.get(key):
             command += ["-e", f"{key}={os.environ[key]}"]
     return [*command, image, "-m", "pip", "install", "--target", "/tmp/site", "--cache-dir", "/lpkg-cache",
-            "--no-compile", "--progress-bar", "off", "--disable-pip-version-check", "--require-hashes", "--no-deps",
-            "-r", f"/lpkg-in/{lock.name}"]
+            "--no-compile", "--progress-bar", "off", "--disable-pip-version-check",
+            *(["--require-hashes", "--no-deps"] if hashed else []), "-r", f"/lpkg-in/{lock.name}"]
 
 
 def import_times(image: str, zip_path: Path, runs: int) -> list[float]:
@@ -130,98 +164,169 @@ def import_times(image: str, zip_path: Path, runs: int) -> list[float]:
         shutil.rmtree(task, ignore_errors=True)
 
 
+@dataclass
+class Figures:
+    """Every run of every case of one function, in seconds."""
+
+    times: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, case: str, seconds: float) -> None:
+        self.times.setdefault(case, []).append(seconds)
+
+    def median(self, case: str) -> float | None:
+        runs = self.times.get(case)
+        return median(runs) if runs else None
+
+
+@dataclass
+class Bench:
+    """One function's project copy, its lpkg command and sam's."""
+
+    subject: Subject
+    image: str
+    lpkg: list[str]
+    network: str
+    project: Path = field(init=False)
+    figures: Figures = field(default_factory=Figures)
+
+    def __post_init__(self) -> None:
+        self.project = Path(tempfile.mkdtemp(prefix=f"project-{self.subject.key}-", dir=WORK))
+        shutil.copytree(self.subject.project, self.project, dirs_exist_ok=True)
+        self.lpkg = [*self.lpkg, "build", str(self.function), "--runtime", RUNTIME, "--build-image", self.image,
+                     "--image", self.image, "--out", str(self.out)]
+        self.warm_env = self.fresh_cache()
+
+    @property
+    def function(self) -> Path:
+        return self.project / self.subject.function
+
+    @property
+    def out(self) -> Path:
+        return self.project / "dist"
+
+    def fresh_cache(self) -> dict[str, str]:
+        return {"LPKG_DOCKER_NETWORK": self.network,
+                "LPKG_CACHE_DIR": tempfile.mkdtemp(prefix="lpkg-cache-", dir=WORK)}
+
+    def bare(self) -> list[str]:
+        return bare_pip(self.image, self.function / self.subject.requirements, self.network, self.subject.hashed)
+
+    def edit(self, run: int) -> None:
+        handler = self.function / "handler.py"
+        handler.write_text(handler.read_text() + f"\n# edit {run}\n")
+
+
+def cold_cases(bench: Bench, runs: int) -> None:
+    timed(bench.bare(), {})  # warms pip's download cache (the Docker volume both sides use) and the image's pages
+    for _ in range(runs):
+        bench.figures.add("bare", timed(bench.bare(), {}))
+        shutil.rmtree(bench.out, ignore_errors=True)
+        bench.figures.add("cold", timed(bench.lpkg, bench.fresh_cache()))
+
+
+def sam_cases(bench: Bench, sam: Path, runs: int) -> list[str]:
+    (bench.project / "template.yaml").write_text(TEMPLATE.format(function=bench.subject.function, runtime=RUNTIME))
+    for _ in range(runs):
+        shutil.rmtree(bench.project / ".aws-sam", ignore_errors=True)
+        bench.figures.add("sam", timed([str(sam), "build"], sam_env(sam), cwd=bench.project))
+    cached = [str(sam), "build", "--cached"]
+    timed(cached, sam_env(sam), cwd=bench.project)  # fills sam's cache
+    return cached
+
+
+def sam_env(sam: Path) -> dict[str, str]:
+    return {"SAM_CLI_TELEMETRY": "0", "PATH": f"{sam.parent}:{os.environ['PATH']}"}
+
+
+def warm_round(benches: Sequence[Bench], sams: Mapping[str, list[str]], sam: Path | None, run: int,
+               runs: int) -> None:
+    """One round of the warm cases of every function, lpkg and sam alternating, so noise hits both alike."""
+    for bench in benches:
+        cached = sams.get(bench.subject.key)
+        # Both tools are up to date here: nothing changed since each one's last build.
+        if cached is not None and sam is not None:
+            bench.figures.add("sam_no_change", timed(cached, sam_env(sam), cwd=bench.project))
+        bench.figures.add("no_change", timed(bench.lpkg, bench.warm_env))
+        bench.figures.add("python", python_start(1)[0])
+        if run < runs:
+            # The same edit for both, then each rebuilds: lpkg re-zips and re-verifies, sam re-copies.
+            bench.edit(run)
+            bench.figures.add("code_change", timed(bench.lpkg, bench.warm_env))
+            if cached is not None and sam is not None:
+                bench.figures.add("sam_code_change", timed(cached, sam_env(sam), cwd=bench.project))
+
+
+LABELS = (
+    ("bare", "bare pip install --target"), ("cold", "lpkg build, cold (empty cache)"),
+    ("no_change", "lpkg build, no change"), ("python", "(python -c pass, for scale)"),
+    ("code_change", "lpkg build, code-only change"), ("sam", "sam build"),
+    ("sam_no_change", "sam build --cached, no change"), ("sam_code_change", "sam build --cached, code change"),
+)
+
+
+def report(bench: Bench) -> None:
+    figures = bench.figures
+    print(f"\nfunction: {bench.subject.key} ({bench.subject.function}: {bench.subject.what}; {RUNTIME}), "
+          f"image {bench.image}")
+    for case, label in LABELS:
+        if case in figures.times:
+            print(line(label, figures.times[case]))
+    for case in ("plain_import", "compiled_import"):
+        if case in figures.times:
+            label = f"import handler, zip {'with' if case == 'compiled_import' else 'without'} --compile"
+            print(f"{label:<34} median {median(figures.times[case]) * 1000:7.0f} ms")
+    print("ratios:                                 ratio    aim  met?")
+    aims = list(AIMS[bench.subject.key])
+    if "compiled_import" in figures.times:
+        aims.append(("import with / without --compile", "compiled_import", "plain_import", 0.6))
+    for label, case, against, aim in aims:
+        ours, theirs = figures.median(case), figures.median(against)
+        if ours is None or theirs is None:
+            continue
+        ratio = ours / theirs
+        print(f"  {label:<36} {ratio:6.3f}x {aim:5.2f}x  {'yes' if ratio <= aim else 'no'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image", default="lpkg-standin/lambda-python:3.11-x86_64",
                         help="build image and runtime image (the stand-in plays both)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-sam", action="store_true", help="skip sam build")
+    parser.add_argument("--function", action="append", choices=sorted(SUBJECTS),
+                        help="which function (default: both)")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold build and bare pip")
     args = parser.parse_args()
     network = os.environ.get("LPKG_DOCKER_NETWORK", "host")
 
     WORK.mkdir(exist_ok=True)
-    project = Path(tempfile.mkdtemp(prefix="project-", dir=WORK))
-    shutil.copytree(PROJECT, project, dirs_exist_ok=True)
-    function = project / FUNCTION
-    handler = function / "handler.py"
-    lock = function / "requirements.lock"
-    out = project / "dist"
-    lpkg = [*lpkg_command(), "build", str(function), "--runtime", RUNTIME, "--build-image", args.image,
-            "--image", args.image, "--out", str(out)]
-    env = {"LPKG_DOCKER_NETWORK": network}
-
-    def fresh_cache() -> dict[str, str]:
-        return {**env, "LPKG_CACHE_DIR": tempfile.mkdtemp(prefix="lpkg-cache-", dir=WORK)}
-
-    # Warm pip's download cache (the Docker volume both sides use) and the images' pages once.
-    timed(bare_pip(args.image, lock, network), {})
-    cold: list[float] = []
-    bare: list[float] = []
-    for _ in range(args.runs):
-        bare.append(timed(bare_pip(args.image, lock, network), {}))
-        shutil.rmtree(out, ignore_errors=True)
-        cold.append(timed(lpkg, fresh_cache()))
-    sam_plain: list[float] = []
-    sam_no_change: list[float] = []
-    sam_code_change: list[float] = []
-    sam_build = None
-    if not args.no_sam:
-        sam = sam_venv()
-        (project / "template.yaml").write_text(TEMPLATE)
-        sam_env = {"SAM_CLI_TELEMETRY": "0", "PATH": f"{sam.parent}:{os.environ['PATH']}"}
-        for _ in range(args.runs):
-            shutil.rmtree(project / ".aws-sam", ignore_errors=True)
-            sam_plain.append(timed([str(sam), "build"], sam_env, cwd=project))
-        sam_build = [str(sam), "build", "--cached"]
-        timed(sam_build, sam_env, cwd=project)  # fills sam's cache
-
-    warm_env = fresh_cache()
-    timed(lpkg, warm_env)
-    no_change: list[float] = []
-    code_change: list[float] = []
-    interpreter: list[float] = []
+    lpkg = lpkg_command()
+    benches = [Bench(SUBJECTS[key], args.image, lpkg, network) for key in (args.function or ["pinned", "small"])]
+    load_before = os.getloadavg()
+    if not args.no_cold:
+        for bench in benches:
+            cold_cases(bench, args.runs)
+    sam = None if args.no_sam else sam_venv()
+    sams = {bench.subject.key: sam_cases(bench, sam, args.runs) for bench in benches} if sam is not None else {}
+    for bench in benches:
+        timed(bench.lpkg, bench.warm_env)
     for run in range(max(args.runs, 5)):
-        # Both tools are up to date here: nothing changed since each one's last build.
-        if sam_build is not None:
-            sam_no_change.append(timed(sam_build, sam_env, cwd=project))
-        no_change.append(timed(lpkg, warm_env))
-        interpreter += python_start(1)
-        if run < args.runs:
-            # The same edit for both, then each rebuilds: lpkg re-zips and re-verifies, sam re-copies.
-            handler.write_text(handler.read_text() + f"\n# edit {run}\n")
-            code_change.append(timed(lpkg, warm_env))
-            if sam_build is not None:
-                sam_code_change.append(timed(sam_build, sam_env, cwd=project))
-
-    compiled_out = project / "dist-compiled"
-    timed([*lpkg, "--out", str(compiled_out), "--compile"], warm_env)
-    plain_import = import_times(args.image, out / f"{FUNCTION}.zip", max(args.runs, 5))
-    compiled_import = import_times(args.image, compiled_out / f"{FUNCTION}.zip", max(args.runs, 5))
-
-    print(f"function: {FUNCTION} (requests, pydantic, boto3 pinned; {RUNTIME}), image {args.image}")
-    print(line("bare pip install --target (lock)", bare))
-    print(line("lpkg build, cold (empty cache)", cold))
-    print(line("lpkg build, no change", no_change))
-    print(line("(python -c pass, for scale)", interpreter))
-    print(line("lpkg build, code-only change", code_change))
-    if sam_plain:
-        print(line("sam build", sam_plain))
-        print(line("sam build --cached, no change", sam_no_change))
-        print(line("sam build --cached, code change", sam_code_change))
-    print(f"{'import handler, zip without --compile':<34} median {median(plain_import) * 1000:7.0f} ms")
-    print(f"{'import handler, zip with --compile':<34} median {median(compiled_import) * 1000:7.0f} ms")
-    print("ratios (aim):")
-    print(f"  lpkg cold / bare pip               {median(cold) / median(bare):5.2f}x  (<= 1.2x; "
-          f"lpkg's own time {median(cold) - median(bare):+.2f} s)")
-    if sam_no_change:
-        print(f"  lpkg no change / sam --cached      {median(no_change) / median(sam_no_change):5.2f}x  (<= 0.1x; "
-              "both with nothing changed)")
-        print(f"  lpkg code change / sam --cached    {median(code_change) / median(sam_code_change):5.2f}x  (<= 0.5x; "
-              "both after the same edit)")
-        print(f"  lpkg code change / sam --cached, no change  {median(code_change) / median(sam_no_change):5.2f}x")
-        print(f"  lpkg cold / sam build              {median(cold) / median(sam_plain):5.2f}x")
-    print(f"  import with / without --compile    {median(compiled_import) / median(plain_import):5.2f}x  (<= 0.6x)")
-    shutil.rmtree(project, ignore_errors=True)
+        warm_round(benches, sams, sam, run, args.runs)
+    for bench in benches:
+        if bench.subject.key == "pinned":
+            compiled_out = bench.project / "dist-compiled"
+            timed([*bench.lpkg, "--out", str(compiled_out), "--compile"], bench.warm_env)
+            zip_name = f"{bench.subject.function}.zip"
+            bench.figures.times["plain_import"] = import_times(args.image, bench.out / zip_name, max(args.runs, 5))
+            bench.figures.times["compiled_import"] = import_times(args.image, compiled_out / zip_name,
+                                                                  max(args.runs, 5))
+    load_after = os.getloadavg()
+    for bench in benches:
+        report(bench)
+    print(f"\nload average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in load_before)} before, "
+          f"{' '.join(f'{x:.2f}' for x in load_after)} after ({os.cpu_count()} CPUs)")
+    for bench in benches:
+        shutil.rmtree(bench.project, ignore_errors=True)
     for cache in WORK.glob("lpkg-cache-*"):
         shutil.rmtree(cache, ignore_errors=True)
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -360,19 +360,64 @@ def cache() -> None:
 
 @cache.command("info")
 def cache_info() -> None:
-    """Where the cache is and how big each part is."""
+    """Where the cache is and how big each part is (and verify's member store)."""
     from lpkg.install.cache import cache_usage
 
     for line in cache_usage():
         click.echo(line)
+    click.echo(_member_store_line())
 
 
 @cache.command("clear")
 def cache_clear() -> None:
-    """Delete the cache folder's contents (the next build installs and verifies again)."""
+    """Delete the cache folder's contents and verify's member store (the next build installs and verifies again)."""
+    import shutil
+
     from lpkg.install.cache import clear_cache
 
     click.echo(f"removed {clear_cache()}")
+    folder, usage = _member_store_usage()
+    if folder is not None and usage is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        click.echo(f"removed {usage.size / 1e6:.1f} MB of unpacked members and bytecode from {folder}")
+
+
+@cache.command("prune")
+@click.option("--to", "to_mb", type=click.IntRange(0), metavar="MB",
+              help="Keep at most this many MB (default: 3/4 of LPKG_MEMBER_STORE_MB, default 1024).")
+def cache_prune(to_mb: int | None) -> None:
+    """Shrink verify's member store, dropping what was used least recently."""
+    from lpkg.archive import members
+
+    folder, usage = _member_store_usage()
+    if folder is None or usage is None:
+        click.echo(_member_store_line())
+        return
+    keep = (to_mb << 20) if to_mb is not None else int(members.store_limit() * members.PRUNE_TO)
+    after = members.prune(folder, keep)
+    click.echo(f"member store {folder}: {usage.size / 1e6:.1f} MB in {usage.files} files -> "
+               f"{after.size / 1e6:.1f} MB in {after.files} files")
+
+
+def _member_store_usage() -> tuple[Path | None, Any]:
+    from lpkg.archive import members
+    from lpkg.commands.verify import scratch_parent
+
+    folder = members.store_folder(scratch_parent())
+    if folder is None or not folder.is_dir():
+        return folder, None
+    return folder, members.usage_of(folder, members.store_limit())
+
+
+def _member_store_line() -> str:
+    folder, usage = _member_store_usage()
+    if folder is None:
+        return "verify's member store: off (LPKG_MEMBER_STORE=off)"
+    if usage is None:
+        return f"verify's member store: {folder} (empty; LPKG_MEMBER_STORE sets it)"
+    return (f"verify's member store: {folder} (LPKG_MEMBER_STORE sets it): {usage.size / 1e6:.1f} MB in "
+            f"{usage.files} files (unpacked members and bytecode), at most about {usage.limit >> 20} MB "
+            "(LPKG_MEMBER_STORE_MB); lpkg cache prune shrinks it")
 
 
 @cli.command()

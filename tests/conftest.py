@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Generator
 
 import pytest
@@ -44,6 +45,18 @@ def _docker_ready(image: str) -> str | None:
 def isolated_dependency_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """lpkg's dependency cache for this test session only: tests neither read nor fill the user's."""
     os.environ["LPKG_CACHE_DIR"] = str(tmp_path_factory.mktemp("lpkg-cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_member_store() -> Generator[None, None, None]:
+    """verify's member store for this test session only, beside the scratch folders as lpkg keeps it (hard
+    links cannot cross file systems)."""
+    from lpkg.commands.verify import scratch_parent
+
+    folder = tempfile.mkdtemp(prefix="lpkg-test-members-", dir=scratch_parent())
+    os.environ["LPKG_MEMBER_STORE"] = folder
+    yield
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _image_or_skip(image: str) -> str:

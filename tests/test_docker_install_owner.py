@@ -92,7 +92,7 @@ def invoker(standin_image: str) -> Iterator[Invoker]:
     root.chmod(0o755)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root / "home"),
            "TMPDIR": str(root / "tmp"), "LPKG_CACHE_DIR": str(root / "cache"), "LPKG_DOCKER_NETWORK": "host",
-           "PYTHONDONTWRITEBYTECODE": "1"}
+           "PYTHONDONTWRITEBYTECODE": "1", "LPKG_MEMBER_STORE": str(root / "home" / "members")}
     env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") or "proxy" in k.lower()})
     proxy = None
     try:

@@ -130,6 +130,8 @@ class ZipMember:
     name_bytes: int = 0  # the length of the name as stored (before a NUL byte cut it short)
     nul_in_name: bool = False  # zipfile cuts a name at a NUL byte; other tools may not
     name_not_utf8: bool = False  # non-ASCII bytes without the UTF-8 flag: read as CP437, by guess
+    crc: int = 0  # the CRC-32 the directory claims
+    flag_bits: int = 0  # the directory's general-purpose flags
 
     @property
     def mtime(self) -> float:
@@ -195,6 +197,8 @@ def _member_from_info(info: zipfile.ZipInfo) -> ZipMember:
         name_bytes=len(info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_FLAG else "cp437")),
         nul_in_name="\0" in info.orig_filename,
         name_not_utf8=not info.flag_bits & _UTF8_FLAG and not info.orig_filename.isascii(),
+        crc=info.CRC,
+        flag_bits=info.flag_bits,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lpkg.archive.dists import DistributionIndex, index_distributions
+from lpkg.archive.members import MemberFacts, record_added, store_limit
 from lpkg.archive.reader import (
     ZipArchive,
     file_mode,
@@ -25,6 +26,7 @@ from lpkg.checks.permissions import check_permissions
 from lpkg.checks.runtime import check_runtime
 from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
+from lpkg.commands.stores import keyed_bytecode, keyed_sources, member_store_for
 from lpkg.errors import UsageError
 from lpkg.events import Event
 from lpkg.files import owned_name, remove_stale, remove_tree
@@ -75,6 +77,7 @@ class Payload:
 
     native: tuple[NativeFile, ...]
     findings: tuple[Finding, ...]
+    source_keys: tuple[tuple[str, str], ...] = ()  # (task-root member, member store key) of each .py
 
 
 def resolve_handler(archive: ZipArchive, given: str | None) -> Handler:
@@ -107,10 +110,11 @@ def handler_module_present(handler: Handler, names: set[str], layers: Sequence[Z
     return False
 
 
-def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
+def unpack_payload(ctx: CheckContext, root: Path, store: Path | None = None) -> Payload:
     """One pass over every safe member of the zip and its layers, unpacked under `root` (task root
     and /opt as they will be in Lambda): CRCs and the size limit are checked on the bytes actually
-    produced, and native files are read back for the ELF checks. Nothing unpacked is ever imported here."""
+    produced, and native files are read back for the ELF checks. Nothing unpacked is ever imported here.
+    With `store` (lpkg.archive.members), members unpacked before are linked from it."""
     sources = [(ctx.archive, ctx.dists, root / TASK_DIR, False, "")] + [
         (layer.archive, layer.dists, root / LAYER_DIR, True, f"{layer.archive.path.name}!") for layer in ctx.layers
     ]
@@ -127,9 +131,14 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
             if (str(folder), name) in origin:
                 continue
             origin[(str(folder), name)] = (dists, in_layer, label)
+            facts = MemberFacts(member.name, member.header_offset, member.compressed_size, member.size,
+                                        member.crc, member.compress_type, member.flag_bits, file_mode(member),
+                                        member.mtime)
             jobs.append(UnpackJob(str(archive.path), member.name, name, str(folder), file_mode(member),
-                                  member.mtime, member.compressed_size))
-    result = unpack_all(jobs, UNZIPPED_LIMIT_BYTES)
+                                  member.mtime, member.compressed_size, facts))
+    result = unpack_all(jobs, UNZIPPED_LIMIT_BYTES, store)
+    if store is not None:
+        record_added(store, result.added, store_limit())
     findings = [
         Finding("ZIP_CORRUPT", Severity.ERROR, f"member is corrupt ({reason}); rebuild the zip",
                 member=origin[(job.target_dir, job.name)][2] + job.name)
@@ -153,7 +162,9 @@ def unpack_payload(ctx: CheckContext, root: Path) -> Payload:
         for dists, in_layer, _ in [origin[(job.target_dir, job.name)]]
     ]
     native.sort(key=lambda f: (f.in_layer, f.member))
-    return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")))
+    task_root = str(root / TASK_DIR)
+    keys = tuple((name, key) for target, name, key in result.source_keys if target == task_root)
+    return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")), keys)
 
 
 def verify_zip(path: Path, options: VerifyOptions, prober: Prober | NoProbe | None) -> ArtifactReport:
@@ -234,15 +245,21 @@ def _unpack_and_probe(
     present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(scratch_folder())
+        store = member_store_for(prober, scratch_parent())
+        keyed = None
         run_probe = None
         if prober is not None and present:
             # The container is created while the zip is unpacked.
+            bytecode = _bytecode_store(options)
+            keyed = keyed_bytecode(store, options.runtime, ctx.archive.path) if bytecode is None else None
             request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
-                                   options.function_name or ctx.archive.path.stem, _bytecode_store(options),
-                                   options.environment)
+                                   options.function_name or ctx.archive.path.stem, bytecode,
+                                   options.environment, keyed_bytecode=keyed)
             run_probe = stack.enter_context(prober.prepare(root, request))
         with watch.lap("unpack"):
-            payload = unpack_payload(ctx, root)
+            payload = unpack_payload(ctx, root, store)
+        if keyed is not None:
+            keyed.keys.update(keyed_sources(payload.source_keys, root / TASK_DIR, ctx.archive, keyed.cache_tag))
         findings += payload.findings
         if not present:
             findings.append(Finding(
@@ -312,6 +329,8 @@ def scratch_folder() -> Iterator[Path]:
 
 
 def _native_findings(files: Sequence[NativeFile], ctx: CheckContext) -> list[Finding]:
+    if not files:
+        return []  # a pure-Python zip: no ELF reader to import
     # Imported on the worker thread: pyelftools is slow to import, and only this needs it.
     from lpkg.checks.native import check_native
 

@@ -19,10 +19,12 @@ Every step is best effort: a store that cannot be read or written costs speed, n
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lpkg.archive.members import stored_path
 from lpkg.files import owned_temporary_file
 from lpkg.runtimes import TASK_ROOT
 
@@ -76,14 +78,7 @@ def offer(store: BytecodeStore, target: Path) -> Offered:
         while member.endswith(".py") and folder and folder not in folders:
             folders.add(folder)
             folder = folder.rpartition("/")[0]
-    os.makedirs(target, exist_ok=True)
-    os.chmod(target, 0o777)  # whatever the umask: the sandbox user is another user
-    for folder in sorted(f if f == TASK_MIRROR else f"{TASK_MIRROR}/{f}" for f in folders):  # parents first
-        for part in _parents(folder):
-            path = os.path.join(target, part)
-            if not os.path.isdir(path):
-                os.mkdir(path)
-                os.chmod(path, 0o777)
+    _make_mirrors(target, folders)
     files: dict[str, tuple[int, int]] = {}
     for dirpath, _, names in os.walk(store.folder / TASK_MIRROR):
         for name in names:
@@ -134,6 +129,19 @@ def harvest(store: BytecodeStore, offered: Offered, task_root: Path, magic: byte
     return Harvest(reused, kept)
 
 
+def _make_mirrors(target: Path, folders: set[str]) -> None:
+    """`target` and the mirror of each folder under it, world-writable whatever the umask: the sandbox user
+    is another user."""
+    os.makedirs(target, exist_ok=True)
+    os.chmod(target, 0o777)
+    for folder in sorted(f if f == TASK_MIRROR else f"{TASK_MIRROR}/{f}" for f in folders):  # parents first
+        for part in _parents(folder):
+            path = os.path.join(target, part)
+            if not os.path.isdir(path):
+                os.mkdir(path)
+                os.chmod(path, 0o777)
+
+
 def _parents(folder: str) -> list[str]:
     """a/b/c -> a, a/b, a/b/c"""
     parts = folder.split("/")
@@ -176,3 +184,111 @@ def _store_atomically(data: bytes, path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class KeyedBytecode:
+    """Bytecode kept by its source's content, in the member store (lpkg.archive.members), for a verify that
+    has no dependency cache entry. Safe for the same reasons as above, with the content instead of the cache
+    entry pinning the source: the key covers the member's compressed bytes, mode and mtime, its path and the
+    cache tag. And with the same scope: whatever the sandbox leaves in its writable bytecode folder could be
+    kept, so the key also covers the verified zip's own path, and only a later verify of the zip at that path
+    (a rebuilt dist/fn.zip) may load it, as only builds of the same install share the store above. A zip
+    from elsewhere can never plant bytecode that another zip's verify would run. `keys` (task-root member ->
+    member key) is filled once the zip is unpacked, before the probe runs."""
+
+    folder: Path  # the member store
+    cache_tag: str  # the runtime's interpreter's, e.g. cpython-311
+    scope: str  # the verified zip's absolute path
+    keys: dict[str, str]
+
+
+def pyc_key(store: KeyedBytecode, member_key: str, member: str) -> str:
+    decided = f"pyc\0{member_key}\0{member}\0{store.cache_tag}\0{store.scope}"
+    return hashlib.sha256(decided.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def offer_keyed(store: KeyedBytecode, target: Path) -> Offered:
+    """Fill `target` as `offer` does, from the pycs the store keeps for these sources."""
+    folders = {TASK_MIRROR}
+    for member in store.keys:
+        folder = member.rpartition("/")[0]
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
+    _make_mirrors(target, folders)
+    files: dict[str, tuple[int, int]] = {}
+    for member, key in store.keys.items():
+        try:
+            with open(stored_path(store.folder, pyc_key(store, key, member)), "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue  # not compiled yet: the import compiles it, and harvest keeps it
+        if not _timestamp_pyc(data):
+            continue
+        rel = f"{TASK_MIRROR}/{_pyc_name(member, store.cache_tag)}"
+        copy = os.path.join(target, rel)
+        with open(copy, "wb") as out:
+            out.write(data)
+        stat = os.stat(copy)
+        files[rel] = (stat.st_size, stat.st_mtime_ns)
+    return Offered(target, files)
+
+
+def harvest_keyed(store: KeyedBytecode, offered: Offered, task_root: Path, magic: bytes, cache_tag: str,
+                  loaded: frozenset[str]) -> tuple[Harvest, int]:
+    """Keep the pycs the probe compiled for keyed sources; also the bytes added to the store."""
+    reused = sum(1 for rel in loaded if rel in offered.files and _unchanged(offered, rel))
+    kept = added = 0
+    if cache_tag != store.cache_tag:
+        return Harvest(reused, 0), 0
+    for dirpath, _, names in os.walk(offered.folder / TASK_MIRROR):
+        for name in names:
+            written = os.path.join(dirpath, name)
+            rel = os.path.relpath(written, offered.folder).replace(os.sep, "/")
+            member = member_of(rel, cache_tag)
+            key = store.keys.get(member) if member is not None else None
+            if member is None or key is None or _unchanged(offered, rel):
+                continue
+            try:
+                with open(written, "rb") as fh:
+                    data = fh.read()
+                source = os.stat(task_root / member)
+            except OSError:
+                continue
+            if not _timestamp_pyc(data) or data[:4] != magic or not _matches(data, source):
+                continue
+            if not _store_atomically(data, Path(stored_path(store.folder, pyc_key(store, key, member)))):
+                break
+            kept += 1
+            added += len(data)
+    return Harvest(reused, kept), added
+
+
+def _pyc_name(member: str, cache_tag: str) -> str:
+    """pkg/mod.py -> pkg/mod.TAG.pyc (the layout under a pycache prefix)."""
+    return f"{member[:-len('.py')]}.{cache_tag}.pyc"
+
+
+def shipped_bytecode_folders(task_root: Path, names: frozenset[str], cache_tag: str) -> set[str]:
+    """The task-root folders holding a pyc of the zip's own that the runtime's interpreter would load instead of
+    compiling its source (a hash-based one, or a timestamp one matching the unpacked source): the import must
+    read those as Lambda does, so their folders get no mirror (the importer would look there instead)."""
+    folders = set()
+    suffix = f".{cache_tag}.pyc"
+    for name in names:
+        folder, _, file_name = name.rpartition("/__pycache__/")
+        if not file_name.endswith(suffix) or "/" in file_name:
+            continue
+        if (not folder and not name.startswith("__pycache__/")) or folder in folders:
+            continue
+        source = f"{folder}/{file_name[:-len(suffix)]}.py" if folder else f"{file_name[:-len(suffix)]}.py"
+        try:
+            with open(task_root / name, "rb") as fh:
+                header = fh.read(HEADER_BYTES)
+            source_stat = os.stat(task_root / source)
+        except OSError:
+            continue  # no source beside it, or not unpacked: nothing to compile either way
+        if len(header) == HEADER_BYTES and (header[4:8] != TIMESTAMP_FLAGS or _matches(header, source_stat)):
+            folders.add(folder)
+    return folders

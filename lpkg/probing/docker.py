@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lpkg.probing.bytecode import BytecodeStore, Offered, harvest, offer
+from lpkg.archive.members import record_added, store_limit
+from lpkg.probing.bytecode import BytecodeStore, KeyedBytecode, Offered, harvest, harvest_keyed, offer, offer_keyed
 from lpkg.probing.request import (
     EMULATION_SLOWDOWN,
     GO_FILE,
@@ -70,6 +71,10 @@ def sandbox_options(memory_mb: int, read_only_root: bool = True) -> dict[str, An
 
 
 class DockerProber:
+    # The task root is mounted read-only (or copied in, root-owned): the probe cannot write to the files
+    # verify unpacked, so they may be hard links into the member store (lpkg.archive.members).
+    task_root_read_only = True
+
     def __init__(self, image: str, runtime: Runtime, arch: Arch, memory_mb: int = PROBE_MEMORY_MB,
                  session: DockerSession | None = None) -> None:
         from lpkg.containers.engine import docker_session
@@ -101,7 +106,8 @@ class DockerProber:
             (root / rel).chmod(0o755)
         # A remote daemon does without the bytecode store: copying it in and out would cost what it saves.
         store = request.bytecode if self.session.is_local else None
-        pyc = _bytecode_folder(root) if store is not None else None
+        keyed = request.keyed_bytecode if self.session.is_local and store is None else None
+        pyc = _bytecode_folder(root) if store is not None or keyed is not None else None
         if self.session.is_local:
             # Read-only bind mounts of lpkg's own scratch copy: no copying, and nothing can write back.
             options["volumes"] = {str(root / rel): {"bind": dest, "mode": "ro"} for rel, dest in mounts.items()}
@@ -125,6 +131,8 @@ class DockerProber:
 
             def run() -> ProbeOutcome:
                 offered = pending.result() if pending is not None else None
+                if keyed is not None and pyc is not None:
+                    offered = _offer_bytecode(keyed, pyc)  # its keys are known once the zip is unpacked
                 if started is not None:
                     started.result()  # the start's own error, if it failed
                     go.touch()
@@ -140,8 +148,9 @@ class DockerProber:
                 else:
                     document = parse_document(result.stdout, result.stderr, self.image)
                 description = self.description
-                if store is not None and offered is not None:
-                    description += _harvest_bytecode(store, offered, root / TASK_DIR, document)
+                kept_in = store or keyed
+                if kept_in is not None and offered is not None:
+                    description += _harvest_bytecode(kept_in, offered, root / TASK_DIR, document)
                 return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, description)
 
             yield run
@@ -158,24 +167,30 @@ def _bytecode_folder(root: Path) -> Path | None:
     return folder
 
 
-def _offer_bytecode(store: BytecodeStore, folder: Path) -> Offered | None:
+def _offer_bytecode(store: BytecodeStore | KeyedBytecode, folder: Path) -> Offered | None:
     try:
-        return offer(store, folder)
+        return offer_keyed(store, folder) if isinstance(store, KeyedBytecode) else offer(store, folder)
     except OSError:
         return None  # the import compiles what is missing, and nothing is kept
 
 
-def _harvest_bytecode(store: BytecodeStore, offered: Offered, task_root: Path, document: dict[str, Any]) -> str:
+def _harvest_bytecode(store: BytecodeStore | KeyedBytecode, offered: Offered, task_root: Path,
+                      document: dict[str, Any]) -> str:
     """Keep what the probe compiled; a few words for the probe's description."""
     facts = document.get("bytecode") or {}
-    loaded = (document.get("import") or {}).get("bytecode_loaded") or []
+    loaded = frozenset(map(str, (document.get("import") or {}).get("bytecode_loaded") or []))
     try:
         magic = bytes.fromhex(str(facts.get("magic")))
         cache_tag = str(facts["cache_tag"])
-        result = harvest(store, offered, task_root, magic, cache_tag, frozenset(map(str, loaded)))
+        if isinstance(store, KeyedBytecode):
+            result, added = harvest_keyed(store, offered, task_root, magic, cache_tag, loaded)
+            record_added(store.folder, added, store_limit())
+        else:
+            result = harvest(store, offered, task_root, magic, cache_tag, loaded)
     except (KeyError, ValueError, OSError):
         return ""  # the probe did not say what its bytecode looks like: keep nothing
     said = [f"{result.reused} reused"] if result.reused else []
     said += [f"{result.kept} compiled and kept"] if result.kept else []
-    return f"; dependency bytecode: {', '.join(said)} (in a writable copy at {PYC_ROOT})" if said else ""
+    what = "bytecode kept by source content" if isinstance(store, KeyedBytecode) else "dependency bytecode"
+    return f"; {what}: {', '.join(said)} (in a writable copy at {PYC_ROOT})" if said else ""
 

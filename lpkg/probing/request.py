@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lpkg.archive.reader import unpack_member
 from lpkg.errors import EnvironmentProblem
 from lpkg.probe import payload_files
-from lpkg.probing.bytecode import BytecodeStore
+from lpkg.probing.bytecode import BytecodeStore, KeyedBytecode
 from lpkg.report import Finding, Severity
 from lpkg.runtimes import (
     LAYER_ROOT,
@@ -56,6 +56,7 @@ class ProbeRequest:
     function_name: str | None = None  # AWS_LAMBDA_FUNCTION_NAME in the probe
     bytecode: BytecodeStore | None = None  # lpkg build: compiled dependency modules to reuse and add to
     environment: tuple[tuple[str, str], ...] = ()  # the function's own variables, set before the import
+    keyed_bytecode: KeyedBytecode | None = None  # otherwise: compiled modules kept by their source's content
 
     @property
     def wall_seconds(self) -> float:

@@ -1,0 +1,175 @@
+"""verify's member store (lpkg.archive.members) and the bytecode kept by content beside it: the same results
+with and without them, every member still checked, bounded, and used only where the probe cannot write."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import zipfile
+from pathlib import Path
+
+import click
+import pytest
+from helpers import FIXTURES, run_lpkg, write_zip
+
+from lpkg.archive import members
+from lpkg.commands.stores import member_store_for
+from lpkg.commands.verify import VerifyOptions, scratch_parent, verify_zip
+from lpkg.errors import LpkgError
+from lpkg.probing.choose import choose_prober
+from lpkg.probing.local import LocalProber, local_interpreter
+from lpkg.report import ArtifactReport
+from lpkg.runtimes import get_runtime
+
+RUNTIME = get_runtime("python3.11")
+REAL_ZIPS = [path for folder in ("zips", "examples", "hostile") for path in sorted((FIXTURES / folder).glob("*.zip"))]
+HANDLER = "import click\n\ndef handler(event, context):\n    return click.__name__\n"
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty store beside this test's own scratch folder (one file system, so links work)."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    folder = tmp_path / "members"
+    monkeypatch.setenv("LPKG_SCRATCH_DIR", str(scratch))
+    monkeypatch.setenv("LPKG_MEMBER_STORE", str(folder))
+    return folder
+
+
+def click_zip(path: Path, handler: str = HANDLER) -> Path:
+    """A real package (click, as installed here) and a handler importing it."""
+    package = Path(click.__file__).parent
+    files: dict[str, str | bytes] = {f"click/{f.relative_to(package).as_posix()}": f.read_bytes()
+                                     for f in sorted(package.rglob("*.py"))}
+    files["handler.py"] = handler
+    return write_zip(path, files)
+
+
+def verify(path: Path, prober: object = None) -> ArtifactReport:
+    return verify_zip(path, VerifyOptions(runtime=RUNTIME, arch="x86_64"), prober)  # type: ignore[arg-type]
+
+
+def outcome(path: Path) -> tuple[object, ...]:
+    """Everything verify says but its timings (or the error it stops with)."""
+    try:
+        report = verify(path)
+    except LpkgError as exc:
+        return (type(exc).__name__, str(exc))
+    return (report.findings, report.probe, report.facts, report.handler, report.invocation)
+
+
+def stored_files(folder: Path) -> int:
+    return members.usage_of(folder, 0).files
+
+
+@pytest.mark.parametrize("path", REAL_ZIPS, ids=lambda p: p.name)
+def test_results_are_the_same_without_the_store_with_an_empty_one_and_a_full_one(
+        path: Path, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LPKG_MEMBER_STORE", "off")
+    without = outcome(path)
+    monkeypatch.setenv("LPKG_MEMBER_STORE", str(store))
+    assert outcome(path) == without  # fills the store
+    assert outcome(path) == without  # links from it
+
+
+def test_a_second_verify_unpacks_only_what_changed(store: Path, tmp_path: Path) -> None:
+    first = verify(click_zip(tmp_path / "a.zip"))
+    kept = stored_files(store)
+    assert kept == len(zipfile.ZipFile(tmp_path / "a.zip").namelist())
+    second = verify(click_zip(tmp_path / "b.zip", HANDLER + "# edited\n"))
+    assert stored_files(store) == kept + 1  # the edited handler; click's files were linked
+    assert second.findings == first.findings == ()
+
+
+def _member_offsets(data: bytes, name: str) -> tuple[int, int]:
+    """(where the member's compressed data starts, where its central-directory entry starts)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = zf.getinfo(name)
+        name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+        central = data.index(b"PK\x01\x02", zf.start_dir)
+        while data[central + 46:central + 46 + len(name)] != name.encode():
+            central = data.index(b"PK\x01\x02", central + 4)
+    return info.header_offset + 30 + name_length + extra_length, central
+
+
+@pytest.mark.parametrize("damage", ["compressed byte", "directory CRC", "local name"])
+def test_a_damaged_member_is_found_though_the_store_holds_its_good_twin(
+        damage: str, store: Path, tmp_path: Path) -> None:
+    good = click_zip(tmp_path / "good.zip")
+    assert verify(good).findings == ()
+    data = bytearray(good.read_bytes())
+    start, central = _member_offsets(bytes(data), "click/core.py")
+    if damage == "compressed byte":
+        data[start + 100] ^= 0xFF  # the directory's CRC and sizes stay those of the good member
+    elif damage == "directory CRC":
+        data[central + 16] ^= 0x01
+    else:
+        local_name = start - len("click/core.py")
+        data[local_name:local_name + len("click/core.py")] = b"click/kore.py"
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(data))
+    report = verify(bad)
+    assert [(f.code, f.member) for f in report.findings] == [("ZIP_CORRUPT", "click/core.py")]
+
+
+def test_the_store_stays_within_its_bound(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LPKG_MEMBER_STORE_MB", "0")
+    assert verify(click_zip(tmp_path / "a.zip")).findings == ()
+    assert stored_files(store) == 0
+
+
+def test_pruning_keeps_the_most_recently_linked(store: Path, tmp_path: Path) -> None:
+    verify(click_zip(tmp_path / "a.zip"))
+    entries = members.usage_of(store, 0)
+    kept = members.prune(store, entries.size // 2)
+    assert 0 < kept.files < entries.files and kept.size <= entries.size // 2
+    assert members.usage_of(store, 0).files == kept.files
+
+
+def test_a_store_folder_others_could_write_to_is_not_used(store: Path, tmp_path: Path) -> None:
+    store.mkdir(mode=0o700)
+    os.chmod(store, 0o777)
+    assert members.open_store(store) is None
+    assert verify(click_zip(tmp_path / "a.zip")).findings == ()
+    assert stored_files(store) == 0
+
+
+def test_the_local_probe_gets_files_of_its_own() -> None:
+    # It runs the user's code as this user: through a hard link it could change the store.
+    if local_interpreter(RUNTIME) is None:
+        pytest.skip("no local python3.11")
+    assert member_store_for(LocalProber(RUNTIME), scratch_parent()) is None
+
+
+@pytest.mark.docker
+def test_the_docker_probe_reuses_kept_bytecode_with_the_same_findings(
+        store: Path, tmp_path: Path, standin_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    zip_path = click_zip(tmp_path / "a.zip", HANDLER + "import click.nope\n")
+    prober = choose_prober("docker", RUNTIME, standin_image)
+    first = verify(zip_path, prober)
+    second = verify(zip_path, prober)
+    assert "compiled and kept" in first.probe and "reused" in second.probe
+    # Only for the zip at that path: what one zip's sandbox left could never run in another zip's verify.
+    elsewhere = verify(Path(shutil.copy(zip_path, tmp_path / "elsewhere.zip")), prober)
+    assert "reused" not in elsewhere.probe and "compiled and kept" in elsewhere.probe
+    monkeypatch.setenv("LPKG_MEMBER_STORE", "off")
+    without = verify(zip_path, prober)
+    assert "bytecode" not in without.probe
+    assert first.findings  # click.nope is not there
+    assert second.findings == first.findings == without.findings
+
+
+def test_lpkg_cache_shows_prunes_and_clears_the_store(store: Path, tmp_path: Path) -> None:
+    verify(click_zip(tmp_path / "a.zip"))
+    env = {"LPKG_MEMBER_STORE": str(store), "LPKG_SCRATCH_DIR": os.environ["LPKG_SCRATCH_DIR"]}
+    info = run_lpkg("cache", "info", env=env)
+    assert info.returncode == 0 and f"member store: {store}" in info.stdout
+    assert f"{stored_files(store)} files" in info.stdout
+    pruned = run_lpkg("cache", "prune", "--to", "0", env=env)
+    assert pruned.returncode == 0 and "-> 0.0 MB in 0 files" in pruned.stdout
+    assert stored_files(store) == 0
+    run_lpkg("cache", "clear", env=env)
+    assert not store.exists()
