@@ -1,0 +1,361 @@
+"""The parser's view of a function's first-party code, for the contract check: modules and what their names
+resolve to, classes (what each defines, its bases, whether it can be judged at all), top-level functions, the
+import chains from the handler, and which parameters Lambda's context is handed to. Reads files only.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from lpkg.checks.lambda_context import REPLACEABLE_ANNOTATIONS
+from lpkg.probe.sources import analyse_source
+
+# Bases whose attributes the checker's standard-library stubs state exactly.
+SAFE_BASES = frozenset({"abc.ABC", "typing.Generic", "typing.NamedTuple"} | {
+    f"builtins.{name}" for name in ("object", "dict", "list", "set", "frozenset", "tuple", "str", "int", "float",
+                                    "bytes")
+} | {f"builtins.{name}" for name, value in vars(builtins).items()
+     if isinstance(value, type) and issubclass(value, BaseException)})
+# Class decorators that add no attribute a caller could read (dataclass adds dunders and fields it declares).
+SAFE_DECORATORS = frozenset({"dataclass", "total_ordering", "final"})
+DYNAMIC_MEMBERS = frozenset({"__getattr__", "__getattribute__", "__dict__"})
+
+
+@dataclass
+class ClassFacts:
+    qualname: str  # "shared.logger.StructuredLogger"
+    node: ast.ClassDef
+    bases: tuple[str, ...]  # resolved: "module.Class", "builtins.object", or "?" when unknowable
+    names: frozenset[str]  # methods, class attributes and annotations, attributes written on self or cls
+    dynamic: str = ""  # why its attributes cannot be known ("" when they can)
+
+
+@dataclass
+class ModuleFacts:
+    name: str  # "shared.config"
+    member: str  # its zip path, "shared/config.py"
+    tree: ast.Module
+    dynamic: bool  # globals(), a star import, setattr, exec, a module __getattr__
+    bindings: dict[str, list[ast.AST]] = field(default_factory=dict)  # top-level name -> its binding statements
+    imported: dict[str, str] = field(default_factory=dict)  # local name -> "module" or "module.name"
+    imports: tuple[str, ...] = ()  # first-party modules it imports
+
+
+@dataclass
+class ProjectIndex:
+    modules: dict[str, ModuleFacts]
+    classes: dict[str, ClassFacts]
+    written_attributes: frozenset[str]  # names assigned on anything but self/cls, or set with setattr("name")
+    dynamic_writes: frozenset[str]  # modules with setattr(x, <not a constant>), vars(x) or x.__dict__
+    builtins_patched: bool  # something assigns builtins.X: a name bound nowhere may still exist
+    by_member: dict[str, str] = field(default_factory=dict)  # zip path -> module name
+
+    def classes_named(self, short: str) -> list[ClassFacts]:
+        return [c for c in self.classes.values() if c.node.name == short]
+
+    def resolve(self, module: str, name: str, depth: int = 0) -> str | None:
+        """What `name` in `module` refers to, first-party only: "mod" or "mod.name"; None if unknown."""
+        facts = self.modules.get(module)
+        if facts is None or depth > 8:
+            return None
+        if name in facts.imported:
+            target = facts.imported[name]
+            if target in self.modules:
+                return target
+            owner, _, attr = target.rpartition(".")
+            return self.resolve(owner, attr, depth + 1) if owner in self.modules else None
+        if len(facts.bindings.get(name, ())) == 1:
+            return f"{module}.{name}"
+        return None
+
+    def resolve_expr(self, module: str, expr: ast.expr) -> str | None:
+        if isinstance(expr, ast.Name):
+            return self.resolve(module, expr.id)
+        if isinstance(expr, ast.Attribute) and (owner := self.resolve_expr(module, expr.value)) in self.modules:
+            return self.resolve(owner, expr.attr) if owner else None
+        return None
+
+    def function(self, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        module, _, name = qualname.rpartition(".")
+        facts = self.modules.get(module)
+        nodes = facts.bindings.get(name, []) if facts else []
+        node = nodes[0] if len(nodes) == 1 else None
+        return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def module_name(member: str) -> str:
+    parts = member[: -len(".py")].split("/") if member.endswith(".py") else member.split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def parse(data: bytes, member: str) -> ast.Module | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(data, member)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None  # FIRST_PARTY_SYNTAX's business
+
+
+def build_index(sources: Mapping[str, bytes]) -> ProjectIndex:
+    modules: dict[str, ModuleFacts] = {}
+    for member, data in sorted(sources.items()):
+        tree = parse(data, member) if member.endswith(".py") else None
+        if tree is not None:
+            name = module_name(member)
+            modules[name] = ModuleFacts(name, member, tree, analyse_source(data, member).dynamic)
+    for facts in modules.values():
+        _read_module(facts, modules)
+    index = ProjectIndex(modules, {}, frozenset(), frozenset(), False,
+                         by_member={m.member: m.name for m in modules.values()})
+    written: set[str] = set()
+    dynamic_writes: set[str] = set()
+    for facts in modules.values():
+        for node in ast.walk(facts.tree):
+            if isinstance(node, ast.ClassDef):
+                _add_class(index, facts, node)
+        found_written, found_dynamic, patched = _attribute_writes(facts.tree)
+        written |= found_written
+        index.builtins_patched = index.builtins_patched or patched
+        if found_dynamic:
+            dynamic_writes.add(facts.name)
+    index.written_attributes = frozenset(written)
+    index.dynamic_writes = frozenset(dynamic_writes)
+    return index
+
+
+def _read_module(facts: ModuleFacts, modules: Mapping[str, ModuleFacts]) -> None:
+    package = facts.name if facts.member.endswith("__init__.py") else facts.name.rpartition(".")[0]
+    imports: list[str] = []
+    for node in facts.tree.body:
+        for name in _bound_names(node):
+            facts.bindings.setdefault(name, []).append(node)
+    for node in ast.walk(facts.tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    facts.imported[alias.asname] = alias.name
+                else:
+                    facts.imported.setdefault(alias.name.split(".")[0], alias.name.split(".")[0])
+                imports.append(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".") if package else []
+                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                base = ".".join([*anchor, *([base] if base else [])])
+            imports.append(base)
+            for alias in node.names:
+                if alias.name != "*":
+                    full = f"{base}.{alias.name}" if base else alias.name
+                    facts.imported[alias.asname or alias.name] = full
+                    imports.append(full)
+    facts.imports = tuple(dict.fromkeys(m for m in imports if m in modules and m != facts.name))
+
+
+def _bound_names(node: ast.stmt) -> Iterator[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield node.name
+        return
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        for alias in node.names:
+            yield alias.asname or alias.name.split(".")[0]
+        return
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+            yield sub.id
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield sub.name  # a def under `if`/`try`
+
+
+def _add_class(index: ProjectIndex, module: ModuleFacts, node: ast.ClassDef) -> None:
+    qualname = f"{module.name}.{node.name}"
+    if qualname in index.classes or node not in module.tree.body:
+        # a nested or conditionally defined class, or a second one of the name: not judged
+        if qualname in index.classes:
+            index.classes[qualname].dynamic = "defined more than once"
+        index.classes.setdefault(f"{qualname}@{node.lineno}", ClassFacts(qualname, node, ("?",), frozenset(),
+                                                                          "defined more than once or nested"))
+        return
+    bases = tuple(_resolve_base(index, module, base) for base in node.bases) or ("builtins.object",)
+    index.classes[qualname] = ClassFacts(qualname, node, bases, _class_names(node), _why_dynamic(node))
+
+
+def _resolve_base(index: ProjectIndex, module: ModuleFacts, base: ast.expr) -> str:
+    expr = base.value if isinstance(base, ast.Subscript) else base
+    dotted = _dotted(expr)
+    if dotted is None:
+        return "?"
+    first, _, rest = dotted.partition(".")
+    target = index.resolve(module.name, first)
+    if target is not None:
+        return f"{target}.{rest}" if rest else target
+    if first in module.imported:  # third-party or standard library
+        imported = module.imported[first]
+        return f"{imported}.{rest}" if rest else imported
+    if first not in module.bindings and hasattr(builtins, first) and not rest:
+        return f"builtins.{first}"
+    return "?"
+
+
+def _dotted(expr: ast.expr) -> str | None:
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Attribute):
+        owner = _dotted(expr.value)
+        return f"{owner}.{expr.attr}" if owner else None
+    return None
+
+
+def _class_names(node: ast.ClassDef) -> frozenset[str]:
+    names: set[str] = set()
+    for item in node.body:
+        names.update(_bound_names(item))
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+            names.add(item.target.id)
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.args.args:
+            receiver = item.args.args[0].arg  # self, or cls of a classmethod
+            for sub in ast.walk(item):
+                if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, (ast.Store, ast.Del)) and \
+                        isinstance(sub.value, ast.Name) and sub.value.id == receiver:
+                    names.add(sub.attr)
+        if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__slots__"
+                                                for t in item.targets):
+            names.update(c.value for c in ast.walk(item.value)
+                         if isinstance(c, ast.Constant) and isinstance(c.value, str))
+    return frozenset(names)
+
+
+def _why_dynamic(node: ast.ClassDef) -> str:
+    for decorator in node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if (_dotted(target) or "?").rpartition(".")[2] not in SAFE_DECORATORS:
+            return "a class decorator"
+    for keyword in node.keywords:
+        if keyword.arg != "metaclass" or (_dotted(keyword.value) or "?").rpartition(".")[2] != "ABCMeta":
+            return f"the class keyword {keyword.arg}"
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)) and sub.name in DYNAMIC_MEMBERS:
+            return sub.name
+        if isinstance(sub, ast.Name) and sub.id in DYNAMIC_MEMBERS:
+            return sub.id
+        if isinstance(sub, ast.Attribute) and sub.attr in DYNAMIC_MEMBERS:
+            return sub.attr
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in ("setattr", "vars"):
+            return f"{sub.func.id}()"
+    return ""
+
+
+def _attribute_writes(tree: ast.Module) -> tuple[set[str], bool, bool]:
+    """Attribute names written from outside a class's own methods, whether any write is dynamic, and whether
+    builtins are patched."""
+    written: set[str] = set()
+    dynamic = False
+    patched = False
+    receivers = _method_receivers(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            if not (isinstance(node.value, ast.Name) and id(node.value) in receivers):
+                written.add(node.attr)
+            patched = patched or (isinstance(node.value, ast.Name) and node.value.id in ("builtins", "__builtins__"))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "vars"):
+            name = node.args[1] if node.func.id == "setattr" and len(node.args) > 1 else None
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                written.add(name.value)
+            else:
+                dynamic = True
+            patched = patched or any(isinstance(a, ast.Name) and a.id in ("builtins", "__builtins__")
+                                     for a in node.args[:1])
+        elif isinstance(node, ast.Attribute) and node.attr == "__dict__":
+            dynamic = True
+    return written, dynamic, patched
+
+
+def _method_receivers(tree: ast.Module) -> set[int]:
+    """The ids of Name nodes that are a method's own self/cls, where the method's class is judged itself."""
+    found: set[int] = set()
+    for cls in ast.walk(tree):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        for item in cls.body:
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.args.args:
+                receiver = item.args.args[0].arg
+                found.update(id(n) for n in ast.walk(item) if isinstance(n, ast.Name) and n.id == receiver)
+    return found
+
+
+def chains_from(index: ProjectIndex, handler_module: str) -> dict[str, tuple[str, ...]]:
+    """The shortest import chain from the handler module to each first-party module it reaches."""
+    chains = {handler_module: (handler_module,)} if handler_module in index.modules else {}
+    queue = list(chains)
+    while queue:
+        current = queue.pop(0)
+        for target in index.modules[current].imports:
+            if target not in chains:
+                chains[target] = (*chains[current], target)
+                queue.append(target)
+    return chains
+
+
+Param = tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, ast.arg]  # (module, function, parameter)
+
+
+def context_parameters(index: ProjectIndex, handler_module: str, handler_function: str) -> list[Param]:
+    """The handler's context parameter and every first-party function parameter it is handed to (by name,
+    positionally or by keyword, through any number of calls) whose annotation says nothing more precise."""
+    handler = index.function(f"{handler_module}.{handler_function}")
+    positional = [*handler.args.posonlyargs, *handler.args.args] if handler else []
+    if handler is None or len(positional) < 2 or _rebinds(handler, positional[1].arg):
+        return []
+    found: list[Param] = [(handler_module, handler, positional[1])]
+    queue = list(found)
+    seen = {id(handler)}
+    while queue:
+        module, function, param = queue.pop(0)
+        for callee_module, callee, target in _handed_to(index, module, function, param.arg):
+            if id(callee) in seen or not _replaceable(target) or _rebinds(callee, target.arg):
+                continue
+            seen.add(id(callee))
+            found.append((callee_module, callee, target))
+            queue.append((callee_module, callee, target))
+    return found
+
+
+def _handed_to(index: ProjectIndex, module: str, function: ast.AST, name: str) -> Iterator[Param]:
+    for call in ast.walk(function):
+        if not isinstance(call, ast.Call):
+            continue
+        qualname = index.resolve_expr(module, call.func)
+        callee = index.function(qualname) if qualname else None
+        if callee is None or qualname is None:
+            continue
+        params = [*callee.args.posonlyargs, *callee.args.args]
+        for position, arg in enumerate(call.args):
+            if isinstance(arg, ast.Starred):
+                break
+            if isinstance(arg, ast.Name) and arg.id == name and position < len(params):
+                yield qualname.rpartition(".")[0], callee, params[position]
+        by_name = {a.arg: a for a in [*callee.args.args, *callee.args.kwonlyargs]}
+        for keyword in call.keywords:
+            if isinstance(keyword.value, ast.Name) and keyword.value.id == name and keyword.arg in by_name:
+                yield qualname.rpartition(".")[0], callee, by_name[keyword.arg]
+
+
+def _replaceable(param: ast.arg) -> bool:
+    annotation = param.annotation
+    if annotation is None:
+        return True
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        text = annotation.value
+    else:
+        text = _dotted(annotation) or ""
+    return text.rpartition(".")[2] in REPLACEABLE_ANNOTATIONS
+
+
+def _rebinds(function: ast.AST, name: str) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, (ast.Store, ast.Del))
+               or isinstance(n, (ast.Global, ast.Nonlocal)) and name in n.names for n in ast.walk(function))

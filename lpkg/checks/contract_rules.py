@@ -1,0 +1,307 @@
+"""The host's confirmation of the type checker's diagnostics: a diagnostic becomes a finding only when the
+parser, too, can show that the line certainly raises when it runs. Every rule errs towards silence.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from lpkg.checks.contract_index import SAFE_BASES, ClassFacts, ModuleFacts, ProjectIndex
+from lpkg.checks.lambda_context import BY_STUB_NAME, names_of
+
+# What an `except` must name to handle each failure (a name it cannot read counts as handling it).
+HANDLED_BY = {
+    "AttributeError": frozenset({"AttributeError", "Exception", "BaseException"}),
+    "NameError": frozenset({"NameError", "Exception", "BaseException"}),
+    "TypeError": frozenset({"TypeError", "Exception", "BaseException"}),
+}
+EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning", "Exit", "Interrupt", "Iteration")
+
+_OBJECT_TYPE = re.compile(r"^Object of type `(?:type\[)?([\w@]+)\]?` has no attribute `(\w+)`$")
+_CLASS_TYPE = re.compile(r"^Class `(\w+)` has no attribute `(\w+)`$")
+_NAME = re.compile(r"^Name `(\w+)` used when not defined$")
+_CALLEE = re.compile(r"(?:of|to) (function|bound method) `([\w.]+)`")
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    rule: str  # the checker's rule, e.g. "missing-attribute"
+    message: str
+    member: str  # zip path
+    line: int
+    column: int  # 1-based, as the checker counts
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    code: str
+    message: str
+
+
+def confirm(index: ProjectIndex, diagnostic: Diagnostic) -> Confirmed | None:
+    module = index.modules.get(index.by_member.get(diagnostic.member, ""))
+    if module is None or _never_runs(module.tree, diagnostic.line):
+        return None
+    if diagnostic.rule == "missing-attribute":
+        return _attribute(index, module, diagnostic)
+    if diagnostic.rule == "unresolved-reference":
+        return _name(index, module, diagnostic)
+    if diagnostic.rule in ("missing-argument", "too-many-positional-arguments", "unknown-argument",
+                           "parameter-already-assigned"):
+        return _call(index, module, diagnostic)
+    return None
+
+
+def did_you_mean(name: str, choices: Iterator[str] | frozenset[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, sorted(set(choices)), n=1, cutoff=0.6)
+    if not close:
+        # `request_id` -> `aws_request_id`: the name is the end of a longer one
+        ends = sorted(c for c in choices if c.endswith("_" + name))
+        close = ends[:1]
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def _attribute(index: ProjectIndex, module: ModuleFacts, diagnostic: Diagnostic) -> Confirmed | None:
+    match = _OBJECT_TYPE.match(diagnostic.message) or _CLASS_TYPE.match(diagnostic.message)
+    if match is None or _handled(module.tree, diagnostic.line, "AttributeError"):
+        return None
+    type_name, attribute = match.groups()
+    if attribute.startswith("__"):
+        return None
+    if type_name in BY_STUB_NAME:
+        model = BY_STUB_NAME[type_name]
+        names = names_of(type_name)
+        if attribute in names:
+            return None
+        public = tuple(n for n in names if not n.startswith("_"))
+        return Confirmed("CONTEXT_ATTRIBUTE_MISSING",
+                         f"{model.shown_as} has no attribute '{attribute}': this line raises AttributeError when it "
+                         f"runs{did_you_mean(attribute, public)} (it has {', '.join(public)})")
+    if "@" in type_name:  # Self@method: the class whose method this is
+        enclosing = _enclosing_class(index, module, diagnostic.line)
+        candidates = [enclosing] if enclosing else []
+    else:
+        candidates = index.classes_named(type_name)
+    if not candidates or not all(_certainly_lacks(index, c, attribute) for c in candidates):
+        return None
+    cls = candidates[0]
+    defined = _all_names(index, cls)
+    where = index.modules[cls.qualname.rpartition(".")[0]].member
+    return Confirmed("ATTRIBUTE_MISSING",
+                     f"'{attribute}' is not an attribute of {cls.node.name} ({where}:{cls.node.lineno}) nor of its "
+                     f"bases: this line raises AttributeError when it runs{did_you_mean(attribute, defined)}; "
+                     f"use a name the class defines, or add it to the class")
+
+
+def _certainly_lacks(index: ProjectIndex, cls: ClassFacts, attribute: str) -> bool:
+    if attribute in index.written_attributes:
+        return False  # assigned from outside the class somewhere (x.name = …, setattr(x, "name", …))
+    if _lineage_lacks(index, cls, attribute, set()) is False:
+        return False
+    users = [m for m in index.modules.values() if cls.node.name in m.bindings or cls.node.name in m.imported]
+    if any(m.name in index.dynamic_writes for m in users):
+        return False
+    # a first-party subclass may be what is really there, and it may define the name
+    return not any(cls.qualname in _ancestors(index, other, set()) and
+                   (other.dynamic or attribute in other.names) for other in index.classes.values())
+
+
+def _lineage_lacks(index: ProjectIndex, cls: ClassFacts, attribute: str, seen: set[str]) -> bool:
+    if cls.dynamic or attribute in cls.names or cls.qualname in seen:
+        return False
+    seen.add(cls.qualname)
+    for base in cls.bases:
+        if base in SAFE_BASES:
+            continue
+        parent = index.classes.get(base)
+        if parent is None or not _lineage_lacks(index, parent, attribute, seen):
+            return False
+    return True
+
+
+def _ancestors(index: ProjectIndex, cls: ClassFacts, seen: set[str]) -> set[str]:
+    found: set[str] = set()
+    for base in cls.bases:
+        if base in index.classes and base not in seen:
+            seen.add(base)
+            found |= {base} | _ancestors(index, index.classes[base], seen)
+    return found
+
+
+def _all_names(index: ProjectIndex, cls: ClassFacts) -> frozenset[str]:
+    names = set(cls.names)
+    for base in _ancestors(index, cls, set()):
+        names |= index.classes[base].names
+    return frozenset(n for n in names if not n.startswith("__"))
+
+
+def _enclosing_class(index: ProjectIndex, module: ModuleFacts, line: int) -> ClassFacts | None:
+    for node in module.tree.body:
+        if isinstance(node, ast.ClassDef) and node.lineno <= line <= (node.end_lineno or node.lineno):
+            return index.classes.get(f"{module.name}.{node.name}")
+    return None
+
+
+def _name(index: ProjectIndex, module: ModuleFacts, diagnostic: Diagnostic) -> Confirmed | None:
+    match = _NAME.match(diagnostic.message)
+    if match is None or module.dynamic or index.builtins_patched:
+        return None
+    name = match.group(1)
+    if not _in_function(module.tree, diagnostic.line) or _handled(module.tree, diagnostic.line, "NameError"):
+        return None
+    if any(_binds(node, name) for node in ast.walk(module.tree)):
+        return None
+    bound = set(module.bindings) | set(module.imported) | _local_names(module.tree)
+    return Confirmed("NAME_UNDEFINED",
+                     f"the name '{name}' is bound nowhere in {module.member} nor a builtin: this line raises "
+                     f"NameError when it runs{did_you_mean(name, frozenset(bound))}; "
+                     "define or import it")
+
+
+def _binds(node: ast.AST, name: str) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id == name and not isinstance(node.ctx, ast.Load)
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name == name
+    if isinstance(node, ast.arg):
+        return node.arg == name
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return any((a.asname or a.name.split(".")[0]) == name or a.name == "*" for a in node.names)
+    if isinstance(node, (ast.Global, ast.Nonlocal)):
+        return name in node.names
+    if isinstance(node, ast.ExceptHandler):
+        return node.name == name
+    if isinstance(node, (ast.MatchAs, ast.MatchStar)):
+        return node.name == name
+    return isinstance(node, ast.MatchMapping) and node.rest == name
+
+
+def _local_names(tree: ast.Module) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {
+        n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+
+
+def _call(index: ProjectIndex, module: ModuleFacts, diagnostic: Diagnostic) -> Confirmed | None:
+    match = _CALLEE.search(diagnostic.message)
+    if match is None or _handled(module.tree, diagnostic.line, "TypeError"):
+        return None
+    kind, callee = match.groups()
+    if kind == "function":
+        candidates = [index.function(f"{m}.{callee}") for m in index.modules if "." not in callee]
+        functions = [(f, False) for f in candidates if f is not None and _plain(index, f, callee)]
+    else:
+        owner, _, method = callee.rpartition(".")
+        functions = [(f, drop) for cls in index.classes_named(owner) for f, drop in _method(index, cls, method)]
+    calls = [c for c in _calls_on_line(module.tree, diagnostic.line) if _callee_name(c) == callee.rpartition(".")[2]]
+    if len(calls) != 1 or not functions or not all(_call_fails(calls[0], f, drop) for f, drop in functions):
+        return None
+    function = functions[0][0]
+    return Confirmed("CALL_SIGNATURE_MISMATCH",
+                     f"{diagnostic.message.rstrip('.')}: this call raises TypeError when it runs "
+                     f"(the signature is at line {function.lineno}: def {function.name}("
+                     f"{ast.unparse(function.args)})); pass what the signature takes")
+
+
+def _plain(index: ProjectIndex, function: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
+    return not function.decorator_list and name not in index.written_attributes
+
+
+def _method(index: ProjectIndex, cls: ClassFacts, name: str) -> list[tuple[ast.FunctionDef | ast.AsyncFunctionDef,
+                                                                                bool]]:
+    if cls.dynamic or name in index.written_attributes or any(
+            cls.qualname in _ancestors(index, other, set()) and (other.dynamic or name in other.names)
+            for other in index.classes.values()):
+        return []  # a subclass may override it
+    defs = [n for n in cls.node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
+    if len(defs) != 1 or [n for n in cls.node.body if name in set(_names_of_stmt(n))] != defs:
+        return []
+    decorators = [ast.unparse(d) for d in defs[0].decorator_list]
+    if decorators not in ([], ["staticmethod"], ["classmethod"]):
+        return []
+    return [(defs[0], decorators != ["staticmethod"])]
+
+
+def _names_of_stmt(node: ast.stmt) -> Iterator[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield node.name
+    for sub in ast.walk(node) if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else ():
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            yield sub.id
+
+
+def _calls_on_line(tree: ast.Module, line: int) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.lineno <= line <= (n.end_lineno or n.lineno)]
+
+
+def _callee_name(call: ast.Call) -> str:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def _call_fails(call: ast.Call, function: ast.FunctionDef | ast.AsyncFunctionDef, drop_first: bool) -> bool:
+    """Binding the call's arguments to the signature certainly fails (as Python would bind them)."""
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return False
+    args = function.args
+    positional = [a.arg for a in [*args.posonlyargs, *args.args]][1 if drop_first else 0:]
+    if drop_first and not [*args.posonlyargs, *args.args]:
+        return False
+    posonly = {a.arg for a in args.posonlyargs}
+    with_default = set(positional[len(positional) - len(args.defaults):]) if args.defaults else set()
+    if len(call.args) > len(positional):
+        return args.vararg is None
+    assigned = set(positional[:len(call.args)])
+    keyword_names = set(positional) - posonly | {a.arg for a in args.kwonlyargs}
+    for keyword in call.keywords:
+        if keyword.arg in assigned and keyword.arg not in posonly:
+            return True
+        if keyword.arg not in keyword_names:
+            if args.kwarg is None:
+                return True
+            continue
+        assigned.add(str(keyword.arg))
+    required_kwonly = {a.arg for a, default in zip(args.kwonlyargs, args.kw_defaults) if default is None}
+    return bool((set(positional) - with_default - assigned) | (required_kwonly - assigned))
+
+
+def _never_runs(tree: ast.Module, line: int) -> bool:
+    return any(isinstance(n, ast.If) and _spans(n.body, line) and (ast.unparse(n.test).endswith("TYPE_CHECKING"))
+               for n in ast.walk(tree))
+
+
+def _in_function(tree: ast.Module, line: int) -> bool:
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and
+               n.body and _spans(n.body if isinstance(n.body, list) else [n.body], line) for n in ast.walk(tree))
+
+
+def _handled(tree: ast.Module, line: int, error: str) -> bool:
+    """The line is inside a `try` that handles the error, or a `with suppress(…)`."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))) and _spans(node.body, line):
+            if any(_catches(h, error) for h in node.handlers):
+                return True
+        if isinstance(node, (ast.With, ast.AsyncWith)) and _spans(node.body, line) and any(
+                "suppress" in ast.unparse(item.context_expr) for item in node.items):
+            return True
+    return False
+
+
+def _catches(handler: ast.ExceptHandler, error: str) -> bool:
+    if handler.type is None:
+        return True
+    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    for t in types:
+        name = ast.unparse(t).rpartition(".")[2]
+        # a class named like an exception other than these cannot catch it (only its bases can);
+        # anything else (a tuple in a variable, an alias) might
+        if name in HANDLED_BY[error] or not name.endswith(EXCEPTION_SUFFIXES):
+            return True
+    return False
+
+
+def _spans(body: list[ast.stmt] | list[ast.expr], line: int) -> bool:
+    return bool(body) and body[0].lineno <= line <= max((s.end_lineno or s.lineno) for s in body)
