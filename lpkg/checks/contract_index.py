@@ -134,22 +134,22 @@ def _read_module(facts: ModuleFacts, modules: Mapping[str, ModuleFacts]) -> None
     for node in facts.tree.body:
         for name in _bound_names(node):
             facts.bindings.setdefault(name, []).append(node)
-    for node in ast.walk(facts.tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
+    for sub in ast.walk(facts.tree):
+        if isinstance(sub, ast.Import):
+            for alias in sub.names:
                 if alias.asname:
                     facts.imported[alias.asname] = alias.name
                 else:
                     facts.imported.setdefault(alias.name.split(".")[0], alias.name.split(".")[0])
                 imports.append(alias.name)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
+        elif isinstance(sub, ast.ImportFrom):
+            base = sub.module or ""
+            if sub.level:
                 anchor = package.split(".") if package else []
-                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                anchor = anchor[: len(anchor) - (sub.level - 1)] if sub.level > 1 else anchor
                 base = ".".join([*anchor, *([base] if base else [])])
             imports.append(base)
-            for alias in node.names:
+            for alias in sub.names:
                 if alias.name != "*":
                     full = f"{base}.{alias.name}" if base else alias.name
                     facts.imported[alias.asname or alias.name] = full
@@ -290,7 +290,7 @@ def _method_receivers(tree: ast.Module) -> set[int]:
 
 def chains_from(index: ProjectIndex, handler_module: str) -> dict[str, tuple[str, ...]]:
     """The shortest import chain from the handler module to each first-party module it reaches."""
-    chains = {handler_module: (handler_module,)} if handler_module in index.modules else {}
+    chains: dict[str, tuple[str, ...]] = {handler_module: (handler_module,)} if handler_module in index.modules else {}
     queue = list(chains)
     while queue:
         current = queue.pop(0)
@@ -357,5 +357,5 @@ def _replaceable(param: ast.arg) -> bool:
 
 
 def _rebinds(function: ast.AST, name: str) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, (ast.Store, ast.Del))
-               or isinstance(n, (ast.Global, ast.Nonlocal)) and name in n.names for n in ast.walk(function))
+    return any((isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, (ast.Store, ast.Del)))
+               or (isinstance(n, (ast.Global, ast.Nonlocal)) and name in n.names) for n in ast.walk(function))

@@ -9,6 +9,7 @@ import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from lpkg.checks.contract_index import SAFE_BASES, ClassFacts, ModuleFacts, ProjectIndex
 from lpkg.checks.lambda_context import BY_STUB_NAME, names_of
@@ -19,6 +20,7 @@ HANDLED_BY = {
     "NameError": frozenset({"NameError", "Exception", "BaseException"}),
     "TypeError": frozenset({"TypeError", "Exception", "BaseException"}),
 }
+MAPPING_METHODS = frozenset({"get", "items", "keys", "values", "setdefault", "pop", "update"})
 EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning", "Exit", "Interrupt", "Iteration")
 
 _OBJECT_TYPE = re.compile(r"^Object of type `(?:type\[)?([\w@]+)\]?` has no attribute `(\w+)`$")
@@ -93,8 +95,9 @@ def _attribute(index: ProjectIndex, module: ModuleFacts, diagnostic: Diagnostic)
     where = index.modules[cls.qualname.rpartition(".")[0]].member
     return Confirmed("ATTRIBUTE_MISSING",
                      f"'{attribute}' is not an attribute of {cls.node.name} ({where}:{cls.node.lineno}) nor of its "
-                     f"bases: this line raises AttributeError when it runs{did_you_mean(attribute, defined)}; "
-                     f"use a name the class defines, or add it to the class")
+                     f"bases: this line raises AttributeError when it runs{did_you_mean(attribute, defined)}"
+                     + (f"; {cls.node.name} is a class, not a dict: read its fields as attributes"
+                        if attribute in MAPPING_METHODS else "; use a name the class defines, or add it to it"))
 
 
 def _certainly_lacks(index: ProjectIndex, cls: ClassFacts, attribute: str) -> bool:
@@ -264,7 +267,7 @@ def _call_fails(call: ast.Call, function: ast.FunctionDef | ast.AsyncFunctionDef
                 return True
             continue
         assigned.add(str(keyword.arg))
-    required_kwonly = {a.arg for a, default in zip(args.kwonlyargs, args.kw_defaults) if default is None}
+    required_kwonly = {a.arg for a, default in zip(args.kwonlyargs, args.kw_defaults, strict=True) if default is None}
     return bool((set(positional) - with_default - assigned) | (required_kwonly - assigned))
 
 
@@ -281,8 +284,9 @@ def _in_function(tree: ast.Module, line: int) -> bool:
 def _handled(tree: ast.Module, line: int, error: str) -> bool:
     """The line is inside a `try` that handles the error, or a `with suppress(…)`."""
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))) and _spans(node.body, line):
-            if any(_catches(h, error) for h in node.handlers):
+        if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+            tried = cast(ast.Try, node)
+            if _spans(tried.body, line) and any(_catches(h, error) for h in tried.handlers):
                 return True
         if isinstance(node, (ast.With, ast.AsyncWith)) and _spans(node.body, line) and any(
                 "suppress" in ast.unparse(item.context_expr) for item in node.items):

@@ -69,7 +69,7 @@ def _check(inputs: ContractInputs, sources: Mapping[str, bytes]) -> tuple[list[F
         return [], True  # the handler module is not first-party Python here: HANDLER_MISSING's business
     root = Path(tempfile.mkdtemp(prefix="lpkg-contracts-"))
     try:
-        _lay_out(root, inputs, index, sources)
+        write_layout(root, inputs, index, sources)
         diagnostics, problem = _run_checker(root, inputs)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -91,9 +91,10 @@ def _check(inputs: ContractInputs, sources: Mapping[str, bytes]) -> tuple[list[F
     return sorted(findings.values(), key=lambda f: (f.member or "", f.line or 0, f.code)), True
 
 
-def _lay_out(root: Path, inputs: ContractInputs, index: ProjectIndex, sources: Mapping[str, bytes]) -> None:
+def write_layout(root: Path, inputs: ContractInputs, index: ProjectIndex, sources: Mapping[str, bytes]) -> None:
     """The zip's first-party code under root/code, Lambda's context in place of its annotations, a Python
-    environment of its own (nothing of this machine's) whose only packages are the search path."""
+    environment of its own (nothing of this machine's) whose only packages are the search path.
+    benchmarks/contracts.py gives the other checkers the same copy."""
     shadowed = _shadow_context(index, sources, inputs)
     code = root / "code"
     for member, data in sources.items():
@@ -135,12 +136,9 @@ def _shadow_context(index: ProjectIndex, sources: Mapping[str, bytes], inputs: C
 
 
 def _run_checker(root: Path, inputs: ContractInputs) -> tuple[list[Diagnostic], str]:
-    try:
-        from ty import find_ty_bin  # the package only locates its binary
-
-        binary = find_ty_bin()
-    except (ImportError, FileNotFoundError) as exc:
-        return [], f"ty is not installed: {exc}"
+    binary = _checker_binary()
+    if binary is None:
+        return [], "ty is not installed beside lpkg"
     # The checker must see nothing of this machine: no virtual environment, no user configuration.
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(root), "XDG_CONFIG_HOME": str(root / "xdg")}
     command = [binary, "check", "--project", str(root / "code"), "--config-file", str(root / "ty.toml"),
@@ -160,6 +158,15 @@ def _run_checker(root: Path, inputs: ContractInputs) -> tuple[list[Diagnostic], 
         return [_diagnostic(entry, root / "code") for entry in json.loads(done.stdout or b"[]")], ""
     except (ValueError, KeyError, TypeError) as exc:
         return [], f"ty's output could not be read ({exc})"
+
+
+def _checker_binary() -> str | None:
+    try:
+        from ty import find_ty_bin  # the package only locates its binary
+
+        return find_ty_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which(CHECKER)
 
 
 def _diagnostic(entry: dict[str, object], code: Path) -> Diagnostic:
