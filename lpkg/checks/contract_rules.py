@@ -26,7 +26,7 @@ EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning", "Exit", "Interrupt", "Ite
 _OBJECT_TYPE = re.compile(r"^Object of type `(?:type\[)?([\w@]+)\]?` has no attribute `(\w+)`$")
 _CLASS_TYPE = re.compile(r"^Class `(\w+)` has no attribute `(\w+)`$")
 _NAME = re.compile(r"^Name `(\w+)` used when not defined$")
-_CALLEE = re.compile(r"(?:of|to) (function|bound method) `([\w.]+)`")
+_CALLEE = re.compile(r"(?:of|to) (?:(function|bound method) )?`([\w.]+)`")
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,32 @@ def _certainly_lacks(index: ProjectIndex, cls: ClassFacts, attribute: str) -> bo
     users = [m for m in index.modules.values() if cls.node.name in m.bindings or cls.node.name in m.imported]
     if any(m.name in index.dynamic_writes for m in users):
         return False
-    # a first-party subclass may be what is really there, and it may define the name
-    return not any(cls.qualname in _ancestors(index, other, set()) and
-                   (other.dynamic or attribute in other.names) for other in index.classes.values())
+    # a first-party subclass may be what is really there, and it or another of its bases (a mixin's partner)
+    # may define the name
+    return not _subclass_may_define(index, cls, attribute)
+
+
+def _subclass_may_define(index: ProjectIndex, cls: ClassFacts, name: str) -> bool:
+    """A first-party subclass, or another base of one (a mixin's partner), may define the name: the object
+    really there may be one of those."""
+    known = {cls.qualname} | _ancestors(index, cls, set())
+    for other in index.classes.values():
+        if cls.qualname not in _ancestors(index, other, set()):
+            continue
+        pending, seen = [other], set(known)
+        while pending:
+            current = pending.pop()
+            if current.qualname in seen:
+                continue
+            seen.add(current.qualname)
+            if current.dynamic or name in current.names:
+                return True
+            for base in current.bases:
+                if base in index.classes:
+                    pending.append(index.classes[base])
+                elif base not in SAFE_BASES:
+                    return True
+    return False
 
 
 def _lineage_lacks(index: ProjectIndex, cls: ClassFacts, attribute: str, seen: set[str]) -> bool:
@@ -193,20 +216,37 @@ def _call(index: ProjectIndex, module: ModuleFacts, diagnostic: Diagnostic) -> C
     if match is None or _handled(module.tree, diagnostic.line, "TypeError"):
         return None
     kind, callee = match.groups()
-    if kind == "function":
-        candidates = [index.function(f"{m}.{callee}") for m in index.modules if "." not in callee]
-        functions = [(f, False) for f in candidates if f is not None and _plain(index, f, callee)]
-    else:
-        owner, _, method = callee.rpartition(".")
-        functions = [(f, drop) for cls in index.classes_named(owner) for f, drop in _method(index, cls, method)]
-    calls = [c for c in _calls_on_line(module.tree, diagnostic.line) if _callee_name(c) == callee.rpartition(".")[2]]
-    if len(calls) != 1 or not functions or not all(_call_fails(calls[0], f, drop) for f, drop in functions):
+    owner, _, name = callee.rpartition(".")
+    shown = owner if name == "__init__" else name  # a constructor is called by its class's name
+    calls = [c for c in _calls_on_line(module.tree, diagnostic.line) if _callee_name(c) == shown]
+    if len(calls) != 1:
         return None
-    function = functions[0][0]
+    call = calls[0]
+    target = index.resolve_expr(module.name, call.func)
+    signatures: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, bool, str]] = []  # (def, bound, its module)
+    if kind == "function" and target and (function := index.function(target)) and _plain(index, function, name):
+        signatures.append((function, False, target.rpartition(".")[0]))
+    elif kind == "bound method":
+        signatures += [(f, bound, c.qualname.rpartition(".")[0]) for c in index.classes_named(owner)
+                       for f, bound in _method(index, c, name)]
+    elif kind is None and name == "__init__" and target in index.classes and _plain_construction(index, target):
+        cls = index.classes[target]
+        signatures += [(f, bound, target.rpartition(".")[0]) for f, bound in _method(index, cls, name)]
+    if not signatures or not all(_call_fails(call, f, bound) for f, bound, _ in signatures):
+        return None
+    function, _, where = signatures[0]
     return Confirmed("CALL_SIGNATURE_MISMATCH",
-                     f"{diagnostic.message.rstrip('.')}: this call raises TypeError when it runs "
-                     f"(the signature is at line {function.lineno}: def {function.name}("
-                     f"{ast.unparse(function.args)})); pass what the signature takes")
+                     f"{diagnostic.message.rstrip('.')}: this call raises TypeError when it runs (the signature, "
+                     f"{index.modules[where].member}:{function.lineno}: def {function.name}"
+                     f"({ast.unparse(function.args)})); pass what the signature takes")
+
+
+def _plain_construction(index: ProjectIndex, qualname: str) -> bool:
+    """Calling the class runs its own __init__ with the arguments: no __new__, metaclass or unknown base."""
+    cls = index.classes[qualname]
+    lineage = [cls] + [index.classes[a] for a in _ancestors(index, cls, set())]
+    return all(not c.dynamic and "__new__" not in c.names and all(b in SAFE_BASES or b in index.classes
+                                                                  for b in c.bases) for c in lineage)
 
 
 def _plain(index: ProjectIndex, function: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
@@ -215,9 +255,7 @@ def _plain(index: ProjectIndex, function: ast.FunctionDef | ast.AsyncFunctionDef
 
 def _method(index: ProjectIndex, cls: ClassFacts, name: str) -> list[tuple[ast.FunctionDef | ast.AsyncFunctionDef,
                                                                                 bool]]:
-    if cls.dynamic or name in index.written_attributes or any(
-            cls.qualname in _ancestors(index, other, set()) and (other.dynamic or name in other.names)
-            for other in index.classes.values()):
+    if cls.dynamic or name in index.written_attributes or _subclass_may_define(index, cls, name):
         return []  # a subclass may override it
     defs = [n for n in cls.node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
     if len(defs) != 1 or [n for n in cls.node.body if name in set(_names_of_stmt(n))] != defs:

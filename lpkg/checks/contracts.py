@@ -21,7 +21,6 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from lpkg.checks import contract_index, contract_rules, lambda_context
@@ -192,6 +191,8 @@ def _ignored(data: bytes, line: int, code: str) -> bool:
 def _cache_key(inputs: ContractInputs, sources: Mapping[str, bytes]) -> str:
     digest = hashlib.sha256()
     own = [Path(m.__file__ or "") for m in (contract_index, contract_rules, lambda_context)] + [Path(__file__)]
+    from importlib import metadata  # only here: it takes longer to import than the rest of this module
+
     try:
         checker = metadata.version(CHECKER)
     except metadata.PackageNotFoundError:
