@@ -19,10 +19,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from lpkg.archive import normalized_name
-from lpkg.probing import DockerProber
+from lpkg.archive.reader import normalized_name
+from lpkg.commands.verify import DependencyPart, VerifyOptions, verify_zip
+from lpkg.probing.docker import DockerProber
 from lpkg.runtimes import get_runtime
-from lpkg.verify import DependencyPart, VerifyOptions, verify_zip
 
 REPO = Path(__file__).resolve().parent.parent
 FUNCTION = REPO / "fixtures" / "projects" / "pinned-api" / "orders"

@@ -74,9 +74,9 @@ def main() -> None:
     args = parser.parse_args()
     sys.path[:0] = [str(args.lpkg_from.resolve()), str(REPO / "benchmarks")]
     build = importlib.import_module("build")  # benchmarks/build.py: the bare command and the fixture
-    container = importlib.import_module("lpkg.container")
-    docker_backend = importlib.import_module("lpkg.backends.docker")
-    backends = importlib.import_module("lpkg.backends")
+    container = importlib.import_module("lpkg.containers.engine")
+    docker_backend = importlib.import_module("lpkg.install.docker")
+    backends = importlib.import_module("lpkg.install")
     runtimes = importlib.import_module("lpkg.runtimes")
     print(f"lpkg from {Path(docker_backend.__file__).parent.parent.parent}")
 

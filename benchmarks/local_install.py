@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lpkg.backends.local import find_uv, platform_args, uv_args
+from lpkg.install.local import find_uv, platform_args, uv_args
 from lpkg.runtimes import RUNTIMES, Runtime
 
 DEFAULT_REQUIREMENTS = ["numpy==2.2.6", "pandas==2.2.3", "pydantic==2.12.5", "requests==2.32.3"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
@@ -43,6 +44,13 @@ event_option = click.option(
     help="After the import, call the handler once with this event and a real LambdaContext (no network): a "
     "JSON file, - for stdin, or a built-in such as apigw:GET:/health (see `lpkg events`).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+format_option = click.option(
+    "--format", "output_format", type=click.Choice(["human", "json", "github", "gitlab"]),
+    help="human (default), json (as --json), github (workflow annotations at file and line) or gitlab (a code "
+    "quality report). Under GITHUB_ACTIONS / GITLAB_CI, human output gets the annotations too.")
+env_option = click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
+                          help="An environment variable for the import test and the smoke invoke (repeatable); "
+                          "wins over `env` in the config and what a project file declares.")
 # Options `build` and `layer` take, spelled once.
 build_image_option = click.option(
     "--build-image", help="Image pip runs in; default public.ecr.aws/sam/build-python3.X:latest-ARCH.")
@@ -60,6 +68,14 @@ build_probe_option = click.option(
 no_cache_option = click.option(
     "--no-cache", is_flag=True,
     help="Run pip even if these requirements were installed before (cache: LPKG_CACHE_DIR, else ~/.cache/lpkg).")
+
+
+def build_and_test_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options `build` and `layer` share: which images, which installer, whether and how to test."""
+    for option in reversed((build_image_option, test_image_option, no_test_option, backend_option,
+                            build_probe_option, timeout_option)):
+        command = option(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,6 +99,8 @@ def cli() -> None:
               help="Where the handler is imported: Docker runtime image; a local python3.X (not sandboxed); "
               "nowhere (host checks only). auto: Docker, else local.")
 @event_option
+@env_option
+@format_option
 @click.option("--cdk-out", type=click.Path(path_type=Path),
               help="A synthesized CDK app (cdk.out): verify every Python function's asset against its template.")
 @json_option
@@ -96,26 +114,30 @@ def verify(
     timeout: float | None,
     probe_mode: str,
     event_spec: str | None,
+    env: tuple[str, ...],
+    output_format: str | None,
     cdk_out: Path | None,
     as_json: bool,
 ) -> None:
     """Check Lambda zips for what would fail at import (and, with --event, at the first call), before deploy."""
+    from lpkg.commands.verify import VerifyOptions, guess_runtime_minor, verify_zip
+    from lpkg.config import parse_env_flag
     from lpkg.events import load_event
-    from lpkg.probing import choose_prober
-    from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
+    from lpkg.probing.choose import choose_prober
 
     global _json_mode
+    as_json = as_json or output_format == "json"
     _json_mode = as_json
     if cdk_out is not None:
         if zips or handler or runtime or layers or event_spec:
             raise UsageError("--cdk-out takes handler, runtime, architecture and layers from the templates",
                              hint="give either ZIP... or --cdk-out, and no --handler, --runtime, --layer or --event")
-        from lpkg.cdk_out import verify_assembly
+        from lpkg.commands.cdk_out import verify_assembly
 
         _progress(f"checking the functions of {cdk_out}")
         reports = verify_assembly(cdk_out, image=image, timeout=timeout or DEFAULT_TIMEOUT_SECONDS,
                                   probe_mode=probe_mode)
-        _render_verify(reports, as_json)
+        _render_verify(reports, as_json, output_format)
         return
     if not zips:
         raise UsageError("nothing to verify", hint="give one or more zips, or --cdk-out cdk.out")
@@ -132,19 +154,22 @@ def verify(
         runtime = f"python3.{minor}" if minor is not None and f"python3.{minor}" in RUNTIMES else DEFAULT_RUNTIME
     rt = get_runtime(runtime)
     options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers,
-                            timeout=timeout or DEFAULT_TIMEOUT_SECONDS, event=event)
+                            timeout=timeout or DEFAULT_TIMEOUT_SECONDS, event=event,
+                            environment=tuple(sorted(dict(parse_env_flag(e) for e in env).items())))
     prober = choose_prober(probe_mode, rt, image or rt.runtime_image(lambda_arch), lambda_arch)
     reports = []
     for path in zips:
         _progress(f"checking {path} ({rt.name}, {lambda_arch})")
         reports.append(verify_zip(path, options, prober))
-    _render_verify(reports, as_json)
+    _render_verify(reports, as_json, output_format)
 
 
-def _render_verify(reports: list[ArtifactReport], as_json: bool) -> None:
+def _render_verify(reports: list[ArtifactReport], as_json: bool, output_format: str | None = None) -> None:
+    from lpkg.annotations import emit_report, verify_annotations
     from lpkg.report import render_human, render_json
 
-    click.echo(render_json(reports) if as_json else render_human(reports, color=sys.stdout.isatty()))
+    emit_report(lambda: render_json(reports) if as_json else render_human(reports, color=sys.stdout.isatty()),
+                lambda: verify_annotations(reports), None if as_json else output_format)
     if not all(r.ok for r in reports):
         raise FindingsFailed("verification found errors", hint=None)
 
@@ -155,16 +180,13 @@ def _render_verify(reports: list[ArtifactReport], as_json: bool) -> None:
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)), help=f"Lambda runtime; default {DEFAULT_RUNTIME}.")
 @click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), help="Default x86_64.")
 @click.option("--handler", help="MODULE.FUNCTION; default: inferred from the function folder.")
-@build_image_option
-@test_image_option
+@build_and_test_options
 @layer_option
 @click.option("--source-root", "source_roots", multiple=True, type=click.Path(path_type=Path),
               help="Folder holding first-party packages (repeatable); default: the function folder's parent.")
-@no_test_option
-@backend_option
-@build_probe_option
-@timeout_option
 @event_option
+@env_option
+@format_option
 @click.option("--no-cache", is_flag=True,
               help="Rebuild and run pip even if nothing changed (cache: LPKG_CACHE_DIR, else ~/.cache/lpkg; "
               "see lpkg cache info).")
@@ -188,6 +210,8 @@ def build(
     probe_mode: str,
     timeout: float | None,
     event_spec: str | None,
+    env: tuple[str, ...],
+    output_format: str | None,
     no_cache: bool,
     compile_bytecode: bool,
     jobs: int,
@@ -196,16 +220,18 @@ def build(
     """Build each function folder into OUT/<folder name>.zip, published only when it verifies.
 
     With no folder: the functions lpkg.toml names, else every folder with a handler under the source roots."""
-    from lpkg.build import BuildOptions, build_functions
+    from lpkg.commands.build import build_functions
+    from lpkg.commands.inputs import BuildOptions
     from lpkg.config import Overrides, find_function_dirs
     from lpkg.report import render_build_human, render_build_json
 
     global _json_mode
+    as_json = as_json or output_format == "json"
     _json_mode = as_json
 
     overrides = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, build_image=build_image,
                           image=image, layers=layers, source_roots=source_roots, timeout=timeout,
-                          event=event_spec)
+                          event=event_spec, env=env)
     options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, cache=not no_cache,
                            compile=compile_bytecode)
     folders = function_dirs or find_function_dirs(Path.cwd(), source_roots)
@@ -224,7 +250,11 @@ def build(
     if errors:
         # The first error ends the run (its message and exit status); what did build is said on stderr above.
         raise errors[0]
-    click.echo(render_build_json(reports) if as_json else render_build_human(reports, color=sys.stdout.isatty()))
+    from lpkg.annotations import build_annotations, emit_report
+
+    color = sys.stdout.isatty()
+    emit_report(lambda: render_build_json(reports) if as_json else render_build_human(reports, color=color),
+                lambda: build_annotations(reports, Path.cwd()), None if as_json else output_format)
     if not all(r.ok for r in reports):
         raise FindingsFailed("build failed")
 
@@ -266,8 +296,8 @@ def lock(
     upgrade: bool,
 ) -> None:
     """Pin each function's requirements, with hashes, for its runtime: FUNCTION_DIR/requirements.lock."""
+    from lpkg.commands.lock import check_function, lock_function
     from lpkg.config import Overrides
-    from lpkg.lock import check_function, lock_function
 
     overrides = Overrides(runtime=runtime, arch=arch, build_image=build_image)
     outcomes = []
@@ -292,7 +322,7 @@ def cache() -> None:
 @cache.command("info")
 def cache_info() -> None:
     """Where the cache is and how big each part is."""
-    from lpkg.backends.cache import cache_usage
+    from lpkg.install.cache import cache_usage
 
     for line in cache_usage():
         click.echo(line)
@@ -301,7 +331,7 @@ def cache_info() -> None:
 @cache.command("clear")
 def cache_clear() -> None:
     """Delete the cache folder's contents (the next build installs and verifies again)."""
-    from lpkg.backends.cache import clear_cache
+    from lpkg.install.cache import clear_cache
 
     click.echo(f"removed {clear_cache()}")
 
@@ -315,14 +345,9 @@ def cache_clear() -> None:
 @click.option("--runtime", type=click.Choice(list(RUNTIMES)), default=DEFAULT_RUNTIME, show_default=True,
               help="Lambda runtime the layer is for.")
 @click.option("--arch", type=click.Choice(list(ARCH_ALIASES)), default="x86_64", show_default=True)
-@build_image_option
-@test_image_option
+@build_and_test_options
 @click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path),
               help="A layer the new one is used with (repeatable), before it in /opt order.")
-@no_test_option
-@backend_option
-@build_probe_option
-@timeout_option
 @no_cache_option
 @json_option
 def layer(
@@ -345,8 +370,8 @@ def layer(
     verifies: each top-level module it provides imports in the runtime image."""
     global _json_mode
     _json_mode = as_json
-    from lpkg.build import BuildOptions
-    from lpkg.layer import LayerSettings, build_layer, default_name
+    from lpkg.commands.inputs import BuildOptions
+    from lpkg.commands.layer import LayerSettings, build_layer, default_name
     from lpkg.report import render_build_human, render_build_json
 
     for path in layers:

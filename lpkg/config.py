@@ -38,8 +38,17 @@ T = TypeVar("T")
 
 # The defaults table's keys; "functions" holds the per-function tables.
 DEFAULT_KEYS = ("runtime", "arch", "out", "build-image", "image", "layers", "source-roots", "exclude", "timeout",
-                "event", "functions")
-FUNCTION_KEYS = ("handler", "runtime", "arch", "exclude", "source-roots", "timeout", "event")
+                "event", "env", "ignore", "functions")
+FUNCTION_KEYS = ("handler", "runtime", "arch", "exclude", "source-roots", "timeout", "event", "env", "ignore")
+# The environment variable names Lambda reserves: a function cannot set them, so neither can lpkg's settings.
+RESERVED_ENV = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class Table:
     handler: Handler | None = None
     timeout: float | None = None
     event: str | None = None  # a built-in event's name, or an absolute path
+    env: tuple[tuple[str, str], ...] | None = None  # environment variables for the import test and the invoke
+    ignore: tuple[str, ...] | None = None  # contract-check codes left out of the report
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,10 @@ class Overrides:
     exclude: tuple[str, ...] = ()
     timeout: float | None = None
     event: str | None = None  # as typed: a built-in event's name, `-`, or a path relative to the cwd
+    env: tuple[str, ...] = ()  # --env KEY=VALUE, as typed
+    name: str | None = None  # the artifact's name, where a project file names the function (default: the folder)
+    env_declared: tuple[tuple[str, str], ...] = ()  # variables a project file declares (flags and config win)
+    code_root: bool = False  # the folder is a repository's root (a project file's asset): take only what is imported
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,9 @@ class FunctionSettings:
     config_file: Path | None
     timeout: float = DEFAULT_TIMEOUT_SECONDS  # the function's timeout: for the import test and the smoke invoke
     event: str | None = None  # the smoke invoke's event: a built-in's name, `-`, or an absolute path
+    environment: tuple[tuple[str, str], ...] = ()  # set for the import test and the smoke invoke, sorted by name
+    ignore: frozenset[str] = frozenset()  # contract-check codes left out of the report
+    code_root: bool = False  # only the modules and packages the handler's imports reach go in, not the whole folder
 
     @property
     def artifact(self) -> Path:
@@ -232,6 +250,24 @@ def _parse_table(raw: Mapping[str, Any], allowed: tuple[str, ...], path: Path, p
                              f"not {value!r}")
         return float(value)
 
+    def env() -> tuple[tuple[str, str], ...] | None:
+        value = raw.get("env")
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise UsageError(f"{path}: {prefix}env must be a table of strings (NAME = \"value\"), not {value!r}")
+        try:
+            return tuple(sorted(checked_env(k, v) for k, v in value.items()))
+        except UsageError as exc:
+            raise UsageError(f"{path}: {prefix}env: {exc.message}", hint=exc.hint) from None
+
+    def ignore() -> tuple[str, ...] | None:
+        codes = strings("ignore")
+        try:
+            return None if codes is None else checked_ignore(codes)
+        except UsageError as exc:
+            raise UsageError(f"{path}: {prefix}ignore: {exc.message}", hint=exc.hint) from None
+
     out = text("out")
     event = text("event")
     return Table(
@@ -246,7 +282,46 @@ def _parse_table(raw: Mapping[str, Any], allowed: tuple[str, ...], path: Path, p
         handler=checked("handler", parse_handler),
         timeout=seconds("timeout"),
         event=event if event is None or _is_builtin_event(event) else str(_relative_to(base, event)),
+        env=env(),
+        ignore=ignore(),
     )
+
+
+def checked_env(name: str, value: str) -> tuple[str, str]:
+    """One environment variable, as Lambda accepts it: a valid name that Lambda does not reserve."""
+    if not _ENV_NAME.match(name):
+        raise UsageError(f"{name!r} is not a valid environment variable name",
+                         hint="letters, digits and _, not starting with a digit")
+    if name in RESERVED_ENV:
+        raise UsageError(f"{name} is reserved by Lambda: a function cannot set it")
+    return name, value
+
+
+def parse_env_flag(spec: str) -> tuple[str, str]:
+    """--env KEY=VALUE."""
+    name, sep, value = spec.partition("=")
+    if not sep:
+        raise UsageError(f"--env {spec!r}: expected KEY=VALUE")
+    return checked_env(name.strip(), value)
+
+
+def checked_ignore(codes: tuple[str, ...]) -> tuple[str, ...]:
+    """Codes of the contract checks only: other findings say the zip would not work, and stay."""
+    from lpkg.report import CONTRACT_CODES
+
+    unknown = [c for c in codes if c not in CONTRACT_CODES]
+    if unknown:
+        raise UsageError(f"cannot ignore {', '.join(unknown)}",
+                         hint=f"only the contract checks' codes can be ignored: {', '.join(sorted(CONTRACT_CODES))}")
+    return codes
+
+
+def _merged_env(*layers: tuple[tuple[str, str], ...] | None) -> tuple[tuple[str, str], ...]:
+    """Key by key, later layers winning (as SAM merges Globals into a function)."""
+    merged: dict[str, str] = {}
+    for layer in layers:
+        merged.update(layer or ())
+    return tuple(sorted(merged.items()))
 
 
 def _relative_to(base: Path, value: str | Path) -> Path:
@@ -274,7 +349,7 @@ def resolve_settings(
     if config is None:
         found = find_config(folder)
         config = load_config(found) if found else ProjectConfig()
-    own = config.functions.get(folder.name, Table())
+    own = config.functions.get(flags.name or folder.name, config.functions.get(folder.name, Table()))
     dflt = config.defaults
 
     def cli_paths(values: tuple[Path, ...]) -> tuple[Path, ...] | None:
@@ -291,7 +366,7 @@ def resolve_settings(
     out = _first(_relative_to(here, flags.out) if flags.out else None, dflt.out) or here / DEFAULT_OUT
     return FunctionSettings(
         function_dir=folder,
-        name=folder.name,
+        name=flags.name or folder.name,
         runtime=runtime,
         arch=arch,
         handler=_first(parse_handler(flags.handler) if flags.handler else None, own.handler),
@@ -304,6 +379,9 @@ def resolve_settings(
         config_file=config.path,
         timeout=_first(flags.timeout, own.timeout, dflt.timeout) or DEFAULT_TIMEOUT_SECONDS,
         event=_first(_cli_event(flags.event, here), own.event, dflt.event),
+        environment=_merged_env(flags.env_declared, dflt.env, own.env, tuple(parse_env_flag(e) for e in flags.env)),
+        ignore=frozenset((dflt.ignore or ()) + (own.ignore or ())),
+        code_root=flags.code_root,
     )
 
 

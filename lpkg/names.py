@@ -1,7 +1,7 @@
 """Distribution names as Python packaging compares them, for what discovery reads from requirements and
 what assembly reads from installed .dist-info folders.
 
-A module of its own: discovery runs on every build, the up-to-date one too, and needs none of lpkg.dists'
+A module of its own: discovery runs on every build, the up-to-date one too, and needs none of lpkg.archive.dists'
 zip reading.
 """
 

@@ -12,6 +12,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# The contract checks' codes (lpkg.checks.contracts): the only codes a user may ignore (`ignore` in the config,
+# `# lpkg: ignore[CODE]` on a line), since they say a call will fail, not that the zip cannot load.
+CONTRACT_CODES = frozenset({"CONTEXT_ATTRIBUTE_MISSING", "ATTRIBUTE_MISSING", "NAME_UNDEFINED",
+                            "CALL_SIGNATURE_MISMATCH"})
+
 
 class Severity(enum.IntEnum):
     """Ordered so that the worst of a list is its max()."""
@@ -182,6 +187,7 @@ class BuildReport:
     verify: ArtifactReport | None
     timings: tuple[tuple[str, float], ...] = ()
     facts: tuple[tuple[str, str], ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()  # first-party zip path -> its source file, for annotations
 
     @property
     def ok(self) -> bool:

@@ -67,7 +67,7 @@ def standin_image_313() -> str:
 @pytest.fixture(scope="session")
 def standin_image_arm64() -> str:
     """A Python 3.11 stand-in for arm64 (Debian bookworm, arm64), run under QEMU user emulation on x86_64."""
-    from lpkg.emulation import binfmt_problem, host_arch
+    from lpkg.containers.emulation import binfmt_problem, host_arch
 
     image = _image_or_skip(STANDIN_IMAGE_ARM64)
     problem = None if host_arch() == "arm64" else binfmt_problem("arm64")

@@ -170,7 +170,7 @@ class DaemonProxy:
 
 def containers_of(pid: int, *, docker_host: str | None = None) -> list[str]:
     """IDs of the containers (any state) that the lpkg process `pid` on this host created."""
-    from lpkg.container import LABEL, LABEL_OWNER  # (the docker SDK only in the tests that use Docker)
+    from lpkg.containers.engine import LABEL, LABEL_OWNER  # (the docker SDK only in the tests that use Docker)
 
     env = {**os.environ, **({"DOCKER_HOST": docker_host} if docker_host else {})}
     command = ["docker", "ps", "-aq", "--filter", f"label={LABEL}",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import load_script
 
-from lpkg.archive import BudgetExceeded, MemberCorrupt, SizeBudget, ZipArchive, file_mode, normalized_name
+from lpkg.archive.reader import BudgetExceeded, MemberCorrupt, SizeBudget, ZipArchive, file_mode, normalized_name
 from lpkg.errors import UnreadableInput
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,7 +257,7 @@ def test_extended_timestamp_is_restored_to_the_second(tmp_path: Path) -> None:
     import struct
     import time as time_module
 
-    from lpkg.archive import unpack_member
+    from lpkg.archive.reader import unpack_member
 
     odd_second = 1_700_000_001
     path = tmp_path / "ut.zip"

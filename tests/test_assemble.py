@@ -1,4 +1,4 @@
-"""lpkg.assemble: deterministic zips from real files, the runtime SDK rule, temporary files and publishing."""
+"""lpkg.archive.writer: deterministic zips from real files, the runtime SDK rule, temporary files and publishing."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lpkg.archive import ZIP_EPOCH, ZipArchive
-from lpkg.assemble import (
+from lpkg.archive.reader import ZIP_EPOCH, ZipArchive
+from lpkg.archive.writer import (
     COMPRESSLEVEL,
     Assembled,
     DependencyZip,
@@ -24,8 +24,8 @@ from lpkg.assemble import (
 )
 from lpkg.checks.permissions import check_permissions
 from lpkg.config import resolve_settings
-from lpkg.discover import discover
 from lpkg.errors import LpkgError
+from lpkg.plan.discover import discover
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "projects" / "rds-dashboard"
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from helpers import FIXTURES, LpkgRun, run_lpkg
 
-from lpkg.container import LABEL
-from lpkg.image_ids import image_id
+from lpkg.containers.engine import LABEL
+from lpkg.containers.image_ids import image_id
 
 RDS_DASHBOARD = FIXTURES / "projects" / "rds-dashboard"
 BUILD_ENV = {"LPKG_DOCKER_NETWORK": "host"}

@@ -28,7 +28,7 @@ import pytest
 from helpers import FIXTURES, LpkgRun, StalledIndex, run_lpkg
 
 from lpkg.checks.sizes import mb
-from lpkg.container import LABEL, LABEL_OWNER
+from lpkg.containers.engine import LABEL, LABEL_OWNER
 
 RDS_DASHBOARD = FIXTURES / "projects" / "rds-dashboard"
 NATIVE_DEPS = FIXTURES / "projects" / "native-deps"

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from helpers import write_zip
 
-from lpkg.probing import DockerProber
+from lpkg.commands.verify import DependencyPart, VerifyOptions, verify_zip
+from lpkg.probing.docker import DockerProber
 from lpkg.report import ArtifactReport
 from lpkg.runtimes import get_runtime
-from lpkg.verify import DependencyPart, VerifyOptions, verify_zip
 
 pytestmark = [pytest.mark.docker, pytest.mark.network]
 

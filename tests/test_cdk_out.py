@@ -9,7 +9,7 @@ from typing import Any
 
 from helpers import run_lpkg, write_zip
 
-from lpkg.cdk_out import read_assembly
+from lpkg.commands.cdk_out import read_assembly
 
 HANDLER = "def handler(event, context):\n    return 1\n"
 

@@ -1,15 +1,16 @@
-"""lpkg.discover on the rds-dashboard fixture project and on small projects written to tmp_path."""
+"""lpkg.plan.discover on the rds-dashboard fixture project and on small projects written to tmp_path."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
 from lpkg.config import Overrides, resolve_settings
-from lpkg.discover import BuildPlan, discover
 from lpkg.errors import UsageError
+from lpkg.plan.discover import BuildPlan, discover
 from lpkg.report import Finding, Severity
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "projects" / "rds-dashboard"
@@ -339,3 +340,35 @@ def test_namespace_package_in_a_source_root_is_first_party(tmp_path: Path) -> No
     assert plan.first_party == ("tools", "utils")
     assert members(plan) == ["handler.py", "requests/samples.json", "tools/fmt.py", "utils/helpers.py", "utils/more.py"]
     assert plan.external_imports == ("requests",)
+
+
+def test_a_repository_root_as_the_asset_takes_only_what_the_handler_reaches(tmp_path: Path) -> None:
+    """Issue 15, the code root: `service.handlers.create_order.lambda_handler` with the repository root as the
+    asset builds with the package at its import path and a top-level module it imports, nothing else."""
+    repo = tmp_path / "repo"
+    files = {
+        "service/__init__.py": "",
+        "service/handlers/__init__.py": "",
+        "service/handlers/create_order.py": "import settings\nfrom service.models import Order\n\n"
+                                            "def lambda_handler(event, context):\n    return Order()\n",
+        "service/models.py": "class Order:\n    pass\n",
+        "service/schema.json": "{}",
+        "settings.py": "TABLE = 'orders'\n",
+        "unrelated.py": "import nothing_here\n",
+        "infra/app.py": "import aws_cdk\n",
+        "cdk.out/asset.1234/index.py": "",
+        "tests/test_orders.py": "def test(): pass\n",
+        "README.md": "# repo\n",
+    }
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text, encoding="utf-8")
+    (repo / ".git").mkdir()
+    overrides = Overrides(handler="service.handlers.create_order.lambda_handler", code_root=True)
+    plan, findings = discover(resolve_settings(repo, overrides, cwd=tmp_path))
+    assert [f for f in findings if f.severity.name == "ERROR"] == []
+    assert [member for member, _ in plan.files] == [
+        "service/__init__.py", "service/handlers/__init__.py", "service/handlers/create_order.py",
+        "service/models.py", "service/schema.json", "settings.py"]
+    whole, _ = discover(resolve_settings(repo, dataclasses.replace(overrides, code_root=False), cwd=tmp_path))
+    assert "README.md" in dict(whole.files) and "unrelated.py" in dict(whole.files)

@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 from helpers import REPO, DaemonProxy, assert_no_container, real_daemon_socket, run_lpkg
 
-from lpkg.backends.docker import _make_safe
 from lpkg.errors import BuildFailed
+from lpkg.install.docker import _make_safe
 
 NOBODY = 65534
 PINNED = REPO / "fixtures" / "projects" / "pinned-api" / "orders"  # requests, pydantic, boto3: ~2,000 files

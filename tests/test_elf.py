@@ -1,4 +1,4 @@
-"""lpkg.elf on the real sample files in fixtures/elf (made by scripts/make_elf_fixtures.py)."""
+"""lpkg.checks.elf on the real sample files in fixtures/elf (made by scripts/make_elf_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lpkg.elf import NativeFacts, detect_kind, parse_glibc_version, read_native_facts
+from lpkg.checks.elf import NativeFacts, detect_kind, parse_glibc_version, read_native_facts
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "elf"
 

@@ -208,8 +208,8 @@ def test_daemon_going_away_mid_build(tmp_path: Path, standin_image: str, daemon_
     assert_clean_failure(ended, project, 3, "lost the Docker daemon")
     # The daemon is back: the next run's sweep removes what the vanished one could not be told to.
     assert containers_of(ended.pid)
-    sweep = subprocess.run([sys.executable, "-c", "from lpkg.container import docker_session; docker_session()"],
-                           capture_output=True, text=True, timeout=120)
+    sweep_code = "from lpkg.containers.engine import docker_session; docker_session()"
+    sweep = subprocess.run([sys.executable, "-c", sweep_code], capture_output=True, text=True, timeout=120)
     assert sweep.returncode == 0, sweep.stderr
     assert_no_container(ended.pid)
 

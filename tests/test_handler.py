@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from lpkg.commands.verify import VerifyOptions, verify_zip
 from lpkg.errors import UsageError
 from lpkg.handler import Handler, defined_handlers, infer_handler, parse_handler
 from lpkg.report import ArtifactReport
 from lpkg.runtimes import get_runtime
-from lpkg.verify import VerifyOptions, verify_zip
 
 ZIPS = Path(__file__).resolve().parent.parent / "fixtures" / "zips"
 DEF_HANDLER = "def handler(event, context):\n    return 1\n"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from lpkg.commands.verify import VerifyOptions, verify_zip
 from lpkg.report import ArtifactReport, Finding, Severity
 from lpkg.runtimes import UNZIPPED_LIMIT_BYTES, get_runtime
-from lpkg.verify import VerifyOptions, verify_zip
 
 ZIPS = Path(__file__).resolve().parent.parent / "fixtures" / "zips"
 

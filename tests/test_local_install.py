@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from helpers import run_lpkg
 
-from lpkg.backends import InstallRequest
-from lpkg.backends.local import LocalInstaller, find_uv, missing_wheel, uv_platform
+from lpkg.install import InstallRequest
+from lpkg.install.local import LocalInstaller, find_uv, missing_wheel, uv_platform
 from lpkg.runtimes import RUNTIMES
 
 BOOKKEEPING = {"INSTALLER", "RECORD", "REQUESTED", "direct_url.json"}

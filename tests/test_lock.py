@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import FIXTURES, run_lpkg
 
-from lpkg.lock import INPUTS_MARK, LockInputs, check, read_lock, staleness, write_lock
+from lpkg.install.lock import INPUTS_MARK, LockInputs, check, read_lock, staleness, write_lock
 from lpkg.runtimes import get_runtime
 
 PINNED_API = FIXTURES / "projects" / "pinned-api"

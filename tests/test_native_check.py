@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lpkg.archive import ZipArchive
+from lpkg.archive.dists import DistributionIndex, index_distributions
+from lpkg.archive.reader import ZipArchive
 from lpkg.checks import CheckContext, Layer, NativeFile
 from lpkg.checks.native import check_native, is_native_name
-from lpkg.dists import DistributionIndex, index_distributions
 from lpkg.report import Finding, Severity
 from lpkg.runtimes import Arch, get_runtime
 

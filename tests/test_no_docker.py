@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES, REPO, run_lpkg, write_zip
 
-from lpkg.backends.local import local_failure
 from lpkg.errors import BuildFailed
+from lpkg.install.local import local_failure
 from lpkg.runtimes import RUNTIMES
 
 RDS_DASHBOARD = FIXTURES / "projects" / "rds-dashboard"

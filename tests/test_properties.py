@@ -18,13 +18,13 @@ from helpers import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lpkg.archive import BudgetExceeded, MemberCorrupt, SizeBudget, ZipArchive
-from lpkg.assemble import DIR_MODE, EXEC_MODE, FILE_MODE, write_zip
+from lpkg.archive.reader import BudgetExceeded, MemberCorrupt, SizeBudget, ZipArchive
+from lpkg.archive.writer import DIR_MODE, EXEC_MODE, FILE_MODE, write_zip
 from lpkg.checks.structure import check_structure
+from lpkg.commands.verify import VerifyOptions, verify_zip
 from lpkg.errors import UsageError
 from lpkg.handler import Handler, parse_handler
 from lpkg.runtimes import get_runtime
-from lpkg.verify import VerifyOptions, verify_zip
 
 FUZZ_EXAMPLES = int(os.environ.get("LPKG_FUZZ_EXAMPLES", "150"))
 

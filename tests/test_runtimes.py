@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES, run_lpkg
 
+from lpkg.checks.elf import read_native_facts
 from lpkg.checks.runtime import check_runtime
-from lpkg.elf import read_native_facts
-from lpkg.emulation import binfmt_problem, elf_header
+from lpkg.containers.emulation import binfmt_problem, elf_header
 from lpkg.report import Severity
 from lpkg.runtimes import ARCHITECTURES, RUNTIMES, get_runtime
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from helpers import StalledIndex, write_zip
 
-from lpkg.container import LABEL, LABEL_OWNER
+from lpkg.containers.engine import LABEL, LABEL_OWNER
 
 HOST_MARKER = Path("/etc/lpkg-sandbox-marker")
 

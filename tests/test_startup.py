@@ -38,11 +38,12 @@ NOT_ON_THE_PATH = (
     # Standard library the path does not use.
     "concurrent.futures", "logging", "zipfile", "csv", "subprocess", "difflib", "http.client", "ssl",
     # lpkg's machinery for builds that do work.
-    "lpkg.archive", "lpkg.dists", "lpkg.assemble", "lpkg.verify", "lpkg.probing", "lpkg.container", "lpkg.checks",
-    "lpkg.elf", "lpkg.unpack", "lpkg.backends.docker", "lpkg.backends.local", "lpkg.layer",
+    "lpkg.archive.reader", "lpkg.archive.dists", "lpkg.archive.writer", "lpkg.archive.unpack", "lpkg.commands.verify",
+    "lpkg.probing.request", "lpkg.probing.docker", "lpkg.containers.engine", "lpkg.checks", "lpkg.checks.elf",
+    "lpkg.install.docker", "lpkg.install.local", "lpkg.commands.layer",
 )
 # And what it does import: proof that the listing is of an up-to-date build's process.
-ON_THE_PATH = ("lpkg.build", "lpkg.discover", "lpkg.uptodate", "lpkg.report")
+ON_THE_PATH = ("lpkg.commands.build", "lpkg.plan.discover", "lpkg.commands.uptodate", "lpkg.report")
 
 
 @pytest.fixture

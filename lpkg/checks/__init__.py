@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lpkg.archive import ZipArchive
-from lpkg.dists import DistributionIndex
+from lpkg.archive.dists import DistributionIndex
+from lpkg.archive.reader import ZipArchive
 from lpkg.runtimes import Arch, Runtime
 
 

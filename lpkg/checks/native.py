@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from lpkg.archive import normalized_name
+from lpkg.archive.reader import normalized_name
 from lpkg.checks import CheckContext, NativeFile
-from lpkg.elf import NativeFacts, read_native_facts
+from lpkg.checks.elf import NativeFacts, read_native_facts
 from lpkg.report import Finding, Severity
 from lpkg.runtimes import ARCH_ALIASES, ARCHITECTURES, LAYER_ROOT, RUNTIMES, TASK_ROOT, Runtime
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stat
 
-from lpkg.archive import ZipArchive
+from lpkg.archive.reader import ZipArchive
 from lpkg.report import Finding, Severity
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 
-from lpkg.archive import ZipArchive, normalized_name
+from lpkg.archive.reader import ZipArchive, normalized_name
 from lpkg.report import Finding, Severity
 from lpkg.runtimes import MAX_LAYERS, UNZIPPED_LIMIT_BYTES, ZIPPED_DIRECT_UPLOAD_BYTES
 

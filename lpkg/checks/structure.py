@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 import zipfile
 
-from lpkg.archive import KNOWN_METHODS, ZipArchive, normalized_name
+from lpkg.archive.reader import KNOWN_METHODS, ZipArchive, normalized_name
 from lpkg.report import Finding, Severity
 
 _READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}

@@ -41,6 +41,10 @@ def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
         for key, value in os.environ.items()
         if key in ("PATH", "LD_LIBRARY_PATH", "LANG", "TZ", "HOME", "TMPDIR")
     }
+    if args.environment:
+        # The function's own variables first: Lambda's reserved ones below cannot be overridden by them.
+        with open(args.environment, encoding="utf-8") as f:
+            env.update({str(k): str(v) for k, v in json.load(f).items()})
     minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
     env.update(
         {
@@ -230,6 +234,7 @@ def main() -> int:
     parser.add_argument("--event", help="a JSON file: after the import, call the handler with it")
     parser.add_argument("--invoke-timeout", type=float, default=30.0, help="the function's timeout, for the call")
     parser.add_argument("--function-name", default="lpkg-probe", help="AWS_LAMBDA_FUNCTION_NAME")
+    parser.add_argument("--environment", help="a JSON object: the function's environment variables")
     parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024, help="bytes a response may have")
     parser.add_argument("--wait-for", help="start only once this file exists (the files are being unpacked)")
     parser.add_argument("--memory-mb", type=int, default=0, help="the function's memory; 0: no limit")

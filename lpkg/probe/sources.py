@@ -1,7 +1,7 @@
 """What the parser says about one Python source file: its import statements (with line and guard) and
 the top-level names it defines. Standard library only.
 
-Shared by both sides: the host's discovery of first-party code (lpkg.discover) reads it to decide what
+Shared by both sides: the host's discovery of first-party code (lpkg.plan.discover) reads it to decide what
 goes in the zip, and the probe's graph walk (walk.py, in the runtime container, where this file sits
 beside it) to judge each import. Parsing never runs the code.
 """

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lpkg.backends.cache import requirements_fingerprint
-from lpkg.config import FunctionSettings, Overrides, resolve_settings
 from lpkg.errors import BuildFailed, EnvironmentProblem, UsageError
+from lpkg.install.cache import requirements_fingerprint
 from lpkg.runtimes import ARCHITECTURES, Arch, Runtime
 
 if TYPE_CHECKING:
-    from lpkg.backends.docker import DockerInstaller
+    from lpkg.install.docker import DockerInstaller
 
 LOCK_FILE = "requirements.lock"
 PIP_TOOLS_VERSION = "7.6.2"
@@ -243,7 +242,7 @@ def compile_locally(inputs: LockInputs, function: str, previous: Path | None) ->
 
 def compile_in_image(installer: DockerInstaller, inputs: LockInputs, function: str, previous: Path | None) -> str:
     """pip-compile in the build image; returns the lock it wrote."""
-    from lpkg.backends.docker import CACHE, INPUT, OUTPUT
+    from lpkg.install.docker import CACHE, INPUT, OUTPUT
 
     with tempfile.TemporaryDirectory(prefix="lpkg-lock-") as scratch, \
             tempfile.TemporaryDirectory(prefix="lpkg-lock-out-") as out:
@@ -256,42 +255,3 @@ def compile_in_image(installer: DockerInstaller, inputs: LockInputs, function: s
             return (Path(out) / OUTPUT_NAME).read_text(encoding="utf-8")
         except OSError:
             raise BuildFailed(f"pip-compile in {installer.image} wrote no lock") from None
-
-
-def inputs_of(function_dir: Path, overrides: Overrides) -> tuple[str, LockInputs, FunctionSettings]:
-    """The function's name, its lock inputs (found by discovery, which only reads files), its settings."""
-    from lpkg.discover import discover
-
-    settings = resolve_settings(function_dir, overrides)
-    plan, _ = discover(settings)
-    inputs = LockInputs(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
-    return settings.name, inputs, settings
-
-
-def check_function(function_dir: Path, overrides: Overrides) -> LockOutcome:
-    function, inputs, settings = inputs_of(function_dir, overrides)
-    return check(function, settings.function_dir, inputs)
-
-
-def lock_function(function_dir: Path, overrides: Overrides, *, backend: str, upgrade: bool) -> LockOutcome:
-    """Write (or refresh) the function's lock. Without `upgrade`, the pins of an existing lock are kept
-    where the inputs still allow them (pip-compile's own rule)."""
-    function, inputs, settings = inputs_of(function_dir, overrides)
-    path = lock_path(settings.function_dir)
-    if inputs.empty:
-        return LockOutcome(function, None, "nothing to lock", "no requirements.txt or pyproject dependencies")
-    previous = path if path.is_file() and not upgrade else None
-    if backend == "local":
-        compiled = compile_locally(inputs, function, previous)
-    else:
-        from lpkg.backends.docker import DockerInstaller
-        from lpkg.build import choose_installer
-
-        installer = choose_installer(backend, settings.build_image, settings.arch)
-        if isinstance(installer, DockerInstaller):
-            compiled = compile_in_image(installer, inputs, function, previous)
-        else:
-            compiled = compile_locally(inputs, function, previous)
-    changed = write_lock(path, inputs, compiled)
-    pins = read_lock(path).pins
-    return LockOutcome(function, path, "written" if changed else "unchanged", f"{pins} pinned, with hashes")

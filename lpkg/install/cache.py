@@ -17,9 +17,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from lpkg.backends import InstallRequest
+from lpkg.install import Installer, InstallRequest
+from lpkg.report import Stopwatch
 
 CACHE_VERSION = "2"
 
@@ -150,3 +152,45 @@ def clear_cache() -> str:
         freed += _size(home / part)[0]
         shutil.rmtree(home / part, ignore_errors=True)
     return f"{freed / 1e6:.1f} MB from {home}"
+
+
+@dataclass(frozen=True)
+class Installed:
+    """Where a request's dependencies are, and how they got there."""
+
+    site: Path  # the folder pip installed into
+    description: str
+    kept_in: Path | None = None  # the cache entry holding `site`, where what is made from it may be kept too
+
+    @property
+    def zips_folder(self) -> Path | None:
+        """Where the zipped dependency part is kept (lpkg.archive.writer.dependency_zip); None without the cache."""
+        return self.kept_in / DEPENDENCY_ZIPS if self.kept_in is not None else None
+
+    @property
+    def bytecode_folder(self) -> Path | None:
+        """Where the probe keeps the dependencies' bytecode (lpkg.probing.bytecode); None without the cache."""
+        return self.kept_in / DEPENDENCY_BYTECODE if self.kept_in is not None else None
+
+
+def install_dependencies(
+    installer: Installer, request: InstallRequest, use_cache: bool, watch: Stopwatch, target: Path
+) -> Installed:
+    """Install the request into a cache entry (reused when these inputs were installed before), or into
+    `target` without the cache (`target` is then also the folder returned)."""
+    description = installer.description
+    if not use_cache:
+        with watch.lap("install"):
+            installer.install(request, target)
+        return Installed(target, description)
+    cache = DependencyCache()
+    key = cache_key(request, installer.identity())
+    cached = cache.lookup(key)
+    if cached is not None:
+        return Installed(cached, description + f" (cached: {cached.parent.name}; --no-cache to reinstall)",
+                         cached.parent)
+    with cache.scratch() as scratch, watch.lap("install"):
+        installer.install(request, scratch / "site")
+        site = cache.store(key, scratch / "site")
+    return Installed(site, description, site.parent)
+

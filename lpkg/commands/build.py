@@ -5,152 +5,42 @@ file beside its destination and moved into place in one step; a failure deletes 
 previous artifact untouched.
 
 Before anything is installed, the inputs are compared with those recorded for the published zip
-(lpkg.uptodate): when nothing that decides the zip changed, the build ends there, with no container.
+(lpkg.commands.uptodate): when nothing that decides the zip changed, the build ends there, with no container.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lpkg import uptodate
-from lpkg.backends import Installer, InstallRequest
-from lpkg.backends.cache import DEPENDENCY_BYTECODE, DEPENDENCY_ZIPS, DependencyCache, cache_home, cache_key
+from lpkg.commands import uptodate
+from lpkg.commands.inputs import BuildOptions, build_inputs_digest
+from lpkg.commands.publishing import left_out_findings, published_facts, verify_then_publish
 from lpkg.config import FunctionSettings, Overrides, resolve_settings
-from lpkg.discover import BuildPlan, discover
-from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError, UsageError
+from lpkg.errors import BuildFailed, LpkgError, UsageError
 from lpkg.events import load_event
-from lpkg.report import BuildReport, Finding, Severity, Stopwatch, notice, sort_findings
-from lpkg.runtimes import Arch
+from lpkg.install import Installer, InstallRequest
+from lpkg.install.cache import (
+    DependencyCache,
+    Installed,
+    cache_home,
+    install_dependencies,
+)
+from lpkg.install.choose import choose_installer
+from lpkg.plan.discover import BuildPlan, discover
+from lpkg.report import BuildReport, Finding, Severity, Stopwatch, sort_findings
 
 if TYPE_CHECKING:
-    from lpkg.assemble import Assembled
-    from lpkg.probing import NoProbe, Prober
-    from lpkg.report import ArtifactReport
-    from lpkg.verify import VerifyOptions
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    test: bool = True  # run the probe (the real import) on the new zip
-    probe_mode: str = "auto"
-    backend: str = "auto"  # docker | local | auto
-    cache: bool = True  # reuse installed dependencies, and a published zip, whose inputs have not changed
-    compile: bool = False  # ship .pyc written by the target interpreter
-
-
-def choose_installer(mode: str, build_image: str, arch: Arch = "x86_64") -> Installer:
-    """auto: the build image through Docker when a daemon answers and can run the target CPU, else pip for the
-    target platform's wheels."""
-    from lpkg.backends.local import LocalInstaller
-
-    if mode == "local":
-        return LocalInstaller()
-    from lpkg.backends.docker import DockerInstaller
-    from lpkg.container import docker_session
-    from lpkg.probing import emulation_problem
-
-    try:
-        session = docker_session()
-    except EnvironmentProblem as problem:
-        if mode == "docker":
-            raise
-        notice(f"{problem.message}: installing dependencies on this machine, for the runtime's platform "
-               "(wheels only; --backend docker for the build image)")
-        return LocalInstaller()
-    emulation = emulation_problem(session, arch)
-    if emulation is not None:
-        if mode == "docker":
-            raise EnvironmentProblem(f"cannot run the {arch} build image: {emulation}",
-                                     hint="--backend local installs the runtime's binary wheels for that CPU")
-        notice(f"cannot run the {arch} build image ({emulation}): installing dependencies with pip here, "
-               "for the runtime's platform (wheels only)")
-        return LocalInstaller()
-    return DockerInstaller(session, build_image, arch)
-
-
-@dataclass(frozen=True)
-class Installed:
-    """Where a request's dependencies are, and how they got there."""
-
-    site: Path  # the folder pip installed into
-    description: str
-    kept_in: Path | None = None  # the cache entry holding `site`, where what is made from it may be kept too
-
-    @property
-    def zips_folder(self) -> Path | None:
-        """Where the zipped dependency part is kept (lpkg.assemble.dependency_zip); None without the cache."""
-        return self.kept_in / DEPENDENCY_ZIPS if self.kept_in is not None else None
-
-    @property
-    def bytecode_folder(self) -> Path | None:
-        """Where the probe keeps the dependencies' bytecode (lpkg.bytecode); None without the cache."""
-        return self.kept_in / DEPENDENCY_BYTECODE if self.kept_in is not None else None
-
-
-def install_dependencies(
-    installer: Installer, request: InstallRequest, use_cache: bool, watch: Stopwatch, target: Path
-) -> Installed:
-    """Install the request into a cache entry (reused when these inputs were installed before), or into
-    `target` without the cache (`target` is then also the folder returned)."""
-    description = installer.description
-    if not use_cache:
-        with watch.lap("install"):
-            installer.install(request, target)
-        return Installed(target, description)
-    cache = DependencyCache()
-    key = cache_key(request, installer.identity())
-    cached = cache.lookup(key)
-    if cached is not None:
-        return Installed(cached, description + f" (cached: {cached.parent.name}; --no-cache to reinstall)",
-                         cached.parent)
-    with cache.scratch() as scratch, watch.lap("install"):
-        installer.install(request, scratch / "site")
-        site = cache.store(key, scratch / "site")
-    return Installed(site, description, site.parent)
-
-
-def left_out_findings(assembled: Assembled) -> list[Finding]:
-    return [
-        Finding("BUILD_RUNTIME_SDK", Severity.INFO,
-                f"{left_out} left out: the runtime's copy will be used (pin it in requirements to ship it)")
-        for left_out in assembled.left_out
-    ]
-
-
-def verify_then_publish(
-    assembled: Assembled, candidate: Path, options: VerifyOptions, prober: Prober | NoProbe | None, watch: Stopwatch,
-    artifact: Path,
-) -> tuple[ArtifactReport, Path | None]:
-    """Verify `candidate` (the assembled zip, or a function standing in for it) and publish the assembled zip
-    to `artifact` only if that passed; None when nothing was published."""
-    from lpkg.assemble import publish
-    from lpkg.verify import verify_zip
-
-    with watch.lap("verify"):
-        verify_report = verify_zip(candidate, options, prober)
-    if not verify_report.ok:
-        return verify_report, None
-    with watch.lap("publish"):
-        return verify_report, publish(assembled.path, artifact)
-
-
-def published_facts(final: Path, assembled: Assembled) -> dict[str, str]:
-    from lpkg.checks.sizes import mb
-
-    return {"zipped": mb(final.stat().st_size), "unzipped": mb(assembled.unzipped_bytes),
-            "files": str(assembled.files), "sha256": assembled.sha256}
+    pass
 
 
 def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecode: bool) -> InstallRequest:
     """What pip installs: the function's lock when it has one (which must be current), else its requirements."""
-    from lpkg import lock
+    from lpkg.install import lock
 
     path = lock.lock_path(settings.function_dir)
     if not path.is_file():
@@ -166,65 +56,6 @@ def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecod
                           compile_bytecode=compile_bytecode)
 
 
-def _image_facts(settings: FunctionSettings, request: InstallRequest, options: BuildOptions) -> dict[str, str] | None:
-    """Which installer and probe the build would use, by identity (image IDs from the daemon); None when
-    that cannot be told without starting the Docker machinery (then there is no shortcut)."""
-    from lpkg import image_ids
-
-    facts: dict[str, str] = {}
-
-    def docker_or_local(image: str, mode: str) -> str | None:
-        if mode != "local":
-            found = image_ids.image_id(image)
-            if found is not None:
-                return f"docker:{found}"
-            if mode == "docker" or image_ids.daemon_present():
-                return None  # the image is missing (would be pulled) or the daemon is not local: full build
-        return "local"
-
-    if not request.empty or options.compile:
-        installer = docker_or_local(settings.build_image, options.backend)
-        if installer is None:
-            return None
-        if installer == "local":
-            from lpkg.backends.local import LocalInstaller
-
-            installer = LocalInstaller().identity()
-        facts["installer"] = installer
-    if options.test:
-        probe = docker_or_local(settings.image, options.probe_mode)
-        if probe is None:
-            return None
-        # The local probe imports with python3.X from PATH: which one it is counts too.
-        facts["probe"] = probe if probe != "local" else f"local:{shutil.which(f'python{settings.runtime.minor}')}"
-    return facts
-
-
-def _inputs_digest(settings: FunctionSettings, plan: BuildPlan, request: InstallRequest,
-                   options: BuildOptions) -> str | None:
-    images = _image_facts(settings, request, options)
-    if images is None:
-        return None
-    described = {
-        "runtime": settings.runtime.name, "arch": settings.arch, "handler": plan.handler.string,
-        "out": str(settings.artifact.absolute()), "build_image": settings.build_image, "image": settings.image,
-        "layers": [[str(p.absolute()), *_stat(p)] for p in settings.layers],
-        "source_roots": [str(p) for p in settings.source_roots], "exclude": list(settings.exclude),
-        "declared": sorted(plan.declared), "timeout": settings.timeout,
-    }
-    return uptodate.inputs_digest(
-        settings=described, options={k: v for k, v in dataclasses.asdict(options).items() if k != "cache"},
-        files=plan.files, requirement_files=request.requirement_files, dependencies=request.dependencies,
-        images=images,
-    )
-
-
-def _stat(path: Path) -> tuple[int, int]:
-    try:
-        st = path.stat()
-    except OSError:
-        return (-1, -1)
-    return (st.st_size, st.st_mtime_ns)
 
 
 def compiled_sources(installer: Installer, settings: FunctionSettings, plan: BuildPlan, scratch: Path,
@@ -278,6 +109,7 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
             verify=verify_report,
             timings=tuple(watch.laps),
             facts=tuple(facts.items()),
+            sources=tuple((member, str(path)) for member, path in plan.files),
         )
 
     verify_report = None
@@ -287,20 +119,20 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
     request = install_request(settings, plan, options.compile)
     with watch.lap("up-to-date check"):
         # A smoke invoke (--event) runs on every build: its result is not recorded.
-        inputs = _inputs_digest(settings, plan, request, options) if event is None else None
+        inputs = build_inputs_digest(settings, plan, request, options) if event is None else None
         record = uptodate.lookup(settings.artifact, inputs) if inputs and options.cache else None
     if record is not None:
         watch.laps.append(("total", time.perf_counter() - started))
         return uptodate.recorded_report(
             record, function=settings.name, function_dir=str(settings.function_dir),
             handler=plan.handler.string, runtime=settings.runtime.name, arch=settings.arch,
-            timings=tuple(watch.laps),
+            timings=tuple(watch.laps), sources=tuple((member, str(path)) for member, path in plan.files),
         )
 
     # Only a build that does the work needs zip writing, the checks and the probe machinery.
-    from lpkg.assemble import assemble, dependency_zip, discard_unless_published
-    from lpkg.probing import choose_prober
-    from lpkg.verify import DependencyPart, VerifyOptions
+    from lpkg.archive.writer import assemble, dependency_zip, discard_unless_published
+    from lpkg.commands.verify import DependencyPart, VerifyOptions
+    from lpkg.probing.choose import choose_prober
 
     with tempfile.TemporaryDirectory(prefix="lpkg-deps-") as scratch:
         installed = Installed(Path(scratch) / "site", "none (no requirements)")
@@ -328,7 +160,7 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
                 layers=settings.layers, timeout=settings.timeout, event=event, function_name=settings.name,
-                dependencies=dependencies,
+                dependencies=dependencies, environment=settings.environment,
             )
             verify_report, final = verify_then_publish(assembled, assembled.path, verify_options, prober, watch,
                                                        settings.artifact)
@@ -346,20 +178,21 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
 
 
 def build_functions(
-    function_dirs: Sequence[Path], overrides: Overrides, options: BuildOptions, jobs: int,
+    function_dirs: Sequence[Path], overrides: Overrides | Sequence[Overrides], options: BuildOptions, jobs: int,
     on_done: Callable[[int, Path, BuildReport | None, float], None] | None = None,
 ) -> tuple[list[BuildReport], list[LpkgError]]:
     """Build several functions, `jobs` at a time, reports in the order given. `on_done(index, folder, report,
     seconds)` is called as each finishes (report None when it ended in an error). A function that ends in an
     error (pip failed, no daemon for --backend docker) does not stop the others: it is returned beside
-    their reports (a single function's error is raised)."""
+    their reports (a single function's error is raised). `overrides`: one for all, or one per function."""
     reports: list[BuildReport | None] = [None] * len(function_dirs)
+    each = [overrides] * len(function_dirs) if isinstance(overrides, Overrides) else list(overrides)
     errors: list[LpkgError] = []
 
     def one(index: int, folder: Path) -> None:
         started = time.perf_counter()
         try:
-            reports[index] = build_function(folder, overrides, options)
+            reports[index] = build_function(folder, each[index], options)
         except LpkgError as exc:
             errors.append(exc)
             if len(function_dirs) <= 1:
@@ -393,7 +226,7 @@ def build_functions(
 
 
 def _remove_own_containers() -> None:
-    from lpkg.container import docker_session
+    from lpkg.containers.engine import docker_session
 
     if docker_session.cache_info().currsize:  # only if this run reached a daemon
         docker_session().remove_own()

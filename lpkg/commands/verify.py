@@ -13,36 +13,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpkg.archive import (
+from lpkg.archive.dists import DistributionIndex, index_distributions
+from lpkg.archive.reader import (
     ZipArchive,
     file_mode,
     normalized_name,
 )
-from lpkg.bytecode import BytecodeStore
+from lpkg.archive.unpack import UnpackJob, unpack_all
 from lpkg.checks import CheckContext, Layer, NativeFile
 from lpkg.checks.permissions import check_permissions
 from lpkg.checks.runtime import check_runtime
 from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
-from lpkg.dists import DistributionIndex, index_distributions
 from lpkg.errors import UsageError
 from lpkg.events import Event
 from lpkg.files import remove_tree
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
 from lpkg.probe.sources import analyse_source
-from lpkg.probing import (
-    LAYER_DIR,
-    TASK_DIR,
-    NoProbe,
-    ProbeOutcome,
-    Prober,
-    ProbeRequest,
-    findings_from_probe,
-    invocation_from_probe,
-)
+from lpkg.probing.bytecode import BytecodeStore
+from lpkg.probing.request import LAYER_DIR, TASK_DIR, NoProbe, ProbeOutcome, Prober, ProbeRequest
+from lpkg.probing.results import findings_from_probe, invocation_from_probe
 from lpkg.report import ArtifactReport, Finding, Invocation, Severity, Stopwatch, sort_findings
 from lpkg.runtimes import UNZIPPED_LIMIT_BYTES, Arch, Runtime
-from lpkg.unpack import UnpackJob, unpack_all
 
 NATIVE_SUFFIX = re.compile(r"\.(so(\.[0-9]+)*|pyd|dylib)$")
 # Findings after which unpacking or importing would be unsafe or meaningless.
@@ -56,7 +48,7 @@ class DependencyPart:
     `members` are the zip's (normalised) member names that came from the install. `bytecode` is a folder
     kept with the install between builds, in the layout of sys.pycache_prefix: the probe may read the
     compiled form of those members from it and add what its import compiled, so the next build's import
-    skips compiling unchanged dependencies (lpkg.bytecode)."""
+    skips compiling unchanged dependencies (lpkg.probing.bytecode)."""
 
     bytecode: Path
     members: frozenset[str]
@@ -72,6 +64,7 @@ class VerifyOptions:
     event: Event | None = None  # call the handler with it once the import succeeded (the smoke invoke)
     function_name: str | None = None  # default: the zip's file name without .zip
     dependencies: DependencyPart | None = None  # lpkg build: what of the zip is a cached install
+    environment: tuple[tuple[str, str], ...] = ()  # the function's variables, for the import and the invoke
 
 
 @dataclass(frozen=True)
@@ -243,7 +236,8 @@ def _unpack_and_probe(
         if prober is not None and present:
             # The container is created while the zip is unpacked.
             request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
-                                   options.function_name or ctx.archive.path.stem, _bytecode_store(options))
+                                   options.function_name or ctx.archive.path.stem, _bytecode_store(options),
+                                   options.environment)
             run_probe = stack.enter_context(prober.prepare(root, request))
         with watch.lap("unpack"):
             payload = unpack_payload(ctx, root)

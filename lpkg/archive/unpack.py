@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpkg.archive import BudgetExceeded, MemberCorrupt, SizeBudget, ZipArchive, unpack_member
+from lpkg.archive.reader import BudgetExceeded, MemberCorrupt, SizeBudget, ZipArchive, unpack_member
 
 MAX_WORKERS = 4
 # Below this much compressed data, starting workers costs more than it saves.

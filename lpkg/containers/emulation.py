@@ -7,6 +7,11 @@ emulator when it is registered, so it need not exist inside the container's file
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lpkg.containers.engine import DockerSession
+
 import platform
 from pathlib import Path
 
@@ -83,3 +88,14 @@ def _matches(fields: dict[str, str], header: bytes) -> bool:
     if len(window) != len(magic):
         return False
     return all((byte & m) == want for byte, m, want in zip(window, mask, magic, strict=False))
+
+
+def emulation_problem(session: DockerSession, arch: Arch) -> str | None:
+    """None when the daemon can run `arch` containers (its own CPU, or QEMU through binfmt_misc), else why not.
+    Only a daemon on this kernel can be looked into; another (remote, a desktop VM) is trusted to emulate,
+    and a failure to start says so."""
+    if session.runs_natively(arch) or not session.shares_kernel:
+        return None
+    problem = binfmt_problem(arch)
+    return None if problem is None else f"the Docker daemon here runs {session.architecture()}, and {problem}"
+

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lpkg.archive import source_date_epoch
+from lpkg.archive.reader import source_date_epoch
 from lpkg.errors import EnvironmentProblem, LpkgError, UsageError
 from lpkg.names import canonical_name
 

@@ -25,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lpkg.backends import (
+from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError
+from lpkg.install import (
     InstallRequest,
     ca_bundle,
     compile_command,
@@ -34,7 +35,6 @@ from lpkg.backends import (
     requirement_args,
     stage_requirements,
 )
-from lpkg.errors import BuildFailed, EnvironmentProblem, LpkgError
 from lpkg.report import notice
 from lpkg.runtimes import ARCHITECTURES, Arch, Runtime
 

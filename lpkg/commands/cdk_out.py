@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpkg.archive import ZipArchive, normalized_name
+from lpkg.archive.reader import ZipArchive, normalized_name
+from lpkg.commands.verify import VerifyOptions, guess_runtime_minor, verify_zip
 from lpkg.errors import UnreadableInput, UsageError
 from lpkg.handler import parse_handler
 from lpkg.probe.sources import analyse_source
-from lpkg.probing import NoProbe, Prober, choose_prober
+from lpkg.probing.choose import choose_prober
+from lpkg.probing.request import NoProbe, Prober
 from lpkg.report import ArtifactReport, Finding, Severity, sort_findings
 from lpkg.runtimes import RUNTIMES, Arch, parse_arch
-from lpkg.verify import VerifyOptions, guess_runtime_minor, verify_zip
 
 MANIFEST = "manifest.json"
 FUNCTION = "AWS::Lambda::Function"

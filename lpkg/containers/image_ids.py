@@ -2,7 +2,7 @@
 
 The up-to-date check of `lpkg build` must finish in about 100 ms, and importing the SDK alone costs
 more than that budget allows. Asking the daemon's local socket for `/images/<name>/json` is one short
-HTTP/1.0 exchange. Everything else that talks to Docker goes through lpkg.container; here, any doubt
+HTTP/1.0 exchange. Everything else that talks to Docker goes through lpkg.containers.engine; here, any doubt
 (a remote daemon, no answer, an unexpected reply) is answered with None, which makes the caller do a
 full build instead.
 """

@@ -12,7 +12,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from lpkg.backends import (
+from lpkg.containers.engine import DockerSession, RunResult
+from lpkg.errors import BuildFailed, EnvironmentProblem
+from lpkg.files import entries_below
+from lpkg.install import (
     InstallRequest,
     ca_bundle,
     compile_command,
@@ -21,9 +24,6 @@ from lpkg.backends import (
     requirement_args,
     stage_requirements,
 )
-from lpkg.container import DockerSession, RunResult
-from lpkg.errors import BuildFailed, EnvironmentProblem
-from lpkg.files import entries_below
 from lpkg.runtimes import Arch, Runtime
 
 INPUT = "/lpkg-in"

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lpkg.archive import ZipArchive, normalized_name
+from lpkg.archive.reader import ZipArchive, normalized_name
 
 
 @dataclass(frozen=True)

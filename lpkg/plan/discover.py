@@ -10,38 +10,18 @@ nor in a source root will come from the requirements, the stdlib or the runtime,
 
 from __future__ import annotations
 
-import os
-import re
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Literal
 
-from lpkg.config import FunctionSettings, read_toml
-from lpkg.errors import UsageError
+from lpkg.config import FunctionSettings
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler
-from lpkg.names import canonical_name
-from lpkg.probe.sources import ImportStatement, SourceFacts, analyse_source
+from lpkg.plan.requirements import declared_names, folder_requirements
+from lpkg.plan.resolver import FoundModule, ModuleFinder
+from lpkg.probe.sources import ImportStatement
 from lpkg.report import Finding, Severity, sort_findings
-
-Origin = Literal["function", "first-party"]
-Kind = Literal["source", "package", "extension", "namespace"]
-
-# Never part of a Lambda zip: caches, VCS and virtualenv folders, tests, editor and OS files, build inputs.
-EXCLUDED_DIRS = frozenset({
-    "__pycache__", ".git", ".hg", ".svn", ".venv", "venv", "tests", "test", ".idea", ".vscode",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox",
-})
-EXCLUDED_FILES = (
-    "*.pyc", "*.pyo", "test_*.py", "*_test.py", "conftest.py", ".DS_Store", "Thumbs.db", "*.swp", "*.swo", "*~",
-    "requirements*.txt", "requirements*.lock", "pyproject.toml", "lpkg.toml",
-)
-REQUIREMENTS_TXT = "requirements.txt"
-# Extension modules: name.so, name.cpython-312-x86_64-linux-gnu.so, name.abi3.so, name.pyd.
-_EXTENSION = re.compile(r"^(?P<stem>[A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z0-9_-]+)?\.(so|pyd)$")
 
 
 @dataclass(frozen=True)
@@ -66,37 +46,17 @@ class BuildPlan:
         return self.settings.name
 
 
-@dataclass(frozen=True)
-class _Module:
-    """A module found on disk where the zip's layout puts it."""
 
-    name: str  # dotted
-    kind: Kind
-    file: Path | None  # .py, __init__.py or extension file; None for a namespace package
-    directory: Path | None  # the package folder, for packages and namespace packages
-    origin: Origin
-    root: Path  # the function folder or the source root it was found in
-
-    @property
-    def is_package(self) -> bool:
-        return self.kind in ("package", "namespace")
-
-    @property
-    def zip_path(self) -> str:
-        place = self.file if self.file is not None else self.directory
-        assert place is not None
-        rel = place.relative_to(self.root).as_posix()
-        return rel if self.file is not None else rel + "/"
 
 
 # Records that `importer` imports these modules: (modules, importer or None for the handler, optional).
-_Reach = Callable[[Iterable[_Module], "str | None", bool], None]
+_Reach = Callable[[Iterable[FoundModule], "str | None", bool], None]
 
 
 @dataclass
 class _Problem:
     code: str
-    module: _Module  # where the import is
+    module: FoundModule  # where the import is
     record: ImportStatement | None
     message: str  # without the consequence, which depends on whether the import always runs
     suggestion: str = ""  # " — did you mean ...?"
@@ -104,7 +64,7 @@ class _Problem:
 
 @dataclass
 class _Walk:
-    reached: dict[str, _Module] = field(default_factory=dict)
+    reached: dict[str, FoundModule] = field(default_factory=dict)
     edges: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)  # module -> (module, optional)
     problems: list[_Problem] = field(default_factory=list)
     external: set[str] = field(default_factory=set)
@@ -115,7 +75,7 @@ def discover(settings: FunctionSettings) -> tuple[BuildPlan, tuple[Finding, ...]
 
     Raises UsageError when the handler cannot be told (none or several candidates) or a file is unreadable.
     """
-    finder = _Finder(settings)
+    finder = ModuleFinder(settings)
     handler = settings.handler or _infer(settings, finder)
     walk = _walk(finder, handler)
     mandatory, chains = _reachability(walk, handler)
@@ -123,17 +83,17 @@ def discover(settings: FunctionSettings) -> tuple[BuildPlan, tuple[Finding, ...]
                 for p in walk.problems]
     findings += _check_handler(finder, handler)
 
-    function_files = dict(finder.files(settings.function_dir, ""))
-    first_party_files: dict[str, Path] = {}
-    tops: dict[str, _Module] = {}
+    tops: dict[str, FoundModule] = {}
+    own_tops: dict[str, FoundModule] = {}  # the function folder's own top-level modules the walk reached
     for module in walk.reached.values():
-        if module.origin == "first-party" and "." not in module.name:
-            tops[module.name] = module
-    for name, top in sorted(tops.items()):
-        if top.directory is not None:
-            first_party_files.update(finder.files(top.directory, name + "/"))
-        elif top.file is not None and not finder.excluded_by_user(top.zip_path):
-            first_party_files[top.zip_path] = top.file
+        if "." not in module.name:
+            (tops if module.origin == "first-party" else own_tops)[module.name] = module
+    if settings.code_root:
+        # A repository's root as the asset: its packages at their import paths, not its tests or infra code.
+        function_files = _reached_files(finder, own_tops)
+    else:
+        function_files = dict(finder.files(settings.function_dir, ""))
+    first_party_files = _reached_files(finder, tops)
     files = {**first_party_files, **function_files}  # the function's own file wins a clash, as in /var/task
     findings += _add_reached(walk, finder, files, chains)
     findings += _syntax_findings(finder, walk, files, mandatory, chains)
@@ -151,7 +111,7 @@ def discover(settings: FunctionSettings) -> tuple[BuildPlan, tuple[Finding, ...]
         first_party=tuple(sorted(tops)),
         requirement_files=tuple(dict.fromkeys(requirement_files)),
         dependencies=tuple(dict.fromkeys(dependencies)),
-        declared=frozenset(_declared_names(requirement_files, dependencies)),
+        declared=frozenset(declared_names(requirement_files, dependencies)),
         external_imports=tuple(sorted(walk.external)),
     )
     return plan, sort_findings(findings)
@@ -160,167 +120,21 @@ def discover(settings: FunctionSettings) -> tuple[BuildPlan, tuple[Finding, ...]
 # --- finding modules where the zip will have them -------------------------------------------------
 
 
-class _Finder:
-    """Module lookup over the function folder, then the source roots; file listings and parses cached."""
-
-    def __init__(self, settings: FunctionSettings) -> None:
-        self.settings = settings
-        self.locations: list[tuple[Path, Origin]] = [(settings.function_dir, "function")]
-        self.locations += [(root, "first-party") for root in settings.source_roots]
-        self.target = settings.runtime.version
-        self._listings: dict[Path, dict[str, bool]] = {}
-        self._sources: dict[Path, SourceFacts] = {}
-        self._out = os.path.realpath(settings.out)
-
-    def listing(self, folder: Path) -> dict[str, bool]:
-        """Entry name -> is a folder. Exact names, so a case-insensitive disk does not hide a wrong case."""
-        if folder not in self._listings:
-            entries: dict[str, bool] = {}
-            try:
-                with os.scandir(folder) as it:
-                    for entry in it:
-                        try:
-                            entries[entry.name] = entry.is_dir()
-                        except OSError:
-                            continue
-            except OSError:
-                pass
-            self._listings[folder] = entries
-        return self._listings[folder]
-
-    def probe(self, folder: Path, name: str, dotted: str, origin: Origin, root: Path) -> _Module | None:
-        """The module `name` in `folder`, in the order CPython's path finder tries: package, extension,
-        source, then a namespace package (a folder without __init__.py)."""
-        entries = self.listing(folder)
-        if entries.get(name):
-            sub = self.listing(folder / name)
-            if "__init__.py" in sub:
-                return _Module(dotted, "package", folder / name / "__init__.py", folder / name, origin, root)
-            init_ext = next((e for e in sorted(sub) if _extension_stem(e) == "__init__"), None)
-            if init_ext:
-                return _Module(dotted, "package", folder / name / init_ext, folder / name, origin, root)
-        extension = next((e for e in sorted(entries) if not entries[e] and _extension_stem(e) == name), None)
-        if extension:
-            return _Module(dotted, "extension", folder / extension, None, origin, root)
-        if entries.get(f"{name}.py") is False:
-            return _Module(dotted, "source", folder / f"{name}.py", None, origin, root)
-        if entries.get(name):
-            return _Module(dotted, "namespace", None, folder / name, origin, root)
-        return None
-
-    def top(self, name: str, children: Sequence[str] = ()) -> _Module | None:
-        """A first-party top-level module, or None when the name will come from elsewhere.
-
-        Stdlib names are looked up in the function folder only: including a source root's `json.py`
-        would shadow the stdlib in /var/task. A namespace package (a folder without __init__.py) counts
-        only when it holds one of the `children` asked for, so a data folder that happens to share a
-        third-party package's name does not capture it.
-        """
-        if not name.isidentifier() or name in sys.builtin_module_names:
-            return None
-        stdlib = name in sys.stdlib_module_names
-        namespaces: list[_Module] = []
-        for root, origin in self.locations:
-            if stdlib and origin == "first-party":
-                continue
-            module = self.probe(root, name, name, origin, root)
-            if module is None:
-                continue
-            if module.kind != "namespace":
-                return module  # a regular package or module anywhere wins over namespace portions, as in CPython
-            namespaces.append(module)
-        return next((m for m in namespaces if any(self.child(m, c) for c in children)), None)
-
-    def child(self, package: _Module, name: str) -> _Module | None:
-        if package.directory is None or not name.isidentifier():
-            return None
-        return self.probe(package.directory, name, f"{package.name}.{name}", package.origin, package.root)
-
-    def resolve(self, dotted: str, names: Sequence[str] = ()) -> list[_Module] | None:
-        """The module of each prefix of `dotted` (`names`: what a from-import takes from it); None when its
-        top level is not first-party. A list shorter than the dotted name means the next part is missing."""
-        parts = dotted.split(".")
-        top = self.top(parts[0], parts[1:2] or names)
-        if top is None:
-            return None
-        found = [top]
-        for part in parts[1:]:
-            child = self.child(found[-1], part)
-            if child is None:
-                break
-            found.append(child)
-        return found
-
-    def source(self, path: Path) -> SourceFacts:
-        if path not in self._sources:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
-            self._sources[path] = analyse_source(data, str(path), self.target)
-        return self._sources[path]
-
-    def module_source(self, module: _Module) -> SourceFacts | None:
-        if module.file is None or module.kind == "extension":
-            return None
-        return self.source(module.file)
-
-    # --- which files go into the zip ---
-
-    def excluded_by_user(self, zip_path: str) -> str | None:
-        """The user's exclude pattern that leaves this zip path out, if any."""
-        return next((p for p in self.settings.exclude if _matches(zip_path, p)), None)
-
-    def files(self, folder: Path, prefix: str) -> Iterator[tuple[str, Path]]:
-        """(zip path, file) for everything under `folder` that belongs in the zip."""
-        seen: set[str] = set()
-        for current, dirs, names in os.walk(folder, followlinks=True):
-            real = os.path.realpath(current)
-            if real in seen or real == self._out:  # a symlink loop, or the output folder inside the tree
-                dirs[:] = []
-                continue
-            seen.add(real)
-            base = Path(current)
-            rel = base.relative_to(folder).as_posix()
-            here = prefix + ("" if rel == "." else rel + "/")
-            dirs[:] = sorted(
-                d for d in dirs
-                if d not in EXCLUDED_DIRS and not self.excluded_by_user(here + d)
-            )
-            for name in sorted(names):
-                zip_path = here + name
-                if any(fnmatchcase(name, p) for p in EXCLUDED_FILES) or self.excluded_by_user(zip_path):
-                    continue
-                if (base / name).is_file():
-                    yield zip_path, base / name
-
-
-def _extension_stem(filename: str) -> str | None:
-    match = _EXTENSION.match(filename)
-    return match.group("stem") if match else None
-
-
-def _matches(zip_path: str, pattern: str) -> bool:
-    """Glob against a zip path: a pattern without '/' matches any file or folder name at any depth; with
-    '/', it matches the path from the top (or any of its parent folders). '*' crosses '/', as in fnmatch."""
-    pat = pattern.strip().strip("/")
-    if not pat:
-        return False
-    parts = zip_path.rstrip("/").split("/")
-    alternatives = {pat, pat[3:]} if pat.startswith("**/") else {pat}
-    for alt in alternatives:
-        if "/" not in alt:
-            if any(fnmatchcase(part, alt) for part in parts):
-                return True
-        elif any(fnmatchcase("/".join(parts[:i]), alt) for i in range(1, len(parts) + 1)):
-            return True
-    return False
+def _reached_files(finder: ModuleFinder, tops: dict[str, FoundModule]) -> dict[str, Path]:
+    """(zip path, file) of each reached top-level module: a package's whole folder, a module's one file."""
+    files: dict[str, Path] = {}
+    for name, top in sorted(tops.items()):
+        if top.directory is not None:
+            files.update(finder.files(top.directory, name + "/"))
+        elif top.file is not None and not finder.excluded_by_user(top.zip_path):
+            files[top.zip_path] = top.file
+    return files
 
 
 # --- the walk from the handler ----------------------------------------------------------------------
 
 
-def _infer(settings: FunctionSettings, finder: _Finder) -> Handler:
+def _infer(settings: FunctionSettings, finder: ModuleFinder) -> Handler:
     sources: dict[str, str | None] = {}
     entries = finder.listing(settings.function_dir)
     for module in CANDIDATE_MODULES:
@@ -333,11 +147,11 @@ def _infer(settings: FunctionSettings, finder: _Finder) -> Handler:
     return infer_handler(sources)
 
 
-def _walk(finder: _Finder, handler: Handler) -> _Walk:
+def _walk(finder: ModuleFinder, handler: Handler) -> _Walk:
     walk = _Walk()
-    queue: deque[_Module] = deque()
+    queue: deque[FoundModule] = deque()
 
-    def reach(modules: Iterable[_Module], importer: str | None, optional: bool) -> None:
+    def reach(modules: Iterable[FoundModule], importer: str | None, optional: bool) -> None:
         for module in modules:
             if importer is not None:
                 walk.edges.setdefault(importer, []).append((module.name, optional))
@@ -359,7 +173,7 @@ def _walk(finder: _Finder, handler: Handler) -> _Walk:
     return walk
 
 
-def _follow(finder: _Finder, walk: _Walk, module: _Module, record: ImportStatement, reach: _Reach) -> None:
+def _follow(finder: ModuleFinder, walk: _Walk, module: FoundModule, record: ImportStatement, reach: _Reach) -> None:
     if record.level:
         target = _relative_base(module, record.level)
         if isinstance(target, _BadRelative):
@@ -397,7 +211,7 @@ class _BadRelative:
     reason: str
 
 
-def _relative_base(module: _Module, level: int) -> str | _BadRelative:
+def _relative_base(module: FoundModule, level: int) -> str | _BadRelative:
     package = module.name if module.is_package else module.name.rpartition(".")[0]
     if not package:
         return _BadRelative(
@@ -412,13 +226,13 @@ def _relative_base(module: _Module, level: int) -> str | _BadRelative:
     return ".".join(bits[: len(bits) - (level - 1)])
 
 
-def _describe(module: _Module) -> str:
+def _describe(module: FoundModule) -> str:
     kinds = {"package": "package", "namespace": "namespace package", "source": "module", "extension": "extension"}
     where = "first-party " if module.origin == "first-party" else ""
     return f"{where}{kinds[module.kind]} {module.name} ({module.zip_path})"
 
 
-def _no_module(parent: _Module, wanted: list[str]) -> str:
+def _no_module(parent: FoundModule, wanted: list[str]) -> str:
     depth = parent.name.count(".") + 1
     missing = ".".join(wanted[: depth + 1])
     part = wanted[depth]
@@ -429,7 +243,7 @@ def _no_module(parent: _Module, wanted: list[str]) -> str:
             f"(No module named '{missing}')")
 
 
-def _missing_name(finder: _Finder, module: _Module, name: str) -> tuple[str, str] | None:
+def _missing_name(finder: ModuleFinder, module: FoundModule, name: str) -> tuple[str, str] | None:
     """Why `from module import name` fails and a suggestion, or None when it works or cannot be known."""
     if module.kind == "namespace":
         return (f"{_describe(module)} is a folder without __init__.py and has no submodule {name} "
@@ -497,7 +311,7 @@ def _finding(problem: _Problem, always: bool, chains: dict[str, tuple[str, ...]]
     )
 
 
-def _source_note(module: _Module) -> str:
+def _source_note(module: FoundModule) -> str:
     if module.origin != "first-party" or module.file is None:
         return ""
     return f" (source: {_display(module.file)})"
@@ -510,7 +324,7 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _check_handler(finder: _Finder, handler: Handler) -> list[Finding]:
+def _check_handler(finder: ModuleFinder, handler: Handler) -> list[Finding]:
     chain = finder.resolve(handler.module)
     wanted = handler.module.split(".")
     files = ", ".join(handler.module_files()[:2])
@@ -540,7 +354,7 @@ def _check_handler(finder: _Finder, handler: Handler) -> list[Finding]:
     )]
 
 
-def _add_reached(walk: _Walk, finder: _Finder, files: dict[str, Path],
+def _add_reached(walk: _Walk, finder: ModuleFinder, files: dict[str, Path],
                  chains: dict[str, tuple[str, ...]]) -> list[Finding]:
     """Reached modules always go in, even where a built-in rule (tests/, test_*.py) would leave them out;
     a user's exclude pattern is obeyed (the module may come from a layer), with a warning."""
@@ -564,7 +378,7 @@ def _add_reached(walk: _Walk, finder: _Finder, files: dict[str, Path],
     return findings
 
 
-def _syntax_findings(finder: _Finder, walk: _Walk, files: dict[str, Path], mandatory: set[str],
+def _syntax_findings(finder: ModuleFinder, walk: _Walk, files: dict[str, Path], mandatory: set[str],
                      chains: dict[str, tuple[str, ...]]) -> list[Finding]:
     """Every .py file going into the zip must parse; one the handler imports is an error."""
     by_file = {m.file: m for m in walk.reached.values() if m.file is not None}
@@ -601,47 +415,3 @@ def _syntax_findings(finder: _Finder, walk: _Walk, files: dict[str, Path], manda
     return findings
 
 
-# --- requirements -----------------------------------------------------------------------------------
-
-
-def folder_requirements(folder: Path) -> tuple[list[Path], list[str]]:
-    """A folder's requirements.txt, else the [project].dependencies of its pyproject.toml."""
-    txt = folder / REQUIREMENTS_TXT
-    if txt.is_file():
-        return [txt], []
-    pyproject = folder / "pyproject.toml"
-    if not pyproject.is_file():
-        return [], []
-    project = read_toml(pyproject).get("project", {})
-    deps = project.get("dependencies", []) if isinstance(project, dict) else []
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        raise UsageError(f"{pyproject}: [project].dependencies must be a list of requirement strings")
-    return [], list(deps)
-
-
-_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
-
-
-def _declared_names(files: Iterable[Path], dependencies: Iterable[str]) -> set[str]:
-    names = {canonical_name(m.group(1)) for d in dependencies if (m := _NAME.match(d))}
-    seen: set[Path] = set()
-    pending = list(files)
-    while pending:
-        path = pending.pop()
-        if path in seen or not path.is_file():
-            continue
-        seen.add(path)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        for raw in text.replace("\\\n", " ").splitlines():
-            line = raw.split(" #", 1)[0].strip()
-            if not line or line.startswith("#"):
-                continue
-            include = re.match(r"^(?:-r|--requirement)[\s=]+(\S+)", line)
-            if include:
-                pending.append(path.parent / include.group(1))
-            elif not line.startswith("-") and (m := _NAME.match(line)):
-                names.add(canonical_name(m.group(1)))
-    return names

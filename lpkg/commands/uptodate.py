@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import lpkg
-from lpkg.backends.cache import cache_home, requirements_fingerprint
+from lpkg.install.cache import cache_home, requirements_fingerprint
 from lpkg.report import ArtifactReport, BuildReport, Finding, Severity
 
 RECORD_VERSION = "1"
@@ -160,7 +160,7 @@ def _finding(data: Mapping[str, Any]) -> Finding:
 
 def recorded_report(
     record: BuildRecord, *, function: str, function_dir: str, handler: str, runtime: str, arch: str,
-    timings: tuple[tuple[str, float], ...],
+    timings: tuple[tuple[str, float], ...], sources: tuple[tuple[str, str], ...] = (),
 ) -> BuildReport:
     """The report of the build that produced the artifact, saying it is up to date."""
     data = record.report
@@ -177,6 +177,6 @@ def recorded_report(
     return BuildReport(
         function=function, function_dir=function_dir, artifact=record.artifact, intended=record.artifact,
         handler=handler, runtime=runtime, arch=arch,
-        findings=tuple(_finding(f) for f in data.get("findings", ())), verify=verify, timings=timings,
+        findings=tuple(_finding(f) for f in data.get("findings", ())), verify=verify, timings=timings, sources=sources,
         facts=(("up_to_date", "yes: nothing that decides the zip changed, so nothing was rebuilt"), *facts),
     )

@@ -17,24 +17,20 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from lpkg.archive import ZipArchive, normalized_name
-from lpkg.assemble import assemble, dependency_zip, discard_unless_published, write_zip
-from lpkg.backends import InstallRequest
-from lpkg.build import (
-    BuildOptions,
-    Installed,
-    choose_installer,
-    install_dependencies,
-    left_out_findings,
-    published_facts,
-    verify_then_publish,
-)
-from lpkg.discover import EXCLUDED_DIRS, EXCLUDED_FILES, folder_requirements
+from lpkg.archive.reader import ZipArchive, normalized_name
+from lpkg.archive.writer import assemble, dependency_zip, discard_unless_published, write_zip
+from lpkg.commands.inputs import BuildOptions
+from lpkg.commands.publishing import left_out_findings, published_facts, verify_then_publish
+from lpkg.commands.verify import VerifyOptions
 from lpkg.errors import UsageError
-from lpkg.probing import choose_prober
+from lpkg.install import InstallRequest
+from lpkg.install.cache import Installed, install_dependencies
+from lpkg.install.choose import choose_installer
+from lpkg.plan.requirements import folder_requirements
+from lpkg.plan.resolver import EXCLUDED_DIRS, EXCLUDED_FILES
+from lpkg.probing.choose import choose_prober
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch
 from lpkg.runtimes import DEFAULT_TIMEOUT_SECONDS, Arch, Runtime
-from lpkg.verify import VerifyOptions
 
 LAYER_PREFIX = "python/"  # /opt/python: on sys.path in every Python runtime
 CHECK_MODULE = "lpkg_layer_check"  # the stand-in function that imports the layer

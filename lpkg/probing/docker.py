@@ -1,0 +1,181 @@
+"""The probe in the Lambda runtime image through Docker, sandboxed: no network, non-root, root-owned task root,
+memory, process and time limits. The sandbox policy is sandbox_options()."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lpkg.probing.bytecode import BytecodeStore, Offered, harvest, offer
+from lpkg.probing.request import (
+    EMULATION_SLOWDOWN,
+    GO_FILE,
+    LAYER_DIR,
+    PROBE_DIR,
+    PROBE_ROOT,
+    PYC_DIR,
+    PYC_ROOT,
+    TASK_DIR,
+    ProbeOutcome,
+    ProbeRequest,
+    ProbeRun,
+    parse_document,
+    write_probe,
+)
+from lpkg.runtimes import (
+    LAYER_ROOT,
+    PROBE_MAX_PROCESSES,
+    PROBE_MEMORY_MB,
+    SANDBOX_USER,
+    TASK_ROOT,
+    TMP_ROOT,
+    TMP_SIZE_MB,
+    Arch,
+    Runtime,
+)
+
+if TYPE_CHECKING:
+    from lpkg.containers.engine import DockerSession
+
+
+
+def sandbox_options(memory_mb: int, read_only_root: bool = True) -> dict[str, Any]:
+    """Every limit the probe container runs under, in one place: no network; a non-root user without
+    capabilities; a read-only root file system with only /tmp writable (a tmpfs of Lambda's size); memory
+    without swap; a bound on processes, so a fork bomb fails at its fork instead of filling the host.
+
+    `read_only_root=False` where the files must be copied in (a remote daemon): Docker refuses to copy into
+    a read-only root. The copies are root-owned, so the sandbox user still cannot change them."""
+    options: dict[str, Any] = {
+        "entrypoint": [],
+        "user": SANDBOX_USER,
+        "network_mode": "none",
+        "mem_limit": f"{memory_mb}m",
+        "memswap_limit": f"{memory_mb}m",
+        "pids_limit": PROBE_MAX_PROCESSES,
+        "working_dir": TASK_ROOT,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+    }
+    if read_only_root:
+        options["read_only"] = True
+        options["tmpfs"] = {TMP_ROOT: f"rw,nosuid,nodev,mode=1777,size={TMP_SIZE_MB}m"}
+    return options
+
+
+
+class DockerProber:
+    def __init__(self, image: str, runtime: Runtime, arch: Arch, memory_mb: int = PROBE_MEMORY_MB,
+                 session: DockerSession | None = None) -> None:
+        from lpkg.containers.engine import docker_session
+
+        self.session = session or docker_session()
+        self.image = image
+        self.runtime = runtime
+        self.platform = self.session.platform_for(arch)
+        self.memory_mb = memory_mb
+        self.session.ensure_image(image, self.platform)
+        writable = f"read-only except {TMP_ROOT}" if self.session.is_local else "read-only task root"
+        emulated = "" if self.platform is None else f", {arch} under emulation, time limits x{EMULATION_SLOWDOWN}"
+        self.description = (f"docker:{image} (sandboxed: network none, user {SANDBOX_USER}, {writable}, "
+                            f"{memory_mb} MB, at most {PROBE_MAX_PROCESSES} processes{emulated})")
+
+    @contextlib.contextmanager
+    def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
+        if self.platform is not None:
+            request = dataclasses.replace(request, timeout=request.timeout * EMULATION_SLOWDOWN)
+        write_probe(root, request)
+        command = [self.runtime.interpreter, "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT),
+                   "--memory-mb", str(self.memory_mb), "--lambda-path", json.dumps(self.runtime.sys_path())]
+        options = sandbox_options(self.memory_mb, read_only_root=self.session.is_local)
+        if self.platform is not None:
+            options["platform"] = self.platform
+        mounts = {TASK_DIR: TASK_ROOT, LAYER_DIR: LAYER_ROOT, PROBE_DIR: PROBE_ROOT}
+        for rel in mounts:
+            (root / rel).mkdir(parents=True, exist_ok=True)
+            (root / rel).chmod(0o755)
+        # A remote daemon does without the bytecode store: copying it in and out would cost what it saves.
+        store = request.bytecode if self.session.is_local else None
+        pyc = _bytecode_folder(root) if store is not None else None
+        if self.session.is_local:
+            # Read-only bind mounts of lpkg's own scratch copy: no copying, and nothing can write back.
+            options["volumes"] = {str(root / rel): {"bind": dest, "mode": "ro"} for rel, dest in mounts.items()}
+        if pyc is not None:
+            # Writable, and a copy: what the sandbox writes there reaches the store only through harvest().
+            options["volumes"][str(pyc)] = {"bind": PYC_ROOT, "mode": "rw"}
+            command += ["--pycache", PYC_ROOT]
+        go = root / PROBE_DIR / GO_FILE
+        if self.session.is_local:
+            # Started now and waiting for the go file, so the container and its interpreter start while
+            # the caller unpacks: the bind mounts show the files the moment they are written.
+            command += ["--wait-for", f"{PROBE_ROOT}/{GO_FILE}"]
+        # Leaving the block: the start and the copy (if still going) are waited for before the container is
+        # removed and the scratch folder with it.
+        with self.session.container(self.image, command, **options) as container, \
+                ThreadPoolExecutor(max_workers=2, thread_name_prefix="lpkg-probe") as helpers:
+            # Starting takes the daemon a few hundred milliseconds: on a thread, beside the caller's unpacking;
+            # so does copying the dependency bytecode in.
+            started = helpers.submit(container.start) if self.session.is_local else None
+            pending = helpers.submit(_offer_bytecode, store, pyc) if store and pyc else None
+
+            def run() -> ProbeOutcome:
+                offered = pending.result() if pending is not None else None
+                if started is not None:
+                    started.result()  # the start's own error, if it failed
+                    go.touch()
+                else:
+                    # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
+                    # sandbox user cannot write to them either).
+                    container.put_folders({dest: root / rel for rel, dest in mounts.items()})
+                result = container.run(request.wall_seconds)
+                if result.timed_out:
+                    document: dict[str, Any] = {"import": {"status": "timeout", "seconds": request.wall_seconds}}
+                elif result.oom_killed or result.exit_code == 137:
+                    document = {"import": {"status": "crashed", "returncode": 137, "output": "killed: out of memory"}}
+                else:
+                    document = parse_document(result.stdout, result.stderr, self.image)
+                description = self.description
+                if store is not None and offered is not None:
+                    description += _harvest_bytecode(store, offered, root / TASK_DIR, document)
+                return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, description)
+
+            yield run
+
+
+def _bytecode_folder(root: Path) -> Path | None:
+    """The probe's writable bytecode folder, for any user (the sandbox's is not lpkg's)."""
+    folder = root / PYC_DIR
+    try:
+        folder.mkdir()
+        folder.chmod(0o777)
+    except OSError:
+        return None  # no store this time: the import compiles everything, as without one
+    return folder
+
+
+def _offer_bytecode(store: BytecodeStore, folder: Path) -> Offered | None:
+    try:
+        return offer(store, folder)
+    except OSError:
+        return None  # the import compiles what is missing, and nothing is kept
+
+
+def _harvest_bytecode(store: BytecodeStore, offered: Offered, task_root: Path, document: dict[str, Any]) -> str:
+    """Keep what the probe compiled; a few words for the probe's description."""
+    facts = document.get("bytecode") or {}
+    loaded = (document.get("import") or {}).get("bytecode_loaded") or []
+    try:
+        magic = bytes.fromhex(str(facts.get("magic")))
+        cache_tag = str(facts["cache_tag"])
+        result = harvest(store, offered, task_root, magic, cache_tag, frozenset(map(str, loaded)))
+    except (KeyError, ValueError, OSError):
+        return ""  # the probe did not say what its bytecode looks like: keep nothing
+    said = [f"{result.reused} reused"] if result.reused else []
+    said += [f"{result.kept} compiled and kept"] if result.kept else []
+    return f"; dependency bytecode: {', '.join(said)} (in a writable copy at {PYC_ROOT})" if said else ""
+
