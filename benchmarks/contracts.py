@@ -33,7 +33,7 @@ from contract_checkers import CANDIDATES, Raw, tools_venv
 
 from lpkg.checks.contracts import ContractInputs, check_contracts
 from lpkg.config import resolve_settings
-from lpkg.discover import discover
+from lpkg.plan.discover import discover
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "fixtures" / "contracts"
