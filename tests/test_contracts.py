@@ -165,3 +165,39 @@ def test_without_the_checker_a_warning_says_nothing_was_checked(monkeypatch: pyt
     inputs = ContractInputs(dashboard_files("drift-alerts"), (), "handler", "handler", "3.11")
     [finding] = check_contracts(inputs, None)
     assert finding.code == "CONTRACTS_NOT_CHECKED" and finding.severity is Severity.WARNING
+
+
+def unpacked_like_a_zip(function: str, folder: Path) -> dict[str, Path]:
+    """The function as `lpkg verify` unpacks its zip: first-party code and dependencies in one task root."""
+    for member, source in dashboard_files(function).items():
+        (folder / member).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / member)
+    dist = folder / "tinydep-1.0.dist-info"
+    dist.mkdir()
+    (folder / "tinydep.py").write_text("def helper():\n    return missing_here\n")  # not first-party: not reported
+    (dist / "RECORD").write_text("tinydep.py,,\ntinydep-1.0.dist-info/RECORD,,\n")
+    return {member: folder / member for member in dashboard_files(function)}
+
+
+@pytest.mark.parametrize("function", ["inventory-report", "drift-alerts", "audit-log", "health-check"])
+def test_a_task_root_as_search_path_gives_what_the_build_gives(tmp_path: Path, function: str) -> None:
+    files = unpacked_like_a_zip(function, tmp_path)
+    assert check(files, search_path=(tmp_path,)) == check(dashboard_files(function))
+
+
+def test_the_same_zip_unpacked_elsewhere_hits_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    first = tmp_path / "one"
+    first.mkdir()
+    found = check(unpacked_like_a_zip("audit-log", first), search_path=(first,), cache_dir=cache)
+    monkeypatch.setattr(contracts, "_run_checker", lambda *_: (_ for _ in ()).throw(AssertionError("ran")))
+    second = tmp_path / "two"
+    second.mkdir()
+    assert check(unpacked_like_a_zip("audit-log", second), search_path=(second,), cache_dir=cache) == found
+
+
+def test_every_code_is_one_the_config_may_ignore() -> None:
+    from lpkg.report import CONTRACT_CODES
+
+    codes = {code for folder in (CASES / "found").iterdir() for code, _, _ in expected(folder)}
+    assert codes == CONTRACT_CODES

@@ -208,12 +208,13 @@ def _cache_key(inputs: ContractInputs, sources: Mapping[str, bytes]) -> str:
 
 
 def _folder_identity(folder: Path) -> list[str]:
-    """Cheap and enough: the folder's top-level names and each installed distribution's RECORD digest."""
+    """Cheap and enough: the folder's top-level names and each installed distribution's RECORD digest. Not its
+    path: verify unpacks into a new scratch folder each time, and the same zip must hit the same entry."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
-        return [str(folder), "missing"]
-    identity = [str(folder)]
+        return ["missing"]
+    identity = ["folder"]
     for entry in entries:
         identity.append(entry.name)
         record = Path(entry.path) / "RECORD"
