@@ -44,7 +44,8 @@ SITE_PACKAGES = ["aws-lambda-powertools==3.37.0", "aws-lambda-typing==2.20.0", "
 EXPECT = re.compile(r"#\s*expect:\s*([A-Z_]+)")
 LEFT_OUT = re.compile(r"(^|/)(tests?|cdk\.out|node_modules|\.venv|venv|infra|infrastructure|deployment|docs|"
                       r"integration[-_]tests?|e2e|benchmark|\.github|build|dist)(/|$)")
-HANDLER_NAMES = re.compile(r"^(handler|lambda_handler|main|.*_handler)$")
+HANDLER_NAMES = re.compile(r"^(handler|lambda_handler|main|.*_handler)$")  # taking (event, context):
+CONTEXT_NAMES = re.compile(r"^_*(context|ctx|lambda_context|lambda_ctx)?$")
 ENTRY = "_lpkg_entry"
 LAMBDA_LAYOUT = "lambda"
 
@@ -130,7 +131,8 @@ def _handlers(path: Path) -> list[str]:
     except (SyntaxError, ValueError):
         return []
     return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and HANDLER_NAMES.match(node.name) and len(node.args.args) >= 2]
+            and HANDLER_NAMES.match(node.name) and len(node.args.args) - len(node.args.defaults) == 2
+            and CONTEXT_NAMES.match(node.args.args[1].arg)]
 
 
 def root_inputs(root: Path, handlers: list[tuple[str, str]], scratch: Path, site: Path) -> tuple[ContractInputs, int]:

@@ -19,7 +19,7 @@ from lpkg.report import Severity
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CASES = FIXTURES / "contracts"
 DASHBOARD = FIXTURES / "projects" / "rds-dashboard" / "lambda"
-EXPECT = re.compile(r"#\s*expect:\s*([A-Z_]+)")
+EXPECT = re.compile(r"#\s*expect:\s*([A-Z_, ]+)")
 
 
 def case_files(folder: Path) -> dict[str, Path]:
@@ -42,7 +42,7 @@ def expected(folder: Path) -> list[tuple[str, str | None, int | None]]:
     found = []
     for member, path in case_files(folder).items():
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            found += [(m.group(1), member, number) for m in EXPECT.finditer(line)]
+            found += [(code.strip(), member, number) for m in EXPECT.finditer(line) for code in m.group(1).split(",")]
     return sorted(found, key=lambda f: (f[1] or "", f[2] or 0, f[0]))
 
 

@@ -23,6 +23,8 @@ SAFE_BASES = frozenset({"abc.ABC", "typing.Generic", "typing.NamedTuple"} | {
 # Class decorators that add no attribute a caller could read (dataclass adds dunders and fields it declares).
 SAFE_DECORATORS = frozenset({"dataclass", "total_ordering", "final"})
 DYNAMIC_MEMBERS = frozenset({"__getattr__", "__getattribute__", "__dict__"})
+# Calls in a class's body or methods that can add attributes the parser cannot name.
+CLASS_DYNAMIC_CALLS = frozenset({"setattr", "vars", "locals", "exec", "eval"})
 
 
 @dataclass
@@ -245,7 +247,7 @@ def _why_dynamic(node: ast.ClassDef) -> str:
             return sub.id
         if isinstance(sub, ast.Attribute) and sub.attr in DYNAMIC_MEMBERS:
             return sub.attr
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in ("setattr", "vars"):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in CLASS_DYNAMIC_CALLS:
             return f"{sub.func.id}()"
     return ""
 
@@ -262,6 +264,11 @@ def _attribute_writes(tree: ast.Module) -> tuple[set[str], bool, bool]:
             if not (isinstance(node.value, ast.Name) and id(node.value) in receivers):
                 written.add(node.attr)
             patched = patched or (isinstance(node.value, ast.Name) and node.value.id in ("builtins", "__builtins__"))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "__setattr__":
+            # object.__setattr__(self, "name", v) (frozen dataclasses), obj.__setattr__("name", v)
+            names = [a.value for a in node.args[:2] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            written.update(names)
+            dynamic = dynamic or not names
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "vars"):
             name = node.args[1] if node.func.id == "setattr" and len(node.args) > 1 else None
             if isinstance(name, ast.Constant) and isinstance(name.value, str):

@@ -23,7 +23,8 @@ HANDLED_BY = {
 MAPPING_METHODS = frozenset({"get", "items", "keys", "values", "setdefault", "pop", "update"})
 EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning", "Exit", "Interrupt", "Iteration")
 
-_OBJECT_TYPE = re.compile(r"^Object of type `(?:type\[)?([\w@]+)\]?` has no attribute `(\w+)`$")
+# `Config & ~AlwaysFalsy` (after `if config:`) is still a Config: negative parts only take values out.
+_OBJECT_TYPE = re.compile(r"^Object of type `(?:type\[)?([\w@]+)\]?(?: & ~\w+)*` has no attribute `(\w+)`$")
 _CLASS_TYPE = re.compile(r"^Class `(\w+)` has no attribute `(\w+)`$")
 _NAME = re.compile(r"^Name `(\w+)` used when not defined$")
 _CALLEE = re.compile(r"(?:of|to) (?:(function|bound method) )?`([\w.]+)`")
@@ -177,7 +178,9 @@ def _name(index: ProjectIndex, module: ModuleFacts, diagnostic: Diagnostic) -> C
     if match is None or module.dynamic or index.builtins_patched:
         return None
     name = match.group(1)
-    if not _in_function(module.tree, diagnostic.line) or _handled(module.tree, diagnostic.line, "NameError"):
+    if name.startswith("__") or not _in_function(module.tree, diagnostic.line):
+        return None  # module attributes (__file__, __class__ …) are the checker's to know; module level: the import's
+    if _handled(module.tree, diagnostic.line, "NameError"):
         return None
     if any(_binds(node, name) for node in ast.walk(module.tree)):
         return None
