@@ -337,19 +337,31 @@ def _handed_to(index: ProjectIndex, module: str, function: ast.AST, name: str) -
         if not isinstance(call, ast.Call):
             continue
         qualname = index.resolve_expr(module, call.func)
-        callee = index.function(qualname) if qualname else None
-        if callee is None or qualname is None:
+        target = _callee(index, qualname) if qualname else None
+        if target is None:
             continue
-        params = [*callee.args.posonlyargs, *callee.args.args]
+        callee, skip = target
+        params = [*callee.args.posonlyargs, *callee.args.args][skip:]
         for position, arg in enumerate(call.args):
             if isinstance(arg, ast.Starred):
                 break
             if isinstance(arg, ast.Name) and arg.id == name and position < len(params):
-                yield qualname.rpartition(".")[0], callee, params[position]
-        by_name = {a.arg: a for a in [*callee.args.args, *callee.args.kwonlyargs]}
+                yield str(qualname).rpartition(".")[0], callee, params[position]
+        by_name = {a.arg: a for a in [*callee.args.args[skip:], *callee.args.kwonlyargs]}
         for keyword in call.keywords:
             if isinstance(keyword.value, ast.Name) and keyword.value.id == name and keyword.arg in by_name:
-                yield qualname.rpartition(".")[0], callee, by_name[keyword.arg]
+                yield str(qualname).rpartition(".")[0], callee, by_name[keyword.arg]
+
+
+def _callee(index: ProjectIndex, qualname: str) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, int] | None:
+    """The function a call runs with its arguments, and how many leading parameters the call does not fill:
+    a function, or a first-party class's own __init__ (self)."""
+    function = index.function(qualname)
+    if function is not None:
+        return function, 0
+    cls = index.classes.get(qualname)
+    inits = [n for n in cls.node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"] if cls else []
+    return (inits[0], 1) if len(inits) == 1 and not inits[0].decorator_list else None
 
 
 def _replaceable(param: ast.arg) -> bool:
