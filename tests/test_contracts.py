@@ -201,3 +201,12 @@ def test_every_code_is_one_the_config_may_ignore() -> None:
 
     codes = {code for folder in (CASES / "found").iterdir() for code, _, _ in expected(folder)}
     assert codes == CONTRACT_CODES
+
+
+@pytest.mark.parametrize("rule", contracts.RULES)
+def test_the_checker_knows_every_rule_the_check_keeps(rule: str) -> None:
+    """A rule ty renamed would silently drop a kind of finding: its name is checked against ty itself."""
+    binary = contracts._checker_binary()
+    assert binary is not None
+    done = subprocess.run([binary, "explain", "rule", rule], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and f"# {rule}" in done.stdout

@@ -154,7 +154,8 @@ def _run_checker(root: Path, inputs: ContractInputs) -> tuple[list[Diagnostic], 
     if done.returncode not in (0, 1):
         return [], f"ty exited with status {done.returncode}: {done.stderr.decode(errors='replace').strip()[-300:]}"
     try:
-        return [_diagnostic(entry, root / "code") for entry in json.loads(done.stdout or b"[]")], ""
+        entries = json.loads(done.stdout or b"[]")
+        return [d for d in (_diagnostic(entry, root / "code") for entry in entries) if d is not None], ""
     except (ValueError, KeyError, TypeError) as exc:
         return [], f"ty's output could not be read ({exc})"
 
@@ -168,11 +169,16 @@ def _checker_binary() -> str | None:
         return shutil.which(CHECKER)
 
 
-def _diagnostic(entry: dict[str, object], code: Path) -> Diagnostic:
+def _diagnostic(entry: dict[str, object], code: Path) -> Diagnostic | None:
+    """None for a diagnostic outside the copied code (about the configuration, say)."""
     location = entry["location"]
     assert isinstance(location, dict)
     path = Path(str(location["path"]))
+    if path.is_absolute() and not path.is_relative_to(code):
+        return None
     member = (path.relative_to(code) if path.is_absolute() else path).as_posix()
+    if member.startswith("../"):
+        return None
     begin = location["positions"]["begin"]
     rule = str(entry["check_name"])
     message = str(entry["description"]).removeprefix(f"{rule}: ")
@@ -233,9 +239,11 @@ def _read_cache(path: Path) -> list[Finding] | None:
 
 
 def _write_cache(path: Path, findings: list[Finding]) -> None:
+    """Atomically: builds running side by side (--jobs) may write the same entry."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_suffix(f".{os.getpid()}.tmp")
-    scratch.write_text(json.dumps([f.to_json() for f in findings]))
+    handle, scratch = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        out.write(json.dumps([f.to_json() for f in findings]))
     os.replace(scratch, path)
 
 
