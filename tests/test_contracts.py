@@ -210,3 +210,11 @@ def test_the_checker_knows_every_rule_the_check_keeps(rule: str) -> None:
     assert binary is not None
     done = subprocess.run([binary, "explain", "rule", rule], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and f"# {rule}" in done.stdout
+
+
+def test_a_module_that_does_not_parse_or_is_not_utf8_leaves_the_rest_checked(tmp_path: Path) -> None:
+    (tmp_path / "handler.py").write_text("import broken\nimport latin\n\n\ndef handler(event, context):\n"
+                                         "    return context.request_id\n")
+    (tmp_path / "broken.py").write_text("def f(:\n    pass\n")  # FIRST_PARTY_SYNTAX's finding, not this check's
+    (tmp_path / "latin.py").write_bytes(b'# -*- coding: latin-1 -*-\nNAME = "caf\xe9"\n\n\ndef g():\n    return nope\n')
+    assert check(case_files(tmp_path)) == [("CONTEXT_ATTRIBUTE_MISSING", "handler.py", 6)]

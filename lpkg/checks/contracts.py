@@ -103,6 +103,7 @@ def write_layout(root: Path, inputs: ContractInputs, index: ProjectIndex, source
     (code / f"{lambda_context.STUB_MODULE}.pyi").write_text(lambda_context.context_stub_source())
     site = root / "env" / "lib" / f"python{inputs.python_version}" / "site-packages"
     site.mkdir(parents=True)
+    (root / "env" / "bin").mkdir()  # pyvenv.cfg's home: an interpreter's folder with no interpreter in it
     (root / "env" / "pyvenv.cfg").write_text(f"home = {root / 'env' / 'bin'}\nversion_info = {inputs.python_version}\n")
     (site / "lpkg-search-path.pth").write_text("".join(f"{p.resolve()}\n" for p in inputs.search_path))
     rules = "\n".join(f'{rule} = "error"' for rule in RULES)
@@ -151,13 +152,15 @@ def _run_checker(root: Path, inputs: ContractInputs) -> tuple[list[Diagnostic], 
         return [], f"ty did not finish within {TIMEOUT_SECONDS} s"
     except OSError as exc:
         return [], f"ty could not be started: {exc}"
-    if done.returncode not in (0, 1):
-        return [], f"ty exited with status {done.returncode}: {done.stderr.decode(errors='replace').strip()[-300:]}"
+    # Status 2 with a report: ty could not read a file (not UTF-8, say), and checked the others.
+    failed = f"ty exited with status {done.returncode}: {done.stderr.decode(errors='replace').strip()[-300:]}"
     try:
         entries = json.loads(done.stdout or b"[]")
+        if not isinstance(entries, list) or (done.returncode not in (0, 1) and not entries):
+            return [], failed
         return [d for d in (_diagnostic(entry, root / "code") for entry in entries) if d is not None], ""
     except (ValueError, KeyError, TypeError) as exc:
-        return [], f"ty's output could not be read ({exc})"
+        return [], failed if done.returncode not in (0, 1) else f"ty's output could not be read ({exc})"
 
 
 def _checker_binary() -> str | None:
