@@ -184,6 +184,9 @@ def _render_verify(reports: list[ArtifactReport], as_json: bool, output_format: 
 @layer_option
 @click.option("--source-root", "source_roots", multiple=True, type=click.Path(path_type=Path),
               help="Folder holding first-party packages (repeatable); default: the function folder's parent.")
+@click.option("--requirements-base", type=click.Path(path_type=Path, file_okay=False),
+              help="What relative path requirements (../shared, -e ../common) are relative to; default: the "
+              "requirements file's folder (pip itself uses the folder it runs in).")
 @event_option
 @env_option
 @format_option
@@ -205,6 +208,7 @@ def build(
     image: str | None,
     layers: tuple[Path, ...],
     source_roots: tuple[Path, ...],
+    requirements_base: Path | None,
     no_test: bool,
     backend: str,
     probe_mode: str,
@@ -231,7 +235,8 @@ def build(
 
     overrides = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, build_image=build_image,
                           image=image, layers=layers, source_roots=source_roots, timeout=timeout,
-                          event=event_spec, env=env)
+                          event=event_spec, env=env,
+                          requirements_base=requirements_base)
     options = BuildOptions(test=not no_test, probe_mode=probe_mode, backend=backend, cache=not no_cache,
                            compile=compile_bytecode)
     folders = function_dirs or find_function_dirs(Path.cwd(), source_roots)

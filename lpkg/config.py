@@ -38,8 +38,9 @@ T = TypeVar("T")
 
 # The defaults table's keys; "functions" holds the per-function tables.
 DEFAULT_KEYS = ("runtime", "arch", "out", "build-image", "image", "layers", "source-roots", "exclude", "timeout",
-                "event", "env", "ignore", "functions")
-FUNCTION_KEYS = ("handler", "runtime", "arch", "exclude", "source-roots", "timeout", "event", "env", "ignore")
+                "event", "env", "ignore", "requirements-base", "functions")
+FUNCTION_KEYS = ("handler", "runtime", "arch", "exclude", "source-roots", "timeout", "event", "env", "ignore",
+                 "requirements-base")
 # The environment variable names Lambda reserves: a function cannot set them, so neither can lpkg's settings.
 RESERVED_ENV = frozenset({
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
@@ -68,6 +69,7 @@ class Table:
     event: str | None = None  # a built-in event's name, or an absolute path
     env: tuple[tuple[str, str], ...] | None = None  # environment variables for the import test and the invoke
     ignore: tuple[str, ...] | None = None  # contract-check codes left out of the report
+    requirements_base: Path | None = None  # what relative path requirements are relative to
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class Overrides:
     name: str | None = None  # the artifact's name, where a project file names the function (default: the folder)
     env_declared: tuple[tuple[str, str], ...] = ()  # variables a project file declares (flags and config win)
     code_root: bool = False  # the folder is a repository's root (a project file's asset): take only what is imported
+    requirements_base: Path | None = None  # --requirements-base
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class FunctionSettings:
     environment: tuple[tuple[str, str], ...] = ()  # set for the import test and the smoke invoke, sorted by name
     ignore: frozenset[str] = frozenset()  # contract-check codes left out of the report
     code_root: bool = False  # only the modules and packages the handler's imports reach go in, not the whole folder
+    requirements_base: Path | None = None  # relative path requirements point from here (default: their file's folder)
 
     @property
     def artifact(self) -> Path:
@@ -284,6 +288,7 @@ def _parse_table(raw: Mapping[str, Any], allowed: tuple[str, ...], path: Path, p
         event=event if event is None or _is_builtin_event(event) else str(_relative_to(base, event)),
         env=env(),
         ignore=ignore(),
+        requirements_base=None if (rb := text("requirements-base")) is None else _relative_to(base, rb),
     )
 
 
@@ -382,6 +387,8 @@ def resolve_settings(
         environment=_merged_env(flags.env_declared, dflt.env, own.env, tuple(parse_env_flag(e) for e in flags.env)),
         ignore=frozenset((dflt.ignore or ()) + (own.ignore or ())),
         code_root=flags.code_root,
+        requirements_base=_first(_relative_to(here, flags.requirements_base) if flags.requirements_base else None,
+                                 own.requirements_base, dflt.requirements_base),
     )
 
 

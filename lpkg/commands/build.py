@@ -31,11 +31,13 @@ from lpkg.install.cache import (
     install_dependencies,
 )
 from lpkg.install.choose import choose_installer
+from lpkg.install.path_requirements import path_requirement_findings
 from lpkg.plan.discover import BuildPlan, discover
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch, sort_findings
 
 if TYPE_CHECKING:
-    pass
+    from lpkg.events import Event
+    from lpkg.report import ArtifactReport
 
 
 def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecode: bool) -> InstallRequest:
@@ -45,7 +47,7 @@ def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecod
     path = lock.lock_path(settings.function_dir)
     if not path.is_file():
         return InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch,
-                              compile_bytecode=compile_bytecode)
+                              compile_bytecode=compile_bytecode, requirements_base=settings.requirements_base)
     locked = lock.read_lock(path)
     inputs = lock.LockInputs(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
     why = lock.staleness(locked, inputs)
@@ -94,25 +96,19 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
     with watch.lap("discover"):
         plan, discovered = discover(settings)
     findings: list[Finding] = list(discovered)
+    findings += path_requirement_findings(plan.requirement_files, settings.requirements_base)
+    sources = tuple((member, str(path)) for member, path in plan.files)
 
-    def report(artifact: Path | None, **facts: str) -> BuildReport:
+    def report(artifact: Path | None, verify_report: ArtifactReport | None = None, **facts: str) -> BuildReport:
         watch.laps.append(("total", time.perf_counter() - started))
         return BuildReport(
-            function=settings.name,
-            function_dir=str(settings.function_dir),
-            artifact=str(artifact) if artifact else None,
-            intended=str(settings.artifact),
-            handler=plan.handler.string,
-            runtime=settings.runtime.name,
-            arch=settings.arch,
-            findings=sort_findings(findings),
-            verify=verify_report,
-            timings=tuple(watch.laps),
-            facts=tuple(facts.items()),
-            sources=tuple((member, str(path)) for member, path in plan.files),
+            function=settings.name, function_dir=str(settings.function_dir),
+            artifact=str(artifact) if artifact else None, intended=str(settings.artifact),
+            handler=plan.handler.string, runtime=settings.runtime.name, arch=settings.arch,
+            findings=sort_findings(findings), verify=verify_report, timings=tuple(watch.laps),
+            facts=tuple(facts.items()), sources=sources,
         )
 
-    verify_report = None
     if any(f.severity is Severity.ERROR for f in findings):
         return report(None)  # first-party code is broken: no container is started
 
@@ -126,9 +122,24 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
         return uptodate.recorded_report(
             record, function=settings.name, function_dir=str(settings.function_dir),
             handler=plan.handler.string, runtime=settings.runtime.name, arch=settings.arch,
-            timings=tuple(watch.laps), sources=tuple((member, str(path)) for member, path in plan.files),
+            timings=tuple(watch.laps), sources=sources,
         )
+    final, verify_report, facts = _build_zip(settings, plan, request, options, event, watch, findings)
+    built = report(final, verify_report, **facts)
+    if final is None:
+        return built
+    if inputs is not None:
+        uptodate.store(final, inputs, built)
+    else:
+        uptodate.forget(final)
+    return built
 
+
+def _build_zip(settings: FunctionSettings, plan: BuildPlan, request: InstallRequest, options: BuildOptions,
+               event: Event | None, watch: Stopwatch, findings: list[Finding],
+               ) -> tuple[Path | None, ArtifactReport | None, dict[str, str]]:
+    """Install, assemble, verify and publish: the published zip (None when verification failed), the
+    verification's report and the facts to report. Findings of the way are added to `findings`."""
     # Only a build that does the work needs zip writing, the checks and the probe machinery.
     from lpkg.archive.writer import assemble, dependency_zip, discard_unless_published
     from lpkg.commands.verify import DependencyPart, VerifyOptions
@@ -160,21 +171,16 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
                 layers=settings.layers, timeout=settings.timeout, event=event, function_name=settings.name,
-                dependencies=dependencies, environment=settings.environment,
+                dependencies=dependencies, environment=settings.environment, ignored_codes=settings.ignore,
             )
             verify_report, final = verify_then_publish(assembled, assembled.path, verify_options, prober, watch,
                                                        settings.artifact)
             if final is None:
-                return report(None, installed_with=installed.description)
+                return None, verify_report, {"installed_with": installed.description}
     installer_description = installed.description
     if request.require_hashes:
         installer_description += f" (from {request.requirement_files[0].name}, --require-hashes)"
-    built = report(final, **published_facts(final, assembled), installed_with=installer_description)
-    if inputs is not None:
-        uptodate.store(final, inputs, built)
-    else:
-        uptodate.forget(final)
-    return built
+    return final, verify_report, {**published_facts(final, assembled), "installed_with": installer_description}
 
 
 def build_functions(

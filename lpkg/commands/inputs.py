@@ -79,7 +79,7 @@ def build_inputs_digest(settings: FunctionSettings, plan: BuildPlan, request: In
     return uptodate.inputs_digest(
         settings=described, options={k: v for k, v in dataclasses.asdict(options).items() if k != "cache"},
         files=plan.files, requirement_files=request.requirement_files, dependencies=request.dependencies,
-        images=images,
+        images=images, requirements_base=request.requirements_base,
     )
 
 

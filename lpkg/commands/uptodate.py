@@ -77,6 +77,7 @@ def inputs_digest(
     requirement_files: Sequence[Path],
     dependencies: Sequence[str],
     images: Mapping[str, str | None],
+    requirements_base: Path | None = None,
 ) -> str:
     """One digest of everything that decides the artifact. Layers count by content."""
     facts = {
@@ -87,7 +88,7 @@ def inputs_digest(
         "settings": dict(settings),
         "options": dict(options),
         "files": [[member, _file_digest(path)] for member, path in files],
-        "requirements": [requirements_fingerprint(p) for p in requirement_files],
+        "requirements": [requirements_fingerprint(p, requirements_base) for p in requirement_files],
         "dependencies": list(dependencies),
         "images": dict(images),
     }

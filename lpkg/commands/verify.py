@@ -65,6 +65,8 @@ class VerifyOptions:
     function_name: str | None = None  # default: the zip's file name without .zip
     dependencies: DependencyPart | None = None  # lpkg build: what of the zip is a cached install
     environment: tuple[tuple[str, str], ...] = ()  # the function's variables, for the import and the invoke
+    ignored_codes: frozenset[str] = frozenset()  # contract-check codes the config turns off
+    contracts: bool = True  # the contract checks (lpkg.checks.contracts) on the first-party code
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class InstallRequest:
     arch: Arch
     require_hashes: bool = False  # a lock with hashes: pip checks every download, installs nothing unlisted
     compile_bytecode: bool = False  # .pyc written by the target interpreter (unchecked-hash)
+    requirements_base: Path | None = None  # where relative path requirements point from (default: each file's folder)
 
     @property
     def empty(self) -> bool:
@@ -85,9 +86,13 @@ def compile_command(interpreter: str, folder: str) -> list[str]:
             "-d", TASK_ROOT, folder]
 
 
-def stage_requirements(request: InstallRequest, folder: Path) -> tuple[dict[Path, str], str | None]:
+def stage_requirements(request: InstallRequest, folder: Path, local_mount: str) -> tuple[dict[Path, str], str | None]:
     """Copy each requirements file, with the .txt files beside it (for `-r base.txt` lines), into its own
-    subfolder of `folder`; write pyproject dependencies to deps.txt. Returns paths relative to `folder`."""
+    subfolder of `folder`; write pyproject dependencies to deps.txt. Returns paths relative to `folder`.
+    A path requirement's project is copied into folder/local too, its line pointing at `local_mount`, where pip
+    sees that folder (writable: building a wheel writes into the project)."""
+    from lpkg.install.path_requirements import stage_path_requirements
+
     staged: dict[Path, str] = {}
     for index, path in enumerate(request.requirement_files):
         if not path.is_file():
@@ -96,6 +101,7 @@ def stage_requirements(request: InstallRequest, folder: Path) -> tuple[dict[Path
         sub.mkdir(parents=True)
         for sibling in {path, *path.parent.glob("*.txt")}:
             shutil.copyfile(sibling, sub / sibling.name)
+        stage_path_requirements(sub / path.name, path, folder, local_mount, request.requirements_base)
         staged[path] = f"{index}/{path.name}"
     deps_file = None
     if request.dependencies:

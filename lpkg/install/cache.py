@@ -47,7 +47,7 @@ def cache_key(request: InstallRequest, installer_identity: str) -> str:
         "arch": request.arch,
         "installer": installer_identity,
         "dependencies": list(request.dependencies),
-        "files": [requirements_fingerprint(p) for p in request.requirement_files],
+        "files": [requirements_fingerprint(p, request.requirements_base) for p in request.requirement_files],
         "require_hashes": request.require_hashes,
         "compile": request.compile_bytecode,
     }
@@ -55,10 +55,15 @@ def cache_key(request: InstallRequest, installer_identity: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def requirements_fingerprint(path: Path) -> str:
-    """The file and the .txt files beside it (`-r base.txt` lines), as they will be staged."""
+def requirements_fingerprint(path: Path, base: Path | None = None, projects: bool = True) -> str:
+    """The file and the .txt files beside it (`-r base.txt` lines), as they will be staged, and the contents of
+    each local project it names (`../shared`): a change there is a change of what gets installed."""
+    from lpkg.install.path_requirements import path_requirements, project_digest
+
     files = sorted({path, *path.parent.glob("*.txt")})
     parts = [f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in files]
+    if projects and b"/" in path.read_bytes():  # only a line with a path can name a local project
+        parts += [f"{r.written}:{project_digest(r.folder)}" for r in path_requirements(path, base)]
     return f"{path.name}|{'|'.join(parts)}"
 
 

@@ -27,6 +27,7 @@ from lpkg.install import (
 from lpkg.runtimes import Arch, Runtime
 
 INPUT = "/lpkg-in"
+LOCAL_PROJECTS = "/tmp/lpkg-local"  # path requirements' projects, copied out of INPUT to be built
 OUTPUT = "/lpkg-out"
 CACHE_VOLUME = "lpkg-pip-cache"  # pip's download cache, kept between builds
 CACHE = "/lpkg-cache"
@@ -74,13 +75,16 @@ class DockerInstaller:
 
     def install(self, request: InstallRequest, target: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="lpkg-requirements-") as scratch:
-            staged, deps_file = stage_requirements(request, Path(scratch))
+            staged, deps_file = stage_requirements(request, Path(scratch), LOCAL_PROJECTS)
             args = requirement_args(request, {p: f"{INPUT}/{rel}" for p, rel in staged.items()},
                                     f"{INPUT}/{deps_file}" if deps_file else None)
             command = [
                 request.runtime.interpreter, "-m", "pip", "install", "--target", OUTPUT,
                 "--cache-dir", CACHE, "--no-compile", "--progress-bar", "off", *args,
             ]
+            if (Path(scratch) / "local").is_dir():
+                # Path requirements: building their wheels writes into the project, and INPUT is read-only.
+                command = ["/bin/sh", "-c", f"cp -R {INPUT}/local {LOCAL_PROJECTS} && exec {shlex.join(command)}"]
             if request.compile_bytecode:
                 # pip's own compile step writes timestamp .pyc; compileall after it writes reproducible ones.
                 # A file that does not compile (a template, another Python's code) just gets no .pyc.

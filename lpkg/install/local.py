@@ -131,7 +131,7 @@ class LocalInstaller:
     def install(self, request: InstallRequest, target: Path) -> None:
         runtime, arch = request.runtime, request.arch
         with tempfile.TemporaryDirectory(prefix="lpkg-requirements-") as scratch:
-            staged, deps_file = stage_requirements(request, Path(scratch))
+            staged, deps_file = stage_requirements(request, Path(scratch), str(Path(scratch) / "local"))
             args = requirement_args(
                 request, {p: str(Path(scratch) / rel) for p, rel in staged.items()},
                 str(Path(scratch) / deps_file) if deps_file else None,

@@ -54,7 +54,7 @@ class LockInputs:
 
     def stamp(self) -> str:
         """The line's value: runtime, arch and a digest of the requirement inputs' bytes."""
-        facts = {"files": [requirements_fingerprint(p) for p in self.requirement_files],
+        facts = {"files": [requirements_fingerprint(p, projects=False) for p in self.requirement_files],
                  "dependencies": list(self.dependencies)}
         digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
         return f"{self.runtime.name} {self.arch} sha256:{digest}"
