@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from lpkg.checks.lambda_context import REPLACEABLE_ANNOTATIONS
-from lpkg.probe.sources import analyse_source
+from lpkg.probe.sources import defined_names
 
 # Bases whose attributes the checker's standard-library stubs state exactly.
 SAFE_BASES = frozenset({"abc.ABC", "typing.Generic", "typing.NamedTuple"} | {
@@ -41,20 +42,50 @@ class ModuleFacts:
     name: str  # "shared.config"
     member: str  # its zip path, "shared/config.py"
     tree: ast.Module
-    dynamic: bool  # globals(), a star import, setattr, exec, a module __getattr__
     bindings: dict[str, list[ast.AST]] = field(default_factory=dict)  # top-level name -> its binding statements
     imported: dict[str, str] = field(default_factory=dict)  # local name -> "module" or "module.name"
     imports: tuple[str, ...] = ()  # first-party modules it imports
+
+    @functools.cached_property
+    def dynamic(self) -> bool:
+        """globals(), a star import, setattr, exec, a module __getattr__: its names cannot be known."""
+        return defined_names(self.tree)[1]
+
+
+@dataclass
+class AttributeFacts:
+    """What judging an attribute needs; made only when the checker reported one (most builds: never)."""
+
+    classes: dict[str, ClassFacts]
+    written_attributes: frozenset[str]  # names assigned on anything but self/cls, or set with setattr("name")
+    dynamic_writes: frozenset[str]  # modules with setattr(x, <not a constant>), vars(x) or x.__dict__
+    builtins_patched: bool  # something assigns builtins.X: a name bound nowhere may still exist
 
 
 @dataclass
 class ProjectIndex:
     modules: dict[str, ModuleFacts]
-    classes: dict[str, ClassFacts]
-    written_attributes: frozenset[str]  # names assigned on anything but self/cls, or set with setattr("name")
-    dynamic_writes: frozenset[str]  # modules with setattr(x, <not a constant>), vars(x) or x.__dict__
-    builtins_patched: bool  # something assigns builtins.X: a name bound nowhere may still exist
     by_member: dict[str, str] = field(default_factory=dict)  # zip path -> module name
+
+    @functools.cached_property
+    def facts(self) -> AttributeFacts:
+        return _attribute_facts(self)
+
+    @property
+    def classes(self) -> dict[str, ClassFacts]:
+        return self.facts.classes
+
+    @property
+    def written_attributes(self) -> frozenset[str]:
+        return self.facts.written_attributes
+
+    @property
+    def dynamic_writes(self) -> frozenset[str]:
+        return self.facts.dynamic_writes
+
+    @property
+    def builtins_patched(self) -> bool:
+        return self.facts.builtins_patched
 
     def classes_named(self, short: str) -> list[ClassFacts]:
         return [c for c in self.classes.values() if c.node.name == short]
@@ -109,25 +140,29 @@ def build_index(sources: Mapping[str, bytes]) -> ProjectIndex:
         tree = parse(data, member) if member.endswith(".py") else None
         if tree is not None:
             name = module_name(member)
-            modules[name] = ModuleFacts(name, member, tree, analyse_source(data, member).dynamic)
+            modules[name] = ModuleFacts(name, member, tree)
     for facts in modules.values():
         _read_module(facts, modules)
-    index = ProjectIndex(modules, {}, frozenset(), frozenset(), False,
-                         by_member={m.member: m.name for m in modules.values()})
+    return ProjectIndex(modules, by_member={m.member: m.name for m in modules.values()})
+
+
+def _attribute_facts(index: ProjectIndex) -> AttributeFacts:
+    facts = AttributeFacts({}, frozenset(), frozenset(), False)
+    index.__dict__["facts"] = facts  # _add_class resolves bases through the index while it is filled
     written: set[str] = set()
     dynamic_writes: set[str] = set()
-    for facts in modules.values():
-        for node in ast.walk(facts.tree):
+    for module in index.modules.values():
+        for node in ast.walk(module.tree):
             if isinstance(node, ast.ClassDef):
-                _add_class(index, facts, node)
-        found_written, found_dynamic, patched = _attribute_writes(facts.tree)
+                _add_class(index, module, node)
+        found_written, found_dynamic, patched = _attribute_writes(module.tree)
         written |= found_written
-        index.builtins_patched = index.builtins_patched or patched
+        facts.builtins_patched = facts.builtins_patched or patched
         if found_dynamic:
-            dynamic_writes.add(facts.name)
-    index.written_attributes = frozenset(written)
-    index.dynamic_writes = frozenset(dynamic_writes)
-    return index
+            dynamic_writes.add(module.name)
+    facts.written_attributes = frozenset(written)
+    facts.dynamic_writes = frozenset(dynamic_writes)
+    return facts
 
 
 def _read_module(facts: ModuleFacts, modules: Mapping[str, ModuleFacts]) -> None:
@@ -136,7 +171,7 @@ def _read_module(facts: ModuleFacts, modules: Mapping[str, ModuleFacts]) -> None
     for node in facts.tree.body:
         for name in _bound_names(node):
             facts.bindings.setdefault(name, []).append(node)
-    for sub in ast.walk(facts.tree):
+    for sub in _statements(facts.tree.body):
         if isinstance(sub, ast.Import):
             for alias in sub.names:
                 if alias.asname:
@@ -157,6 +192,20 @@ def _read_module(facts: ModuleFacts, modules: Mapping[str, ModuleFacts]) -> None
                     facts.imported[alias.asname or alias.name] = full
                     imports.append(full)
     facts.imports = tuple(dict.fromkeys(m for m in imports if m in modules and m != facts.name))
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, at any depth: imports are statements, and expressions are most of a tree's nodes."""
+    for node in body:
+        yield node
+        for name in ("body", "orelse", "finalbody"):
+            inner = getattr(node, name, None)
+            if isinstance(inner, list):
+                yield from _statements(inner)
+        for handler in getattr(node, "handlers", ()):
+            yield from _statements(handler.body)
+        for case in getattr(node, "cases", ()):
+            yield from _statements(case.body)
 
 
 def _bound_names(node: ast.stmt) -> Iterator[str]:
@@ -359,8 +408,10 @@ def _callee(index: ProjectIndex, qualname: str) -> tuple[ast.FunctionDef | ast.A
     function = index.function(qualname)
     if function is not None:
         return function, 0
-    cls = index.classes.get(qualname)
-    inits = [n for n in cls.node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"] if cls else []
+    module, _, name = qualname.rpartition(".")
+    nodes = index.modules[module].bindings.get(name, []) if module in index.modules else []
+    cls = nodes[0] if len(nodes) == 1 and isinstance(nodes[0], ast.ClassDef) else None
+    inits = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"] if cls else []
     return (inits[0], 1) if len(inits) == 1 and not inits[0].decorator_list else None
 
 
