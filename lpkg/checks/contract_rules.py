@@ -27,7 +27,6 @@ EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning", "Exit", "Interrupt", "Ite
 _OBJECT_TYPE = re.compile(r"^Object of type `(?:type\[)?([\w@]+)\]?(?: & ~\w+)*` has no attribute `(\w+)`$")
 _CLASS_TYPE = re.compile(r"^Class `(\w+)` has no attribute `(\w+)`$")
 _NAME = re.compile(r"^Name `(\w+)` used when not defined$")
-_CALLEE = re.compile(r"(?:of|to) (?:(function|bound method) )?`([\w.]+)`")
 
 
 @dataclass(frozen=True)
@@ -46,17 +45,15 @@ class Confirmed:
 
 
 def confirm(index: ProjectIndex, diagnostic: Diagnostic) -> Confirmed | None:
+    """An attribute or a name the checker reported, if the parser confirms it raises."""
     module = index.modules.get(index.by_member.get(diagnostic.member, ""))
-    if module is None or _never_runs(module.tree, diagnostic.line):
+    if module is None or never_runs(module.tree, diagnostic.line):
         return None
     if diagnostic.rule == "missing-attribute":
         return _attribute(index, module, diagnostic)
     if diagnostic.rule == "unresolved-reference":
         return _name(index, module, diagnostic)
-    if diagnostic.rule in ("missing-argument", "too-many-positional-arguments", "unknown-argument",
-                           "parameter-already-assigned"):
-        return _call(index, module, diagnostic)
-    return None
+    return None  # the call rules are contract_calls.py's
 
 
 def did_you_mean(name: str, choices: Iterator[str] | frozenset[str] | tuple[str, ...]) -> str:
@@ -70,7 +67,7 @@ def did_you_mean(name: str, choices: Iterator[str] | frozenset[str] | tuple[str,
 
 def _attribute(index: ProjectIndex, module: ModuleFacts, diagnostic: Diagnostic) -> Confirmed | None:
     match = _OBJECT_TYPE.match(diagnostic.message) or _CLASS_TYPE.match(diagnostic.message)
-    if match is None or _handled(module.tree, diagnostic.line, "AttributeError"):
+    if match is None or handled(module.tree, diagnostic.line, "AttributeError"):
         return None
     type_name, attribute = match.groups()
     if attribute.startswith("__"):
@@ -111,15 +108,15 @@ def _certainly_lacks(index: ProjectIndex, cls: ClassFacts, attribute: str) -> bo
         return False
     # a first-party subclass may be what is really there, and it or another of its bases (a mixin's partner)
     # may define the name
-    return not _subclass_may_define(index, cls, attribute)
+    return not subclass_may_define(index, cls, attribute)
 
 
-def _subclass_may_define(index: ProjectIndex, cls: ClassFacts, name: str) -> bool:
+def subclass_may_define(index: ProjectIndex, cls: ClassFacts, name: str) -> bool:
     """A first-party subclass, or another base of one (a mixin's partner), may define the name: the object
     really there may be one of those."""
-    known = {cls.qualname} | _ancestors(index, cls, set())
+    known = {cls.qualname} | ancestors(index, cls, set())
     for other in index.classes.values():
-        if cls.qualname not in _ancestors(index, other, set()):
+        if cls.qualname not in ancestors(index, other, set()):
             continue
         pending, seen = [other], set(known)
         while pending:
@@ -150,18 +147,18 @@ def _lineage_lacks(index: ProjectIndex, cls: ClassFacts, attribute: str, seen: s
     return True
 
 
-def _ancestors(index: ProjectIndex, cls: ClassFacts, seen: set[str]) -> set[str]:
+def ancestors(index: ProjectIndex, cls: ClassFacts, seen: set[str]) -> set[str]:
     found: set[str] = set()
     for base in cls.bases:
         if base in index.classes and base not in seen:
             seen.add(base)
-            found |= {base} | _ancestors(index, index.classes[base], seen)
+            found |= {base} | ancestors(index, index.classes[base], seen)
     return found
 
 
 def _all_names(index: ProjectIndex, cls: ClassFacts) -> frozenset[str]:
     names = set(cls.names)
-    for base in _ancestors(index, cls, set()):
+    for base in ancestors(index, cls, set()):
         names |= index.classes[base].names
     return frozenset(n for n in names if not n.startswith("__"))
 
@@ -180,7 +177,7 @@ def _name(index: ProjectIndex, module: ModuleFacts, diagnostic: Diagnostic) -> C
     name = match.group(1)
     if name.startswith("__") or not _in_function(module.tree, diagnostic.line):
         return None  # module attributes (__file__, __class__ …) are the checker's to know; module level: the import's
-    if _handled(module.tree, diagnostic.line, "NameError"):
+    if handled(module.tree, diagnostic.line, "NameError"):
         return None
     if any(_binds(node, name) for node in ast.walk(module.tree)):
         return None
@@ -214,105 +211,7 @@ def _local_names(tree: ast.Module) -> set[str]:
         n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
 
 
-def _call(index: ProjectIndex, module: ModuleFacts, diagnostic: Diagnostic) -> Confirmed | None:
-    match = _CALLEE.search(diagnostic.message)
-    if match is None or _handled(module.tree, diagnostic.line, "TypeError"):
-        return None
-    kind, callee = match.groups()
-    owner, _, name = callee.rpartition(".")
-    shown = owner if name == "__init__" else name  # a constructor is called by its class's name
-    calls = [c for c in _calls_on_line(module.tree, diagnostic.line) if _callee_name(c) == shown]
-    if len(calls) != 1:
-        return None
-    call = calls[0]
-    target = index.resolve_expr(module.name, call.func)
-    signatures: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, bool, str]] = []  # (def, bound, its module)
-    if kind == "function" and target and (function := index.function(target)) and _plain(index, function, name):
-        signatures.append((function, False, target.rpartition(".")[0]))
-    elif kind == "bound method":
-        signatures += [(f, bound, c.qualname.rpartition(".")[0]) for c in index.classes_named(owner)
-                       for f, bound in _method(index, c, name)]
-    elif kind is None and name == "__init__" and target in index.classes and _plain_construction(index, target):
-        cls = index.classes[target]
-        signatures += [(f, bound, target.rpartition(".")[0]) for f, bound in _method(index, cls, name)]
-    if not signatures or not all(_call_fails(call, f, bound) for f, bound, _ in signatures):
-        return None
-    function, _, where = signatures[0]
-    return Confirmed("CALL_SIGNATURE_MISMATCH",
-                     f"{diagnostic.message.rstrip('.')}: this call raises TypeError when it runs (the signature, "
-                     f"{index.modules[where].member}:{function.lineno}: def {function.name}"
-                     f"({ast.unparse(function.args)})); pass what the signature takes")
-
-
-def _plain_construction(index: ProjectIndex, qualname: str) -> bool:
-    """Calling the class runs its own __init__ with the arguments: no __new__, metaclass or unknown base."""
-    cls = index.classes[qualname]
-    lineage = [cls] + [index.classes[a] for a in _ancestors(index, cls, set())]
-    return all(not c.dynamic and "__new__" not in c.names and all(b in SAFE_BASES or b in index.classes
-                                                                  for b in c.bases) for c in lineage)
-
-
-def _plain(index: ProjectIndex, function: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
-    return not function.decorator_list and name not in index.written_attributes
-
-
-def _method(index: ProjectIndex, cls: ClassFacts, name: str) -> list[tuple[ast.FunctionDef | ast.AsyncFunctionDef,
-                                                                                bool]]:
-    if cls.dynamic or name in index.written_attributes or _subclass_may_define(index, cls, name):
-        return []  # a subclass may override it
-    defs = [n for n in cls.node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
-    if len(defs) != 1 or [n for n in cls.node.body if name in set(_names_of_stmt(n))] != defs:
-        return []
-    decorators = [ast.unparse(d) for d in defs[0].decorator_list]
-    if decorators not in ([], ["staticmethod"], ["classmethod"]):
-        return []
-    return [(defs[0], decorators != ["staticmethod"])]
-
-
-def _names_of_stmt(node: ast.stmt) -> Iterator[str]:
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        yield node.name
-    for sub in ast.walk(node) if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else ():
-        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-            yield sub.id
-
-
-def _calls_on_line(tree: ast.Module, line: int) -> list[ast.Call]:
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.lineno <= line <= (n.end_lineno or n.lineno)]
-
-
-def _callee_name(call: ast.Call) -> str:
-    func = call.func
-    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-
-
-def _call_fails(call: ast.Call, function: ast.FunctionDef | ast.AsyncFunctionDef, drop_first: bool) -> bool:
-    """Binding the call's arguments to the signature certainly fails (as Python would bind them)."""
-    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-        return False
-    args = function.args
-    positional = [a.arg for a in [*args.posonlyargs, *args.args]][1 if drop_first else 0:]
-    if drop_first and not [*args.posonlyargs, *args.args]:
-        return False
-    posonly = {a.arg for a in args.posonlyargs}
-    with_default = set(positional[len(positional) - len(args.defaults):]) if args.defaults else set()
-    if len(call.args) > len(positional):
-        return args.vararg is None
-    assigned = set(positional[:len(call.args)])
-    keyword_names = set(positional) - posonly | {a.arg for a in args.kwonlyargs}
-    for keyword in call.keywords:
-        if keyword.arg in assigned and keyword.arg not in posonly:
-            return True
-        if keyword.arg not in keyword_names:
-            if args.kwarg is None:
-                return True
-            continue
-        assigned.add(str(keyword.arg))
-    required_kwonly = {a.arg for a, default in zip(args.kwonlyargs, args.kw_defaults, strict=True) if default is None}
-    return bool((set(positional) - with_default - assigned) | (required_kwonly - assigned))
-
-
-def _never_runs(tree: ast.Module, line: int) -> bool:
+def never_runs(tree: ast.Module, line: int) -> bool:
     return any(isinstance(n, ast.If) and _spans(n.body, line) and (ast.unparse(n.test).endswith("TYPE_CHECKING"))
                for n in ast.walk(tree))
 
@@ -322,7 +221,7 @@ def _in_function(tree: ast.Module, line: int) -> bool:
                n.body and _spans(n.body if isinstance(n.body, list) else [n.body], line) for n in ast.walk(tree))
 
 
-def _handled(tree: ast.Module, line: int, error: str) -> bool:
+def handled(tree: ast.Module, line: int, error: str) -> bool:
     """The line is inside a `try` that handles the error, or a `with suppress(…)`."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":

@@ -23,8 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpkg.checks import contract_index, contract_rules, lambda_context
-from lpkg.checks.contract_index import ProjectIndex, build_index, chains_from, context_parameters
+from lpkg.checks import contract_calls, contract_context, contract_index, contract_rules, lambda_context
+from lpkg.checks.contract_calls import confirm_call
+from lpkg.checks.contract_context import context_parameters
+from lpkg.checks.contract_index import ProjectIndex, build_index, chains_from
 from lpkg.checks.contract_rules import Diagnostic, confirm
 from lpkg.report import Finding, Severity
 
@@ -81,7 +83,7 @@ def _check(inputs: ContractInputs, sources: Mapping[str, bytes]) -> tuple[list[F
         module = index.by_member.get(diagnostic.member)
         if module not in chains:
             continue  # not first-party, or never imported from the handler: it does not run
-        confirmed = confirm(index, diagnostic)
+        confirmed = (confirm_call if diagnostic.rule in contract_calls.RULES else confirm)(index, diagnostic)
         if confirmed is None or _ignored(sources[diagnostic.member], diagnostic.line, confirmed.code):
             continue
         key = (diagnostic.member, diagnostic.line, confirmed.message)
@@ -199,7 +201,9 @@ def _ignored(data: bytes, line: int, code: str) -> bool:
 
 def _cache_key(inputs: ContractInputs, sources: Mapping[str, bytes]) -> str:
     digest = hashlib.sha256()
-    own = [Path(m.__file__ or "") for m in (contract_index, contract_rules, lambda_context)] + [Path(__file__)]
+    own = [Path(m.__file__ or "") for m in (contract_calls, contract_context, contract_index, contract_rules,
+                                                   lambda_context)]
+    own.append(Path(__file__))
     from importlib import metadata  # only here: it takes longer to import than the rest of this module
 
     try:
