@@ -12,41 +12,123 @@ from lpkg.checks.contract_rules import Confirmed, Diagnostic, ancestors, handled
 
 RULES = frozenset({"missing-argument", "too-many-positional-arguments", "unknown-argument",
                    "parameter-already-assigned"})
+DATACLASS = frozenset({"dataclass", "dataclasses.dataclass"})
+HARMLESS_OPTIONS = frozenset({"frozen", "order", "eq", "unsafe_hash", "repr", "slots", "match_args", "weakref_slot"})
 _CALLEE = re.compile(r"(?:of|to) (?:(function|bound method) )?`([\w.]+)`")
+
+
+# (def, bound: its self is not passed, where it is "member:line", how the message shows it)
+Signature = tuple[ast.FunctionDef | ast.AsyncFunctionDef, bool, str, str]
 
 
 def confirm_call(index: ProjectIndex, diagnostic: Diagnostic) -> Confirmed | None:
     """A call the checker reported, if binding its arguments to the first-party signature certainly fails."""
     module = index.modules.get(index.by_member.get(diagnostic.member, ""))
-    if module is None or never_runs(module.tree, diagnostic.line):
+    if module is None or never_runs(module.tree, diagnostic.line) or handled(module.tree, diagnostic.line,
+                                                                               "TypeError"):
         return None
     match = _CALLEE.search(diagnostic.message)
-    if match is None or handled(module.tree, diagnostic.line, "TypeError"):
+    found = _named(index, module.name, module.tree, diagnostic.line, *match.groups()) if match else \
+        _dataclass(index, module.name, module.tree, diagnostic.line)
+    if found is None:
         return None
-    kind, callee = match.groups()
+    call, signatures = found
+    if not signatures or not all(_call_fails(call, f, bound) for f, bound, _, _ in signatures):
+        return None
+    _, _, where, shown = signatures[0]
+    return Confirmed("CALL_SIGNATURE_MISMATCH",
+                     f"{diagnostic.message.rstrip('.')}: this call raises TypeError when it runs (the signature, "
+                     f"{where}: {shown}); pass what the signature takes")
+
+
+def _signature(index: ProjectIndex, function: ast.FunctionDef | ast.AsyncFunctionDef, bound: bool,
+               module: str) -> Signature:
+    where = f"{index.modules[module].member}:{function.lineno}"
+    return function, bound, where, f"def {function.name}({ast.unparse(function.args)})"
+
+
+def _named(index: ProjectIndex, module: str, tree: ast.Module, line: int, kind: str | None,
+           callee: str) -> tuple[ast.Call, list[Signature]] | None:
     owner, _, name = callee.rpartition(".")
     shown = owner if name == "__init__" else name  # a constructor is called by its class's name
-    calls = [c for c in _calls_on_line(module.tree, diagnostic.line) if _callee_name(c) == shown]
+    calls = [c for c in _calls_on_line(tree, line) if _callee_name(c) == shown]
     if len(calls) != 1:
         return None
     call = calls[0]
-    target = index.resolve_expr(module.name, call.func)
-    signatures: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, bool, str]] = []  # (def, bound, its module)
+    target = index.resolve_expr(module, call.func)
+    signatures: list[Signature] = []
     if kind == "function" and target and (function := index.function(target)) and _plain(index, function, name):
-        signatures.append((function, False, target.rpartition(".")[0]))
+        signatures.append(_signature(index, function, False, target.rpartition(".")[0]))
     elif kind == "bound method":
-        signatures += [(f, bound, c.qualname.rpartition(".")[0]) for c in index.classes_named(owner)
+        signatures += [_signature(index, f, bound, c.qualname.rpartition(".")[0]) for c in index.classes_named(owner)
                        for f, bound in _method(index, c, name)]
     elif kind is None and name == "__init__" and target in index.classes and _plain_construction(index, target):
         cls = index.classes[target]
-        signatures += [(f, bound, target.rpartition(".")[0]) for f, bound in _method(index, cls, name)]
-    if not signatures or not all(_call_fails(call, f, bound) for f, bound, _ in signatures):
+        signatures += [_signature(index, f, bound, target.rpartition(".")[0]) for f, bound in _method(index, cls, name)]
+    return call, signatures
+
+
+def _dataclass(index: ProjectIndex, module: str, tree: ast.Module,
+               line: int) -> tuple[ast.Call, list[Signature]] | None:
+    """A dataclass's __init__ has no name in the checker's message: the one call on the line that constructs a
+    first-party dataclass, against the __init__ its fields make."""
+    found = [(c, t) for c in _calls_on_line(tree, line)
+             if (t := index.resolve_expr(module, c.func)) in index.classes]
+    if len(found) != 1:
         return None
-    function, _, where = signatures[0]
-    return Confirmed("CALL_SIGNATURE_MISMATCH",
-                     f"{diagnostic.message.rstrip('.')}: this call raises TypeError when it runs (the signature, "
-                     f"{index.modules[where].member}:{function.lineno}: def {function.name}"
-                     f"({ast.unparse(function.args)})); pass what the signature takes")
+    call, target = found[0]
+    cls = index.classes[str(target)]
+    init = _dataclass_init(index, cls)
+    if init is None:
+        return None
+    where = f"{index.modules[cls.qualname.rpartition('.')[0]].member}:{cls.node.lineno}"
+    params = ast.unparse(init.args).removeprefix("self, ").removeprefix("self")
+    return call, [(init, True, where, f"the dataclass {cls.node.name}({params})")]
+
+
+def _dataclass_init(index: ProjectIndex, cls: ClassFacts) -> ast.FunctionDef | None:
+    """The __init__ @dataclass writes, for the plain case only: no base with fields, no __init__ of its own, no
+    field(init=False), kw_only or KW_ONLY."""
+    decorators = cls.node.decorator_list
+    if cls.dynamic or len(decorators) != 1 or cls.bases != ("builtins.object",) or "__init__" in cls.names \
+            or subclass_may_define(index, cls, "__init__"):
+        return None
+    decorator = decorators[0]
+    options = decorator.keywords if isinstance(decorator, ast.Call) else []
+    if ast.unparse(decorator.func if isinstance(decorator, ast.Call) else decorator) not in DATACLASS or any(
+            k.arg not in HARMLESS_OPTIONS for k in options):
+        return None
+    params: list[str] = []
+    for item in cls.node.body:
+        if not isinstance(item, ast.AnnAssign):
+            continue
+        annotation = ast.unparse(item.annotation)
+        if "KW_ONLY" in annotation or not isinstance(item.target, ast.Name):
+            return None
+        if "ClassVar" in annotation:
+            continue
+        default = _field_default(item.value)
+        if default is None:
+            return None
+        params.append(item.target.id + ("=..." if default else ""))
+    try:
+        init = ast.parse(f"def __init__(self, {', '.join(params)}): pass").body[0]
+    except SyntaxError:  # a field without a default after one with: the class itself fails to define
+        return None
+    assert isinstance(init, ast.FunctionDef)
+    return init
+
+
+def _field_default(value: ast.expr | None) -> bool | None:
+    """Whether the field has a default; None when the field's options make the __init__ unknowable."""
+    if value is None:
+        return False
+    if isinstance(value, ast.Call) and ast.unparse(value.func) in ("field", "dataclasses.field"):
+        names = {k.arg for k in value.keywords}
+        if value.args or names - {"default", "default_factory", "repr", "compare", "hash", "metadata"}:
+            return None
+        return bool(names & {"default", "default_factory"})
+    return True
 
 
 def _plain_construction(index: ProjectIndex, qualname: str) -> bool:
