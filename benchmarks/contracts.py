@@ -32,8 +32,10 @@ from pathlib import Path
 from contract_checkers import CANDIDATES, Raw, tools_venv
 
 from lpkg.checks.contracts import ContractInputs, check_contracts
-from lpkg.config import resolve_settings
+from lpkg.config import Overrides, resolve_settings
 from lpkg.plan.discover import discover
+from lpkg.plan.projects import detect_project, read_project
+from lpkg.plan.projects.overrides import overrides_for
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "fixtures" / "contracts"
@@ -177,19 +179,35 @@ def codebase_table(codebases: dict[str, Path], site: Path, venv: Path) -> None:
     print("\nlpkg's findings on the real code bases:" + ("".join(f"\n- {line}" for line in listed) or " none"))
 
 
+def fixture_functions() -> list[tuple[str, Path, Overrides]]:
+    """Every function of fixtures/projects: those a project file declares (SAM, serverless, Terraform), and the
+    folders holding a handler.py elsewhere."""
+    found: list[tuple[str, Path, Overrides]] = []
+    projects = REPO / "fixtures" / "projects"
+    for project_dir in sorted(p for p in projects.iterdir() if p.is_dir()):
+        detected = detect_project(project_dir)
+        if detected is not None:
+            project = read_project(*detected)
+            found += [(f"{project_dir.name}: {f.name}", f.code_dir, overrides_for(project, f, Overrides()))
+                      for f in project.functions]
+        else:
+            found += [(str(p.parent.relative_to(projects)), p.parent, Overrides())
+                      for p in sorted(project_dir.glob("**/handler.py"))]
+    return found
+
+
 def fixture_projects_table(site: Path) -> None:
     """Every function of fixtures/projects, with the files lpkg's discovery puts in its zip."""
     print("\n## fixtures/projects: every function, as `lpkg build` discovers it (lpkg's check)\n")
     print("| function | first-party modules | findings |\n|---|---|---|")
     total_modules = 0
-    for folder in sorted(p.parent for p in (REPO / "fixtures" / "projects").glob("*/**/handler.py")):
-        plan, _ = discover(resolve_settings(folder, cwd=REPO))
+    for label, folder, overrides in fixture_functions():
+        plan, _ = discover(resolve_settings(folder, overrides, cwd=REPO))
         files = {member: path for member, path in plan.files if member.endswith(".py")}
         total_modules += len(files)
         inputs = ContractInputs(files, (site,), plan.handler.module, plan.handler.function, plan.settings.runtime.minor)
         findings = check_contracts(inputs, None)
-        print(f"| {folder.relative_to(REPO / 'fixtures' / 'projects')} | {len(files)} | "
-              + ("; ".join(f"{f.code} {f.location()}" for f in findings) or "0") + " |")
+        print(f"| {label} | {len(files)} | " + ("; ".join(f"{f.code} {f.location()}" for f in findings) or "0") + " |")
     print(f"| **total** | **{total_modules}** | |")
 
 
