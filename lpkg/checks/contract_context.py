@@ -7,7 +7,7 @@ import ast
 from collections.abc import Iterator
 
 from lpkg.checks.contract_index import ProjectIndex, dotted
-from lpkg.checks.lambda_context import REPLACEABLE_ANNOTATIONS
+from lpkg.checks.lambda_context import CONTEXT_PASSING_DECORATORS, REPLACEABLE_ANNOTATIONS
 
 Param = tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, ast.arg]  # (module, function, parameter)
 
@@ -17,7 +17,7 @@ def context_parameters(index: ProjectIndex, handler_module: str, handler_functio
     positionally or by keyword, through any number of calls) whose annotation says nothing more precise."""
     handler = index.function(f"{handler_module}.{handler_function}")
     positional = [*handler.args.posonlyargs, *handler.args.args] if handler else []
-    if handler is None or len(positional) < 2 or _rebinds(handler, positional[1].arg):
+    if handler is None or len(positional) < 2 or _rebinds(handler, positional[1].arg) or not _passes(handler):
         return []
     found: list[Param] = [(handler_module, handler, positional[1])]
     queue = list(found)
@@ -25,7 +25,7 @@ def context_parameters(index: ProjectIndex, handler_module: str, handler_functio
     while queue:
         module, function, param = queue.pop(0)
         for callee_module, callee, target in _handed_to(index, module, function, param.arg):
-            if id(callee) in seen or not _replaceable(target) or _rebinds(callee, target.arg):
+            if id(callee) in seen or not _replaceable(target) or _rebinds(callee, target.arg) or not _passes(callee):
                 continue
             seen.add(id(callee))
             found.append((callee_module, callee, target))
@@ -65,6 +65,15 @@ def _callee(index: ProjectIndex, qualname: str) -> tuple[ast.FunctionDef | ast.A
     cls = nodes[0] if len(nodes) == 1 and isinstance(nodes[0], ast.ClassDef) else None
     inits = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"] if cls else []
     return (inits[0], 1) if len(inits) == 1 and not inits[0].decorator_list else None
+
+
+def _passes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Its decorators, if any, hand it the context it was called with."""
+    for decorator in function.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if (dotted(target) or "?").rpartition(".")[2] not in CONTEXT_PASSING_DECORATORS:
+            return False
+    return True
 
 
 def _replaceable(param: ast.arg) -> bool:

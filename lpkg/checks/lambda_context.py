@@ -73,6 +73,15 @@ BY_STUB_NAME = {cls.stub_name: cls for cls in CONTEXT_CLASSES}
 REPLACEABLE_ANNOTATIONS = frozenset({"Any", "object", "LambdaContext", "Context"})
 
 
+# Decorators known to hand the function Lambda's own context (powertools' handler decorators, caching,
+# methods), by the last dotted part of their name. A function on the context's way with any other decorator is
+# left as written: a wrapper may pass something else in its place.
+CONTEXT_PASSING_DECORATORS = frozenset({
+    "inject_lambda_context", "capture_lambda_handler", "capture_method", "log_metrics", "event_source", "validator",
+    "idempotent", "idempotent_function", "event_parser", "lru_cache", "cache", "staticmethod", "classmethod",
+})
+
+
 def names_of(stub_name: str) -> tuple[str, ...]:
     cls = BY_STUB_NAME[stub_name]
     return tuple(name for name, _ in cls.attributes) + cls.methods
