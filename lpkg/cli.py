@@ -187,7 +187,9 @@ def verify(
         minor = guess_runtime_minor(zips[0])
         runtime = f"python3.{minor}" if minor is not None and f"python3.{minor}" in RUNTIMES else DEFAULT_RUNTIME
     rt = get_runtime(runtime)
-    options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers,
+    from lpkg.install.cache import cache_home
+
+    options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers, contract_cache=cache_home(),
                             timeout=timeout or DEFAULT_TIMEOUT_SECONDS, event=event,
                             environment=tuple(sorted(dict(parse_env_flag(e) for e in env).items())))
     prober = choose_prober(probe_mode, rt, image or rt.runtime_image(lambda_arch), lambda_arch)

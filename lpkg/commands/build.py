@@ -190,6 +190,7 @@ def _build_zip(settings: FunctionSettings, plan: BuildPlan, request: InstallRequ
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
                 layers=settings.layers, timeout=settings.timeout, event=event, function_name=settings.name,
                 dependencies=dependencies, environment=settings.environment, ignored_codes=settings.ignore,
+                contract_cache=cache_home() if options.cache else None,
             )
             verify_report, final = verify_then_publish(assembled, assembled.path, verify_options, prober, watch,
                                                        settings.artifact)

@@ -25,6 +25,7 @@ from lpkg.archive.reader import ZipArchive, normalized_name
 from lpkg.commands.verify import VerifyOptions, guess_runtime_minor, verify_zip
 from lpkg.errors import UnreadableInput, UsageError
 from lpkg.handler import parse_handler
+from lpkg.install.cache import cache_home
 from lpkg.probe.sources import analyse_source
 from lpkg.probing.choose import choose_prober
 from lpkg.probing.request import NoProbe, Prober
@@ -263,6 +264,7 @@ def verify_assembly(root: Path, *, image: str | None, timeout: float, probe_mode
                 probers[key] = choose_prober(probe_mode, runtime, image or runtime.runtime_image(function.arch),
                                              function.arch)
             options = VerifyOptions(runtime=runtime, arch=function.arch, handler=function.handler, layers=layers,
+                                    contract_cache=cache_home(),
                                     timeout=timeout)
             report = verify_zip(zip_path, options, probers[key])
             reports.append(dataclasses.replace(report, artifact=label,

@@ -179,7 +179,8 @@ def build_layer(settings: LayerSettings, options: BuildOptions) -> BuildReport:
             prober = (choose_prober(options.probe_mode, settings.runtime, settings.image, settings.arch)
                       if options.test and modules else None)
             verify_options = VerifyOptions(runtime=settings.runtime, arch=settings.arch, handler=handler,
-                                           layers=(*settings.layers, named), timeout=settings.timeout)
+                                           layers=(*settings.layers, named), timeout=settings.timeout,
+                                           contracts=False)  # the check function is lpkg's own code
             verify_report, final = verify_then_publish(assembled, check_zip, verify_options, prober, watch,
                                                        settings.artifact)
             if final is None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from lpkg.config import DEFAULT_OUT, Overrides
 from lpkg.errors import LpkgError, UsageError
+from lpkg.install.cache import cache_home
 from lpkg.plan.projects import DeclaredFunction, DeclaredLayer, Project, read_project
 from lpkg.plan.projects.overrides import overrides_for
 from lpkg.report import ArtifactReport, BuildReport, Finding, Severity, notice, sort_findings
@@ -232,6 +233,7 @@ def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list
                 probe="not run: nothing to check"))
             continue
         options = VerifyOptions(
+            contract_cache=cache_home(),
             runtime=runtime, arch=arch, handler=overrides.handler, layers=overrides.layers,
             timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS, function_name=declared.name,
             environment=tuple(sorted({**dict(declared.environment), **typed}.items())),

@@ -69,6 +69,7 @@ class VerifyOptions:
     environment: tuple[tuple[str, str], ...] = ()  # the function's variables, for the import and the invoke
     ignored_codes: frozenset[str] = frozenset()  # contract-check codes the config turns off
     contracts: bool = True  # the contract checks (lpkg.checks.contracts) on the first-party code
+    contract_cache: Path | None = None  # where their results are kept by content; None: not kept
 
 
 @dataclass(frozen=True)
@@ -275,10 +276,14 @@ def _unpack_and_probe(
         if run_probe is None and present:
             # No import test: at least say whether the handler module parses (reading it, never running it).
             findings += _handler_source_findings(root / TASK_DIR, handler)
-        with ThreadPoolExecutor(max_workers=1) as native_pool:
-            # The ELF checks are pure CPU; the probe mostly waits on the container.
+        with ThreadPoolExecutor(max_workers=2) as native_pool:
+            # The ELF checks are pure CPU; the probe mostly waits on the container; the contract check waits
+            # on its type checker's process.
             native_started = time.perf_counter()
             native_future = native_pool.submit(_native_findings, payload.native, ctx)
+            contracts_future = None
+            if options.contracts and present and not _blocked(findings):
+                contracts_future = native_pool.submit(_contract_findings, ctx, handler, root, options)
             if run_probe is not None:
                 with watch.lap("probe"):
                     outcome = run_probe()
@@ -291,7 +296,24 @@ def _unpack_and_probe(
                 description = outcome.description
             findings += native_future.result()
             watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
+            if contracts_future is not None:
+                findings += contracts_future.result()
+                watch.laps.append(("contracts (beside the probe)", time.perf_counter() - native_started))
     return findings, description, invocation
+
+
+def _contract_findings(ctx: CheckContext, handler: Handler, root: Path, options: VerifyOptions) -> list[Finding]:
+    """The contract checks (lpkg.checks.contracts) on the zip's first-party code: its .py members that no
+    installed distribution's RECORD claims; the zip's dependencies and the layers are the checker's path."""
+    from lpkg.checks.contracts import ContractInputs, check_contracts
+
+    task = root / TASK_DIR
+    names = (normalized_name(m.name) for m in ctx.archive.safe_files())
+    files = {name: task / name for name in names if name.endswith(".py") and ctx.dists.of(name) is None}
+    layers = tuple(root / LAYER_DIR / path for path in options.runtime.layer_paths())
+    inputs = ContractInputs(files, (task, *layers), handler.module, handler.function, options.runtime.minor,
+                            options.ignored_codes)
+    return check_contracts(inputs, options.contract_cache)
 
 
 def _bytecode_store(options: VerifyOptions) -> BytecodeStore | None:
