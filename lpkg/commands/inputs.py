@@ -7,16 +7,11 @@ import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lpkg.commands import uptodate
 from lpkg.config import FunctionSettings
 from lpkg.install import InstallRequest
 from lpkg.plan.discover import BuildPlan
-
-if TYPE_CHECKING:
-    pass
-
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,9 @@
 """`lpkg lock` and `lpkg lock --check` for one function folder: its lock inputs found by discovery, the lock
 written by pip-compile in the build image or here (lpkg.install.lock)."""
 
-
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lpkg.config import FunctionSettings, Overrides, resolve_settings
 from lpkg.install.lock import (
@@ -18,16 +16,6 @@ from lpkg.install.lock import (
     read_lock,
     write_lock,
 )
-
-if TYPE_CHECKING:
-    pass
-
-LOCK_FILE = "requirements.lock"
-PIP_TOOLS_VERSION = "7.6.2"
-PIP_VERSION = "26.3"  # pip-tools uses pip's internals: the pair is pinned together
-INPUTS_MARK = "# lpkg-lock-inputs:"
-COMPILE_COMMAND = "lpkg lock"  # what pip-compile's header tells a reader to run
-OUTPUT_NAME = "requirements.lock"
 
 
 def inputs_of(function_dir: Path, overrides: Overrides) -> tuple[str, LockInputs, FunctionSettings]:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lpkg.errors import EnvironmentProblem
 from lpkg.install import Installer
 from lpkg.report import notice
 from lpkg.runtimes import Arch
-
-if TYPE_CHECKING:
-    pass
-
 
 
 def choose_installer(mode: str, build_image: str, arch: Arch = "x86_64") -> Installer:

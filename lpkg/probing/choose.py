@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lpkg.containers.emulation import emulation_problem
 from lpkg.errors import EnvironmentProblem
 from lpkg.probing.docker import DockerProber
@@ -14,10 +12,6 @@ from lpkg.runtimes import (
     Arch,
     Runtime,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 
 def not_emulated(arch: Arch, reason: str) -> NoProbe:

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lpkg.errors import EnvironmentProblem
 from lpkg.probing.request import LAYER_DIR, TASK_DIR, ProbeOutcome, ProbeRequest, ProbeRun, parse_document, write_probe
@@ -19,10 +19,6 @@ from lpkg.runtimes import (
     RUNTIME_DIR,
     Runtime,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 
 def local_interpreter(runtime: Runtime) -> str | None:

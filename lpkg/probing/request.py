@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from lpkg.archive.reader import unpack_member
 from lpkg.errors import EnvironmentProblem
@@ -21,10 +21,6 @@ from lpkg.runtimes import (
     TASK_ROOT,
     Runtime,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 PROBE_ROOT = "/lpkg-probe"
 PYC_ROOT = "/lpkg-pyc"  # the one writable mount: a copy of the dependency bytecode (lpkg/bytecode.py)

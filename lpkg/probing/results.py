@@ -6,7 +6,7 @@ import dataclasses
 import errno
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lpkg.probing.request import ProbeOutcome
 from lpkg.report import Finding, Invocation, Severity, StackFrame
@@ -17,10 +17,6 @@ from lpkg.runtimes import (
     TASK_ROOT,
     TMP_ROOT,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 
 def _member(path: str | None, outcome: ProbeOutcome) -> str | None:
