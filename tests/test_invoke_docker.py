@@ -40,12 +40,15 @@ def test_postmortem_call_time_failures_are_caught_with_file_and_line(
     tmp_path: Path, standin_image: str, function: str, line: int, message: str
 ) -> None:
     zip_path = project_zip(tmp_path, function)
-    # Without --event each of them passes: they all import.
-    assert verify_invoke(zip_path, standin_image)[0] == 0
+    # Without --event each of them imports; the contract check (issue 13) already refuses the line.
+    status, artifact = verify_invoke(zip_path, standin_image)
+    assert status == 1
+    assert only_error(artifact)["code"] in ("ATTRIBUTE_MISSING", "CONTEXT_ATTRIBUTE_MISSING")
+    assert only_error(artifact)["line"] == line
+    # The smoke invoke finds the same line failing for real.
     status, artifact = verify_invoke(zip_path, standin_image, "--event", "apigw:GET:/health")
     assert status == 1
-    error = only_error(artifact)
-    assert error["code"] == "INVOKE_ERROR"
+    error = next(f for f in artifact["findings"] if f["code"] == "INVOKE_ERROR")
     assert (error["member"], error["line"]) == ("handler.py", line)
     assert message in error["message"]
     invocation = artifact["invocation"]

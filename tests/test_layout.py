@@ -27,7 +27,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "archive": frozenset({"core"}),
     "containers": frozenset({"core"}),
     "install": frozenset({"core", "containers"}),
-    "checks": frozenset({"core", "archive"}),
+    "checks": frozenset({"core", "archive", "probe.sources"}),
     "probing": frozenset({"core", "archive", "containers", "probe"}),
     "commands": frozenset({"core", "plan", "install", "archive", "checks", "containers", "probing", "probe",
                            "probe.sources"}),

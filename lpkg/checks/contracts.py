@@ -52,6 +52,17 @@ class ContractInputs:
 
 def check_contracts(inputs: ContractInputs, cache_dir: Path | None) -> list[Finding]:
     """Errors for what certainly raises at run time in first-party code the handler imports."""
+    try:
+        return _checked(inputs, cache_dir)
+    except (OSError, RecursionError) as exc:
+        # A file the system will not read or lay out again (a path past PATH_MAX under the temporary folder, a
+        # nesting too deep for pathlib): the check is skipped and the report says so; the probe still judges.
+        why = getattr(exc, "strerror", None) or ("folders nested too deep" if isinstance(exc, RecursionError) else exc)
+        return [Finding("CONTRACTS_NOT_CHECKED", Severity.WARNING,
+                        f"the contract check did not run ({why}): attributes, names and calls were not checked")]
+
+
+def _checked(inputs: ContractInputs, cache_dir: Path | None) -> list[Finding]:
     sources = {member: path.read_bytes() for member, path in inputs.files.items()
                if member.endswith(".py") and path.is_file()}
     cache_file = cache_dir / "contracts" / f"{_cache_key(inputs, sources)}.json" if cache_dir else None

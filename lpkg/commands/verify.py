@@ -42,6 +42,8 @@ NATIVE_SUFFIX = re.compile(r"\.(so(\.[0-9]+)*|pyd|dylib)$")
 # Findings after which unpacking or importing would be unsafe or meaningless.
 BLOCKING = {"SIZE_UNZIPPED", "ZIP_CORRUPT", "ZIP_EMPTY", "ZIP_OVERLAP"}
 
+CONTRACT_PATH_BYTES = 1024  # the longest member path the contract check lays out
+
 
 @dataclass(frozen=True)
 class DependencyPart:
@@ -309,7 +311,10 @@ def _contract_findings(ctx: CheckContext, handler: Handler, root: Path, options:
 
     task = root / TASK_DIR
     names = (normalized_name(m.name) for m in ctx.archive.safe_files())
-    files = {name: task / name for name in names if name.endswith(".py") and ctx.dists.of(name) is None}
+    # A module nested deeper than any import chain goes (the zip may nest thousands of folders) is not copied
+    # into the checker's layout, whose temporary folder would take it past PATH_MAX.
+    files = {name: task / name for name in names
+             if name.endswith(".py") and ctx.dists.of(name) is None and len(name) <= CONTRACT_PATH_BYTES}
     layers = tuple(root / LAYER_DIR / path for path in options.runtime.layer_paths())
     inputs = ContractInputs(files, (task, *layers), handler.module, handler.function, options.runtime.minor,
                             options.ignored_codes)
