@@ -12,6 +12,7 @@ Nothing packaged is imported or run here: files are only read, and the checker o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,13 +178,24 @@ def _run_checker(root: Path, inputs: ContractInputs) -> tuple[list[Diagnostic], 
         return [], failed if done.returncode not in (0, 1) else f"ty's output could not be read ({exc})"
 
 
-def _checker_binary() -> str | None:
+_BINARY_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _locate_binary() -> str | None:
     try:
         from ty import find_ty_bin  # the package only locates its binary
 
         return find_ty_bin()
     except (ImportError, FileNotFoundError):
         return shutil.which(CHECKER)
+
+
+def _checker_binary() -> str | None:
+    # Once per process, under a lock: ty's locator reads sysconfig, whose first read is not thread-safe (two
+    # functions built side by side saw a config variable as None).
+    with _BINARY_LOCK:
+        return _locate_binary()
 
 
 def _diagnostic(entry: dict[str, object], code: Path) -> Diagnostic | None:
