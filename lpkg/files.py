@@ -79,7 +79,7 @@ def owned_name(prefix: str, suffix: str = "") -> str:
 def is_stale(name: str) -> bool:
     """Whether `name` is owned_name's, of a process on this host that is no longer running."""
     owner = _OWNED.search(name)
-    return owner is not None and owner["host"] == _host() and not _running(int(owner["pid"]))
+    return owner is not None and owner["host"] == _host() and not process_running(int(owner["pid"]))
 
 
 def remove_stale(folder: Path, prefix: str) -> None:
@@ -104,7 +104,8 @@ def owned_temporary_file(folder: Path, prefix: str, suffix: str = "") -> tuple[i
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), path
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether a process of this host has that id (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -233,10 +233,7 @@ def build_functions(
         for index, folder in enumerate(function_dirs):
             one(index, folder)
         return [r for r in reports if r is not None], errors
-    import sysconfig
     from concurrent.futures import ThreadPoolExecutor  # imports logging: not for one function
-
-    sysconfig.get_config_vars()  # filled once here: its first read is not thread-safe (ty's locator reads it)
 
     pool = ThreadPoolExecutor(max_workers=jobs)
     futures = [pool.submit(one, index, folder) for index, folder in enumerate(function_dirs)]

@@ -79,13 +79,12 @@ def plan_project(project: Project, flags: Overrides) -> ProjectPlan:
     functions: list[tuple[DeclaredFunction, Path, Overrides]] = []
     layers: dict[Path, LayerBuild] = {}
     for declared in project.functions:
-        runtime = flags.runtime or declared.runtime or DEFAULT_RUNTIME
-        arch = flags.arch or declared.arch or "x86_64"
-        for layer in declared.layers:
-            if layer.content_dir is not None:
-                layers.setdefault(layer.content_dir, LayerBuild(layer, runtime, arch))
-        zips = {folder: layer_zip(out, build.layer) for folder, build in layers.items()}
+        zips = {layer.content_dir: layer_zip(out, layer) for layer in declared.layers if layer.content_dir}
         overrides = overrides_for(project, declared, dataclasses.replace(flags, out=out), zips)
+        for layer in declared.layers:  # built once, for the first function that uses it, on its runtime
+            if layer.content_dir is not None:
+                layers.setdefault(layer.content_dir, LayerBuild(layer, overrides.runtime or DEFAULT_RUNTIME,
+                                                                overrides.arch or "x86_64"))
         functions.append((declared, declared.code_dir, overrides))
     return ProjectPlan(project, out, tuple(functions), tuple(layers.values()))
 

@@ -30,6 +30,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from lpkg.errors import EnvironmentProblem, LpkgError
+from lpkg.files import process_running
 from lpkg.runtimes import ARCH_ALIASES, ARCHITECTURES, Arch
 
 LABEL = "io.lpkg"
@@ -147,7 +148,7 @@ class DockerSession:
         for container in stale:
             owner_host, _, pid = container.labels.get(LABEL_OWNER, "").partition(":")
             if owner_host == host:
-                if pid.isdigit() and _alive(int(pid)):
+                if pid.isdigit() and process_running(int(pid)):
                     continue
             elif container.status == "running" or not _older_than(container.attrs.get("Created", ""), 3600):
                 continue
@@ -183,16 +184,6 @@ def _older_than(created: str, seconds: float) -> bool:
     except ValueError:
         return False
     return (datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds() > seconds
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _failed(what: str, exc: BaseException) -> EnvironmentProblem:

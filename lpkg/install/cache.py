@@ -62,7 +62,7 @@ def requirements_fingerprint(path: Path, base: Path | None = None, projects: boo
 
     files = sorted({path, *path.parent.glob("*.txt")})
     parts = [f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in files]
-    if projects and b"/" in path.read_bytes():  # only a line with a path can name a local project
+    if projects:
         parts += [f"{r.written}:{project_digest(r.folder)}" for r in path_requirements(path, base)]
     return f"{path.name}|{'|'.join(parts)}"
 

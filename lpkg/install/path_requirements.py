@@ -64,9 +64,12 @@ def path_requirements(requirements: Path, base: Path | None = None) -> list[Path
     """The local-path lines of one requirements file. A path that is not a folder is a UsageError naming the
     file, the line and the base it was resolved against."""
     try:
-        lines = requirements.read_text(encoding="utf-8", errors="replace").splitlines()
+        text = requirements.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise UsageError(f"{requirements}: cannot read ({exc.strerror})") from None
+    if "/" not in text:
+        return []  # no line can name a folder: the common case, on every build's up-to-date check
+    lines = text.splitlines()
     found: list[PathRequirement] = []
     root = (base or requirements.parent).absolute()
     for number, line in enumerate(lines, start=1):
@@ -133,7 +136,7 @@ def path_requirement_findings(requirement_files: tuple[Path, ...], base: Path | 
     """What the report says of each path requirement: where it pointed, against which base."""
     findings = []
     for requirements in requirement_files:
-        if not requirements.is_file() or b"/" not in requirements.read_bytes():
+        if not requirements.is_file():
             continue
         for found in path_requirements(requirements, base):
             findings.append(Finding(

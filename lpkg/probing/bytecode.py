@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,12 +109,23 @@ def harvest(store: BytecodeStore, offered: Offered, task_root: Path, magic: byte
     probe saw them); `loaded` are the pyc paths (under the prefix) of the modules the import loaded."""
     reused = sum(1 for rel in loaded if rel in offered.files and _unchanged(offered, rel))
     kept = 0
+    for rel, _, data in _fresh_pycs(offered, task_root, magic, cache_tag, lambda member: member in store.members):
+        if not _store_atomically(data, store.folder / rel):
+            break  # the store cannot be written: no point trying the rest
+        kept += 1
+    return Harvest(reused, kept)
+
+
+def _fresh_pycs(offered: Offered, task_root: Path, magic: bytes, cache_tag: str,
+                wanted: Callable[[str], bool]) -> Iterator[tuple[str, str, bytes]]:
+    """(path under the prefix, member, bytes) of each pyc the probe wrote for a source `wanted` accepts: new or
+    changed since it was offered, a timestamp pyc of this interpreter's magic, matching the source as unpacked."""
     for dirpath, _, names in os.walk(offered.folder / TASK_MIRROR):
         for name in names:
             written = os.path.join(dirpath, name)
             rel = os.path.relpath(written, offered.folder).replace(os.sep, "/")
             member = member_of(rel, cache_tag)
-            if member not in store.members or _unchanged(offered, rel):
+            if member is None or not wanted(member) or _unchanged(offered, rel):
                 continue
             try:
                 with open(written, "rb") as fh:
@@ -121,12 +133,8 @@ def harvest(store: BytecodeStore, offered: Offered, task_root: Path, magic: byte
                 source = os.stat(task_root / member)
             except OSError:
                 continue
-            if not _timestamp_pyc(data) or data[:4] != magic or not _matches(data, source):
-                continue
-            if not _store_atomically(data, store.folder / rel):
-                break  # the store cannot be written: no point trying the rest
-            kept += 1
-    return Harvest(reused, kept)
+            if _timestamp_pyc(data) and data[:4] == magic and _matches(data, source):
+                yield rel, member, data
 
 
 def _make_mirrors(target: Path, folders: set[str]) -> None:
@@ -242,26 +250,11 @@ def harvest_keyed(store: KeyedBytecode, offered: Offered, task_root: Path, magic
     kept = added = 0
     if cache_tag != store.cache_tag:
         return Harvest(reused, 0), 0
-    for dirpath, _, names in os.walk(offered.folder / TASK_MIRROR):
-        for name in names:
-            written = os.path.join(dirpath, name)
-            rel = os.path.relpath(written, offered.folder).replace(os.sep, "/")
-            member = member_of(rel, cache_tag)
-            key = store.keys.get(member) if member is not None else None
-            if member is None or key is None or _unchanged(offered, rel):
-                continue
-            try:
-                with open(written, "rb") as fh:
-                    data = fh.read()
-                source = os.stat(task_root / member)
-            except OSError:
-                continue
-            if not _timestamp_pyc(data) or data[:4] != magic or not _matches(data, source):
-                continue
-            if not _store_atomically(data, Path(stored_path(store.folder, pyc_key(store, key, member)))):
-                break
-            kept += 1
-            added += len(data)
+    for _, member, data in _fresh_pycs(offered, task_root, magic, cache_tag, lambda member: member in store.keys):
+        if not _store_atomically(data, Path(stored_path(store.folder, pyc_key(store, store.keys[member], member)))):
+            break
+        kept += 1
+        added += len(data)
     return Harvest(reused, kept), added
 
 
