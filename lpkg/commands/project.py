@@ -22,6 +22,7 @@ from lpkg.runtimes import DEFAULT_RUNTIME, DEFAULT_TIMEOUT_SECONDS, get_runtime,
 
 if TYPE_CHECKING:
     from lpkg.commands.inputs import BuildOptions
+    from lpkg.probing.request import NoProbe, Prober
 
 LAYERS_FOLDER = "layers"  # under the output folder: the layers a project builds for its functions
 
@@ -218,6 +219,7 @@ def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list
     plan = plan_project(load_project(spec.kind, spec.path, spec.functions), flags)
     typed = dict(parse_env_flag(e) for e in flags.env)
     reports = []
+    probers: dict[tuple[str, str, str], Prober | NoProbe | None] = {}
     for declared, _, overrides in plan.functions:
         runtime = get_runtime(overrides.runtime or DEFAULT_RUNTIME)
         arch = parse_arch(overrides.arch or "x86_64")
@@ -237,7 +239,10 @@ def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list
             timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS, function_name=declared.name,
             environment=tuple(sorted({**dict(declared.environment), **typed}.items())),
         )
-        prober = choose_prober(probe_mode, runtime, flags.image or runtime.runtime_image(arch), arch)
+        image = flags.image or runtime.runtime_image(arch)
+        if (runtime.name, arch, image) not in probers:  # one per image, as `lpkg verify a.zip b.zip` has
+            probers[(runtime.name, arch, image)] = choose_prober(probe_mode, runtime, image, arch)
+        prober = probers[(runtime.name, arch, image)]
         report = verify_zip(artifact, options, prober)
         reports.append(dataclasses.replace(
             report, findings=sort_findings((*report.findings, *declared_findings(declared)))))
