@@ -22,7 +22,6 @@ from lpkg.commands.inputs import BuildOptions, build_inputs_digest
 from lpkg.commands.publishing import left_out_findings, published_facts, verify_then_publish
 from lpkg.config import FunctionSettings, Overrides, resolve_settings
 from lpkg.errors import BuildFailed, LpkgError, UsageError
-from lpkg.events import load_event
 from lpkg.install import Installer, InstallRequest
 from lpkg.install.cache import (
     DependencyCache,
@@ -106,7 +105,11 @@ def build_function(function_dir: Path, overrides: Overrides, options: BuildOptio
     started = time.perf_counter()
     settings = resolve_settings(function_dir, overrides)
     # A bad event file is the user's to fix before any container starts.
-    event = load_event(settings.event) if settings.event else None
+    event = None
+    if settings.event:
+        from lpkg.events import load_event  # builds every built-in event at import: only with an event
+
+        event = load_event(settings.event)
     if event is not None and not options.test:
         raise UsageError("--event calls the handler in the import test, which --no-test skips",
                          hint="drop one of --event and --no-test")

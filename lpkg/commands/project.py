@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 from lpkg.config import DEFAULT_OUT, Overrides
 from lpkg.errors import LpkgError, UsageError
 from lpkg.install.cache import cache_home
-from lpkg.plan.projects import DeclaredFunction, DeclaredLayer, Project, read_project
-from lpkg.plan.projects.overrides import overrides_for
 from lpkg.report import ArtifactReport, BuildReport, Finding, Severity, notice, sort_findings
 from lpkg.runtimes import DEFAULT_RUNTIME, DEFAULT_TIMEOUT_SECONDS, get_runtime, parse_arch
 
 if TYPE_CHECKING:
     from lpkg.commands.inputs import BuildOptions
+    from lpkg.plan.projects import DeclaredFunction, DeclaredLayer, Project
     from lpkg.probing.request import NoProbe, Prober
 
 LAYERS_FOLDER = "layers"  # under the output folder: the layers a project builds for its functions
@@ -53,6 +52,8 @@ class ProjectPlan:
 
 def load_project(kind: str | None, path: Path | None, only: Sequence[str] = ()) -> Project:
     """The project named by a flag, else the one found in the current folder; `only` picks functions by name."""
+    from lpkg.plan.projects import read_project  # the project readers: only when there is a project file
+
     project = read_project(kind, path if path is not None else Path.cwd())
     for name, why in project.skipped:
         notice(f"{project.path.name}: {name} is not built: {why}")
@@ -76,6 +77,8 @@ def layer_zip(out: Path, layer: DeclaredLayer) -> Path:
 
 
 def plan_project(project: Project, flags: Overrides) -> ProjectPlan:
+    from lpkg.plan.projects.overrides import overrides_for
+
     out = (flags.out or Path(DEFAULT_OUT)).absolute()
     functions: list[tuple[DeclaredFunction, Path, Overrides]] = []
     layers: dict[Path, LayerBuild] = {}
