@@ -5,21 +5,30 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from lpkg import __version__
 from lpkg.errors import EnvironmentProblem, FindingsFailed, Interrupted, LpkgError, UsageError
 from lpkg.files import run_scratch
+from lpkg.options import (
+    build_and_test_options,
+    env_option,
+    event_option,
+    format_option,
+    json_option,
+    layer_option,
+    no_cache_option,
+    project_options,
+    timeout_option,
+)
 from lpkg.runtimes import (
     ARCH_ALIASES,
     DEFAULT_RUNTIME,
     DEFAULT_TIMEOUT_SECONDS,
-    MAX_TIMEOUT_SECONDS,
     RUNTIMES,
     get_runtime,
     parse_arch,
@@ -32,66 +41,6 @@ if TYPE_CHECKING:
 # start-up time counts, and an up-to-date `lpkg build` is over in about 100 ms.
 
 _json_mode = False
-
-# Options both commands take, spelled once.
-layer_option = click.option("--layer", "layers", multiple=True, type=click.Path(path_type=Path),
-                            help="A layer zip (repeatable), unpacked under /opt as Lambda does.")
-timeout_option = click.option(
-    "--timeout", type=click.FloatRange(1, MAX_TIMEOUT_SECONDS),
-    help="The function's timeout in seconds: how long the handler import may take, and the call with --event "
-    "(default 30, or `timeout` in the config).")
-event_option = click.option(
-    "--event", "event_spec", metavar="FILE|NAME",
-    help="After the import, call the handler once with this event and a real LambdaContext (no network): a "
-    "JSON file, - for stdin, or a built-in such as apigw:GET:/health (see `lpkg events`).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-format_option = click.option(
-    "--format", "output_format", type=click.Choice(["human", "json", "github", "gitlab"]),
-    help="human (default), json (as --json), github (workflow annotations at file and line) or gitlab (a code "
-    "quality report). Under GITHUB_ACTIONS / GITLAB_CI, human output gets the annotations too.")
-env_option = click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
-                          help="An environment variable for the import test and the smoke invoke (repeatable); "
-                          "wins over `env` in the config and what a project file declares.")
-# Options `build` and `layer` take, spelled once.
-build_image_option = click.option(
-    "--build-image", help="Image pip runs in; default public.ecr.aws/sam/build-python3.X:latest-ARCH.")
-test_image_option = click.option(
-    "--image", help="Runtime image for the import test; default public.ecr.aws/lambda/python:3.X-ARCH.")
-no_test_option = click.option("--no-test", is_flag=True,
-                              help="Skip the import test in the runtime image (host checks still run).")
-backend_option = click.option(
-    "--backend", type=click.Choice(["auto", "docker", "local"]), default="auto", show_default=True,
-    help="Where pip installs dependencies: the build image (Docker), or pip here asking for the runtime's wheels. "
-    "auto: Docker when a daemon answers and can run the target CPU.")
-build_probe_option = click.option(
-    "--probe", "probe_mode", type=click.Choice(["auto", "docker", "local"]), default="auto", show_default=True,
-    help="Where the import test runs (see lpkg verify --help).")
-no_cache_option = click.option(
-    "--no-cache", is_flag=True,
-    help="Run pip even if these requirements were installed before (cache: LPKG_CACHE_DIR, else ~/.cache/lpkg).")
-
-
-def project_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The functions a project file declares, as the list to build or verify."""
-    path = click.Path(path_type=Path, exists=True)
-    for option in reversed((
-        click.option("--template", type=path, help="A SAM / CloudFormation template: its Python functions."),
-        click.option("--serverless", type=path, help="A serverless.yml: its Python functions."),
-        click.option("--terraform", type=click.Path(path_type=Path, exists=True),
-                     help="A Terraform folder: its aws_lambda_function resources and lambda modules."),
-        click.option("--function", "only", multiple=True, help="Only this function of the project (repeatable)."),
-    )):
-        command = option(command)
-    return command
-
-
-def build_and_test_options(command: Callable[..., None]) -> Callable[..., None]:
-    """The options `build` and `layer` share: which images, which installer, whether and how to test."""
-    for option in reversed((build_image_option, test_image_option, no_test_option, backend_option,
-                            build_probe_option, timeout_option)):
-        command = option(command)
-    return command
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lpkg")
@@ -143,60 +92,16 @@ def verify(
     as_json: bool,
 ) -> None:
     """Check Lambda zips for what would fail at import (and, with --event, at the first call), before deploy."""
-    from lpkg.commands.verify import VerifyOptions, guess_runtime_minor, verify_zip
-    from lpkg.config import parse_env_flag
-    from lpkg.events import load_event
-    from lpkg.probing.choose import choose_prober
+    from lpkg.commands.verify_targets import verify_targets
+    from lpkg.config import Overrides
 
     global _json_mode
     as_json = as_json or output_format == "json"
     _json_mode = as_json
-    if cdk_out is not None:
-        if zips or handler is not None or runtime or layers or event_spec:
-            raise UsageError("--cdk-out takes handler, runtime, architecture and layers from the templates",
-                             hint="give either ZIP... or --cdk-out, and no --handler, --runtime, --layer or --event")
-        from lpkg.commands.cdk_out import verify_assembly
-
-        _progress(f"checking the functions of {cdk_out}")
-        reports = verify_assembly(cdk_out, image=image, timeout=timeout or DEFAULT_TIMEOUT_SECONDS,
-                                  probe_mode=probe_mode)
-        _render_verify(reports, as_json, output_format)
-        return
-    from lpkg.commands.project import detected_spec, spec_from_flags, verify_project
-    from lpkg.config import Overrides
-
-    spec = spec_from_flags(template, serverless, terraform, only) or (None if zips else detected_spec(Path.cwd()))
-    if spec is not None:
-        if zips:
-            raise UsageError("give zips or a project file, not both")
-        flags = Overrides(runtime=runtime, arch=arch, handler=handler, out=out,
-                          image=image, layers=layers, timeout=timeout, env=env)
-        _render_verify(verify_project(spec, flags, probe_mode), as_json, output_format)
-        return
-    if not zips:
-        raise UsageError("nothing to verify", hint="give one or more zips, a project file, or --cdk-out cdk.out")
-    for path in (*zips, *layers):
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file")
-    if event_spec is not None and probe_mode == "none":
-        raise UsageError("--event calls the handler in the probe, which --probe none skips",
-                         hint="drop one of --event and --probe none")
-    event = load_event(event_spec) if event_spec is not None else None
-    lambda_arch = parse_arch(arch or "x86_64")
-    if runtime is None:
-        minor = guess_runtime_minor(zips[0])
-        runtime = f"python3.{minor}" if minor is not None and f"python3.{minor}" in RUNTIMES else DEFAULT_RUNTIME
-    rt = get_runtime(runtime)
-    from lpkg.install.cache import cache_home
-
-    options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=handler, layers=layers, contract_cache=cache_home(),
-                            timeout=timeout or DEFAULT_TIMEOUT_SECONDS, event=event,
-                            environment=tuple(sorted(dict(parse_env_flag(e) for e in env).items())))
-    prober = choose_prober(probe_mode, rt, image or rt.runtime_image(lambda_arch), lambda_arch)
-    reports = []
-    for path in zips:
-        _progress(f"checking {path} ({rt.name}, {lambda_arch})")
-        reports.append(verify_zip(path, options, prober))
+    flags = Overrides(runtime=runtime, arch=arch, handler=handler, out=out, image=image, layers=layers,
+                      timeout=timeout, event=event_spec, env=env)
+    reports = verify_targets(zips, flags, probe_mode, cdk_out=cdk_out, project=(template, serverless, terraform, only),
+                             progress=_progress)
     _render_verify(reports, as_json, output_format)
 
 
@@ -363,25 +268,24 @@ def cache() -> None:
 @cache.command("info")
 def cache_info() -> None:
     """Where the cache is and how big each part is (and verify's member store)."""
+    from lpkg.commands.cache_report import member_store_line
     from lpkg.install.cache import cache_usage
 
     for line in cache_usage():
         click.echo(line)
-    click.echo(_member_store_line())
+    click.echo(member_store_line())
 
 
 @cache.command("clear")
 def cache_clear() -> None:
     """Delete the cache folder's contents and verify's member store (the next build installs and verifies again)."""
-    import shutil
-
+    from lpkg.commands.cache_report import clear_member_store
     from lpkg.install.cache import clear_cache
 
     click.echo(f"removed {clear_cache()}")
-    folder, usage = _member_store_usage()
-    if folder is not None and usage is not None:
-        shutil.rmtree(folder, ignore_errors=True)
-        click.echo(f"removed {usage.size / 1e6:.1f} MB of unpacked members and bytecode from {folder}")
+    removed = clear_member_store()
+    if removed is not None:
+        click.echo(removed)
 
 
 @cache.command("prune")
@@ -389,37 +293,9 @@ def cache_clear() -> None:
               help="Keep at most this many MB (default: 3/4 of LPKG_MEMBER_STORE_MB, default 1024).")
 def cache_prune(to_mb: int | None) -> None:
     """Shrink verify's member store, dropping what was used least recently."""
-    from lpkg.archive import members
+    from lpkg.commands.cache_report import prune_member_store
 
-    folder, usage = _member_store_usage()
-    if folder is None or usage is None:
-        click.echo(_member_store_line())
-        return
-    keep = (to_mb << 20) if to_mb is not None else int(members.store_limit() * members.PRUNE_TO)
-    after = members.prune(folder, keep)
-    click.echo(f"member store {folder}: {usage.size / 1e6:.1f} MB in {usage.files} files -> "
-               f"{after.size / 1e6:.1f} MB in {after.files} files")
-
-
-def _member_store_usage() -> tuple[Path | None, Any]:
-    from lpkg.archive import members
-    from lpkg.commands.verify import scratch_parent
-
-    folder = members.store_folder(scratch_parent())
-    if folder is None or not folder.is_dir():
-        return folder, None
-    return folder, members.usage_of(folder, members.store_limit())
-
-
-def _member_store_line() -> str:
-    folder, usage = _member_store_usage()
-    if folder is None:
-        return "verify's member store: off (LPKG_MEMBER_STORE=off)"
-    if usage is None:
-        return f"verify's member store: {folder} (empty; LPKG_MEMBER_STORE sets it)"
-    return (f"verify's member store: {folder} (LPKG_MEMBER_STORE sets it): {usage.size / 1e6:.1f} MB in "
-            f"{usage.files} files (unpacked members and bytecode), at most about {usage.limit >> 20} MB "
-            "(LPKG_MEMBER_STORE_MB); lpkg cache prune shrinks it")
+    click.echo(prune_member_store(to_mb))
 
 
 @cli.command()

@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "lpkg"
 
 # The top of lpkg/: the face (what users call) and the shared core (what every stage may use).
-FACE = frozenset({"lpkg.cli", "lpkg.cdk", "lpkg.annotations", "lpkg.__main__"})
+FACE = frozenset({"lpkg.cli", "lpkg.options", "lpkg.cdk", "lpkg.annotations", "lpkg.__main__"})
 CORE = frozenset({"lpkg", "lpkg.errors", "lpkg.report", "lpkg.runtimes", "lpkg.config", "lpkg.handler",
                   "lpkg.names", "lpkg.events", "lpkg.files"})
 
