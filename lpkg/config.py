@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lpkg.errors import UsageError
 from lpkg.files import resolved
@@ -19,12 +19,14 @@ from lpkg.handler import CANDIDATE_MODULES, Handler, defined_handlers, parse_han
 from lpkg.runtimes import (
     DEFAULT_RUNTIME,
     DEFAULT_TIMEOUT_SECONDS,
-    MAX_TIMEOUT_SECONDS,
     Arch,
     Runtime,
     get_runtime,
     parse_arch,
 )
+
+if TYPE_CHECKING:
+    from lpkg.config_file import ProjectConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,11 +39,6 @@ DEFAULT_ARCH: Arch = "x86_64"
 DEFAULT_OUT = "dist"
 T = TypeVar("T")
 
-# The defaults table's keys; "functions" holds the per-function tables.
-DEFAULT_KEYS = ("runtime", "arch", "out", "build-image", "image", "layers", "source-roots", "exclude", "timeout",
-                "event", "env", "ignore", "requirements-base", "functions")
-FUNCTION_KEYS = ("handler", "runtime", "arch", "exclude", "source-roots", "timeout", "event", "env", "ignore",
-                 "requirements-base")
 # The environment variable names Lambda reserves: a function cannot set them, so neither can lpkg's settings.
 RESERVED_ENV = frozenset({
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
@@ -73,13 +70,7 @@ class Table:
     requirements_base: Path | None = None  # what relative path requirements are relative to
 
 
-@dataclass(frozen=True)
-class ProjectConfig:
-    """A config file's content. `path` is None when no file was found."""
-
-    path: Path | None = None
-    defaults: Table = Table()
-    functions: Mapping[str, Table] = field(default_factory=dict)
+NOT_SET = Table()
 
 
 @dataclass(frozen=True)
@@ -179,120 +170,6 @@ def _has_lpkg_table(data: Mapping[str, Any]) -> bool:
     return isinstance(tool, dict) and "lpkg" in tool
 
 
-def load_config(path: Path) -> ProjectConfig:
-    """Read and validate a config file: lpkg.toml (keys at the top) or pyproject.toml ([tool.lpkg])."""
-    data = read_toml(path)
-    if path.name == LPKG_TOML:
-        table, prefix = data, ""
-    else:
-        tool = data.get("tool", {})
-        table = tool.get("lpkg", {}) if isinstance(tool, dict) else {}
-        prefix = "tool.lpkg."
-        if not isinstance(table, dict):
-            raise UsageError(f"{path}: tool.lpkg must be a table")
-    base = path.parent
-    defaults = _parse_table(table, DEFAULT_KEYS, path, prefix, base)
-    functions: dict[str, Table] = {}
-    raw_functions = table.get("functions", {})
-    if not isinstance(raw_functions, dict):
-        raise UsageError(f"{path}: {prefix}functions must be a table of tables, one per function folder")
-    for name, raw in raw_functions.items():
-        key = f"{prefix}functions.{_toml_key(name)}"
-        if not isinstance(raw, dict):
-            raise UsageError(f"{path}: {key} must be a table")
-        functions[name] = _parse_table(raw, FUNCTION_KEYS, path, key + ".", base)
-    return ProjectConfig(path=path, defaults=defaults, functions=functions)
-
-
-def _toml_key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
-
-
-def _parse_table(raw: Mapping[str, Any], allowed: tuple[str, ...], path: Path, prefix: str, base: Path) -> Table:
-    for key in raw:
-        if key not in allowed:
-            import difflib  # only to suggest a key for a typo
-
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(allowed)}"
-            raise UsageError(f"{path}: unknown key {prefix}{key}", hint=hint)
-
-    def text(key: str) -> str | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise UsageError(f"{path}: {prefix}{key} must be a non-empty string, not {value!r}")
-        return value
-
-    def strings(key: str) -> tuple[str, ...] | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise UsageError(f"{path}: {prefix}{key} must be a list of strings, not {value!r}")
-        return tuple(value)
-
-    def paths(key: str) -> tuple[Path, ...] | None:
-        values = strings(key)
-        return None if values is None else tuple(_relative_to(base, v) for v in values)
-
-    def checked(key: str, convert: Callable[[str], T]) -> T | None:
-        value = text(key)
-        if value is None:
-            return None
-        try:
-            return convert(value)
-        except UsageError as exc:
-            raise UsageError(f"{path}: {prefix}{key}: {exc.message}", hint=exc.hint) from None
-
-    def seconds(key: str) -> float | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= MAX_TIMEOUT_SECONDS:
-            raise UsageError(f"{path}: {prefix}{key} must be a number of seconds from 1 to {MAX_TIMEOUT_SECONDS:g}, "
-                             f"not {value!r}")
-        return float(value)
-
-    def env() -> tuple[tuple[str, str], ...] | None:
-        value = raw.get("env")
-        if value is None:
-            return None
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise UsageError(f"{path}: {prefix}env must be a table of strings (NAME = \"value\"), not {value!r}")
-        try:
-            return tuple(sorted(checked_env(k, v) for k, v in value.items()))
-        except UsageError as exc:
-            raise UsageError(f"{path}: {prefix}env: {exc.message}", hint=exc.hint) from None
-
-    def ignore() -> tuple[str, ...] | None:
-        codes = strings("ignore")
-        try:
-            return None if codes is None else checked_ignore(codes)
-        except UsageError as exc:
-            raise UsageError(f"{path}: {prefix}ignore: {exc.message}", hint=exc.hint) from None
-
-    out = text("out")
-    event = text("event")
-    return Table(
-        runtime=checked("runtime", get_runtime),
-        arch=checked("arch", parse_arch),
-        out=None if out is None else _relative_to(base, out),
-        build_image=text("build-image"),
-        image=text("image"),
-        layers=paths("layers"),
-        source_roots=paths("source-roots"),
-        exclude=strings("exclude"),
-        handler=checked("handler", parse_handler),
-        timeout=seconds("timeout"),
-        event=event if event is None or _is_builtin_event(event) else str(_relative_to(base, event)),
-        env=env(),
-        ignore=ignore(),
-        requirements_base=None if (rb := text("requirements-base")) is None else _relative_to(base, rb),
-    )
-
-
 def checked_env(name: str, value: str) -> tuple[str, str]:
     """One environment variable, as Lambda accepts it: a valid name that Lambda does not reserve."""
     if not _ENV_NAME.match(name):
@@ -330,7 +207,7 @@ def _merged_env(*layers: tuple[tuple[str, str], ...] | None) -> tuple[tuple[str,
     return tuple(sorted(merged.items()))
 
 
-def _relative_to(base: Path, value: str | Path) -> Path:
+def resolve_against(base: Path, value: str | Path) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path
 
@@ -349,17 +226,18 @@ def resolve_settings(
     """
     flags = overrides or Overrides()
     here = (cwd or Path.cwd()).absolute()
-    folder = resolved(_relative_to(here, function_dir))
+    folder = resolved(resolve_against(here, function_dir))
     if not folder.is_dir():
         raise UsageError(f"{function_dir}: not a folder", hint="give the function's folder, e.g. lambda/my-function")
     if config is None:
-        found = find_config(folder)
-        config = load_config(found) if found else ProjectConfig()
-    own = config.functions.get(flags.name or folder.name, config.functions.get(folder.name, Table()))
-    dflt = config.defaults
+        config = _config_from(find_config(folder))
+    tables = config.functions if config else {}
+    own = tables.get(flags.name or folder.name, tables.get(folder.name, NOT_SET))
+    dflt = config.defaults if config else NOT_SET
+    config_path = config.path if config else None
 
     def cli_paths(values: tuple[Path, ...]) -> tuple[Path, ...] | None:
-        return tuple(_relative_to(here, p) for p in values) or None
+        return tuple(resolve_against(here, p) for p in values) or None
 
     runtime = _first(get_runtime(flags.runtime) if flags.runtime else None, own.runtime, dflt.runtime)
     runtime = runtime or get_runtime(DEFAULT_RUNTIME)
@@ -367,9 +245,9 @@ def resolve_settings(
     source_roots = _first(cli_paths(flags.source_roots), own.source_roots, dflt.source_roots) or (folder.parent,)
     for root in source_roots:
         if not root.is_dir():
-            origin = "--source-root" if flags.source_roots else f"source-roots in {config.path}"
+            origin = "--source-root" if flags.source_roots else f"source-roots in {config_path}"
             raise UsageError(f"{root}: not a folder ({origin})", hint="source roots are folders that hold packages")
-    out = _first(_relative_to(here, flags.out) if flags.out else None, dflt.out) or here / DEFAULT_OUT
+    out = _first(resolve_against(here, flags.out) if flags.out else None, dflt.out) or here / DEFAULT_OUT
     return FunctionSettings(
         function_dir=folder,
         name=flags.name or folder.name,
@@ -382,27 +260,36 @@ def resolve_settings(
         layers=tuple(p.absolute() for p in _first(cli_paths(flags.layers), dflt.layers) or ()),
         source_roots=tuple(dict.fromkeys(p.resolve() for p in source_roots)),
         exclude=_first(flags.exclude or None, own.exclude, dflt.exclude) or (),
-        config_file=config.path,
+        config_file=config_path,
         timeout=_first(flags.timeout, own.timeout, dflt.timeout) or DEFAULT_TIMEOUT_SECONDS,
         event=_first(_cli_event(flags.event, here), own.event, dflt.event),
         environment=_merged_env(flags.env_declared, dflt.env, own.env, tuple(parse_env_flag(e) for e in flags.env)),
         ignore=frozenset((dflt.ignore or ()) + (own.ignore or ())),
         code_root=flags.code_root,
-        requirements_base=_first(_relative_to(here, flags.requirements_base) if flags.requirements_base else None,
+        requirements_base=_first(resolve_against(here, flags.requirements_base) if flags.requirements_base else None,
                                  own.requirements_base, dflt.requirements_base),
     )
 
 
 def _cli_event(spec: str | None, here: Path) -> str | None:
-    if spec is None or spec == "-" or _is_builtin_event(spec):
+    if spec is None or spec == "-" or is_builtin_event(spec):
         return spec
-    return str(_relative_to(here, spec))
+    return str(resolve_against(here, spec))
 
 
-def _is_builtin_event(spec: str) -> bool:
+def is_builtin_event(spec: str) -> bool:
+    """A built-in event's name (not a path)."""
     from lpkg.events import is_builtin  # lpkg.events builds every built-in event at import: only with --event
 
     return is_builtin(spec)
+
+
+def _config_from(path: Path | None) -> ProjectConfig | None:
+    if path is None:
+        return None
+    from lpkg.config_file import load_config  # the tables' validation: only when there is a file
+
+    return load_config(path)
 
 
 def _first(*values: T | None) -> T | None:
@@ -416,11 +303,11 @@ def find_function_dirs(cwd: Path, source_roots: tuple[Path, ...] = ()) -> tuple[
     config's, else the current folder) with a handler file — a top-level handler.py, lambda_function.py, …
     defining handler or lambda_handler. Nothing found is a usage error."""
     here = cwd.absolute()
-    found_config = find_config(here)
-    config = load_config(found_config) if found_config else ProjectConfig()
-    base = config.path.parent if config.path else here
-    roots = tuple(_relative_to(here, p) for p in source_roots) or config.defaults.source_roots or (here,)
-    if config.functions:
+    config = _config_from(find_config(here))
+    base = config.path.parent if config and config.path else here
+    configured = config.defaults.source_roots if config else None
+    roots = tuple(resolve_against(here, p) for p in source_roots) or configured or (here,)
+    if config and config.functions:
         folders = []
         for name in config.functions:
             candidates = [root / name for root in roots] + [base / name]

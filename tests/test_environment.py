@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from helpers import run_lpkg
 
-from lpkg.config import Overrides, load_config, parse_env_flag, resolve_settings
+from lpkg.config import Overrides, parse_env_flag, resolve_settings
+from lpkg.config_file import load_config
 from lpkg.errors import UsageError
 
 READS_AT_IMPORT = '''import os
