@@ -10,12 +10,10 @@ extra fields or comment are written.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import os
 import posixpath
-import re
 import shutil
 import stat
 import sys
@@ -26,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from lpkg.archive.contents import CHUNK, RUNTIME_SDK, collect
 from lpkg.archive.reader import source_date_epoch
 from lpkg.errors import EnvironmentProblem, LpkgError, UsageError
 from lpkg.files import owned_name, owned_temporary_file, remove_stale
@@ -42,12 +41,9 @@ EXEC_MODE = 0o755  # files with any execute bit
 DIR_MODE = 0o755
 _UNIX = 3  # create_system: the external attributes hold Unix mode bits
 _MSDOS_DIR = 0x10
-_CHUNK = 1 << 20
 # The runtime provides these (boto3 and what it needs); a copy in the zip is left out unless pinned.
-RUNTIME_SDK = ("boto3", "botocore", "s3transfer")
 # Bump when the dependency part's layout changes: kept parts of older lpkg versions are then rewritten.
 DEPENDENCY_ZIP_FORMAT = 3
-_DIST_INFO = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)\.dist-info$")
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,7 @@ def dependency_zip(
         kept = _kept_dependency_zip(keep_in / f"{variant}.zip")
         if kept is not None:
             return kept
-    entries, left_out = _collect((), folders, keep_sdk, keep_bytecode, dependency_prefix)
+    entries, left_out = collect((), folders, keep_sdk, keep_bytecode, dependency_prefix)
     folder = keep_in if keep_in is not None else scratch
     folder.mkdir(parents=True, exist_ok=True)
     fd, temp = owned_temporary_file(folder, f".{variant}.", ".tmp")  # (and a part a killed build was writing goes)
@@ -166,7 +162,7 @@ def assemble(
     A zip path that two inputs provide with different content is an error. The caller verifies the
     temporary zip, then calls `publish`, inside `discard_unless_published` so a failure leaves nothing behind.
     """
-    entries, _ = _collect(files, first_party_dirs, keep_sdk=True, keep_bytecode=True)
+    entries, _ = collect(files, first_party_dirs, keep_sdk=True, keep_bytecode=True)
     present = dependencies.names if dependencies is not None else frozenset()
     clashes = sorted(set(entries) & present)
     if dependencies is not None and clashes:
@@ -180,7 +176,7 @@ def assemble(
             count = size = 0
             if dependencies is not None:
                 with open(dependencies.path, "rb") as part:
-                    shutil.copyfileobj(part, raw, _CHUNK)
+                    shutil.copyfileobj(part, raw, CHUNK)
                 count, size = dependencies.files, dependencies.unzipped_bytes
             raw.seek(0)
             # "a" on the copy appends after its members and writes one directory for both parts.
@@ -278,7 +274,7 @@ def _write_members(zf: zipfile.ZipFile, entries: dict[str, Path], present: froze
 def _copy(src: IO[bytes], dst: IO[bytes], source: Path, member: str) -> None:
     while True:
         try:
-            chunk = src.read(_CHUNK)
+            chunk = src.read(CHUNK)
         except OSError as exc:
             raise UsageError(f"{source}: cannot read ({exc.strerror})", hint=f"needed for {member}") from None
         if not chunk:
@@ -294,126 +290,10 @@ def _set_compresslevel(info: zipfile.ZipInfo, level: int) -> None:
         info._compresslevel = level  # type: ignore[attr-defined]
 
 
-def _collect(
-    files: Iterable[tuple[str, Path]], dependency_dirs: Sequence[Path], keep_sdk: bool, keep_bytecode: bool = False,
-    prefix: str = "",
-) -> tuple[dict[str, Path], tuple[str, ...]]:
-    """Zip path -> file for `files` and the folders' contents. With `keep_sdk` (any of boto3, botocore,
-    s3transfer pinned: pinning one keeps all three, pip installed them as a set that works together) the
-    runtime SDK stays in; else it is left out and named in the second value."""
-    entries: dict[str, Path] = {}
-    for member, source in files:
-        _add(entries, _clean(member), source)
-    left_out: set[str] = set()
-    for folder in dependency_dirs:
-        sdk_files, sdk_dists = (set(), {}) if keep_sdk else _sdk_files(folder)
-        left_out.update(sdk_dists.values())
-        for member, source in _walk(folder, keep_bytecode):
-            top = member.split("/", 1)[0]
-            if member in sdk_files:
-                continue
-            if top in RUNTIME_SDK and not keep_sdk:  # a copy without a RECORD to say what it holds
-                left_out.add(sdk_dists.get(top, top))
-                continue
-            _add(entries, prefix + member, source, keep_bytecode)
-    return entries, tuple(sorted(left_out))
-
-
-def _clean(member: str) -> str:
-    name = member.replace("\\", "/")
-    normal = posixpath.normpath(name)
-    if not name or name.startswith("/") or normal.startswith("../") or normal == ".." or name.endswith("/"):
-        raise LpkgError(f"{member!r} is not a file path inside a zip")
-    return normal
-
-
-def _is_bytecode(member: str) -> bool:
-    return member.endswith((".pyc", ".pyo")) or "__pycache__" in member.split("/")
-
-
-def _add(entries: dict[str, Path], member: str, source: Path, keep_bytecode: bool = False) -> None:
-    if _is_bytecode(member) and not keep_bytecode:
-        return
-    previous = entries.get(member)
-    if previous is None or _same_file(previous, source):
-        entries.setdefault(member, source)
-        return
-    raise LpkgError(
-        f"{member} would come from both {previous} and {source}, with different content",
-        hint="remove one: a module vendored in the function folder and installed as a dependency, "
-        "or two source roots with the same package?",
-    )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if os.path.samefile(a, b):
-            return True
-        if os.path.getsize(a) != os.path.getsize(b):
-            return False
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            while True:
-                ca, cb = fa.read(_CHUNK), fb.read(_CHUNK)
-                if ca != cb:
-                    return False
-                if not ca:
-                    return True
-    except OSError:
-        return False
-
-
-def _walk(folder: Path, keep_bytecode: bool = False) -> Iterator[tuple[str, Path]]:
-    """(zip path, file) for every file below `folder`, following symlinks (without loops); `__pycache__`
-    folders only with `keep_bytecode`."""
-    seen: set[str] = set()
-    for current, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(current)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if keep_bytecode or d != "__pycache__")
-        rel = Path(current).relative_to(folder).as_posix()
-        prefix = "" if rel == "." else rel + "/"
-        for name in sorted(names):
-            path = Path(current) / name
-            if path.is_file():
-                yield prefix + name, path
-
-
-def _sdk_files(folder: Path) -> tuple[set[str], dict[str, str]]:
-    """Zip paths that belong to the runtime SDK distributions in a pip --target folder (their dist-info and
-    what their RECORD lists), and canonical name -> "name version" for each."""
-    files: set[str] = set()
-    dists: dict[str, str] = {}
-    try:
-        top = sorted(os.listdir(folder))
-    except OSError:
-        return files, dists
-    for entry in top:
-        match = _DIST_INFO.match(entry)
-        name = canonical_name(match.group("name")) if match else ""
-        if not match or name not in RUNTIME_SDK:
-            continue
-        dists[name] = f"{name} {match.group('version')}"
-        dist_info = folder / entry
-        files.update(f"{entry}/{member}" for member, _ in _walk(dist_info))
-        try:
-            rows = list(csv.reader((dist_info / "RECORD").read_text(encoding="utf-8", errors="replace").splitlines()))
-        except OSError:
-            continue
-        for row in rows:
-            if row and row[0]:
-                normal = posixpath.normpath(row[0].replace("\\", "/"))
-                if not normal.startswith("../"):
-                    files.add(normal)
-    return files, dists
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
+        while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
