@@ -5,6 +5,12 @@ Uses awslambdaric's own `_get_handler`, `LambdaContext` and response marshaller 
 them; otherwise the same steps (split on the last dot, '/' to '.', importlib.import_module, getattr;
 a context with the same attributes; json.dumps), so the error types match what Lambda reports.
 Standard library only; Python >= 3.9.
+
+One file on purpose: it runs as a script (`python -I -S importer.py`) with sys.path set to exactly Lambda's
+(the task root first), and then imports the packaged code for real. A sibling module of this script would
+have to be imported by a top-level name (as walk.py imports sources); it would then sit in sys.modules,
+where the packaged code's own module of that name would get it instead of the code's own, and the import
+test would no longer be the import Lambda does.
 """
 
 from __future__ import annotations
