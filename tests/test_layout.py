@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lpkg"
 # The top of lpkg/: the face (what users call) and the shared core (what every stage may use).
 FACE = frozenset({"lpkg.cli", "lpkg.options", "lpkg.cdk", "lpkg.annotations", "lpkg.__main__"})
 CORE = frozenset({"lpkg", "lpkg.errors", "lpkg.report", "lpkg.runtimes", "lpkg.config", "lpkg.config_file",
-                  "lpkg.handler", "lpkg.names", "lpkg.events", "lpkg.files"})
+                  "lpkg.handler", "lpkg.names", "lpkg.events", "lpkg.files", "lpkg.invocation"})
 
 # Part -> the parts it may import (besides itself). The flow: plan -> install -> archive -> checks -> probing,
 # with the commands orchestrating them; containers serve install and probing; the probe imports nothing.

@@ -31,11 +31,12 @@ from lpkg.errors import UsageError
 from lpkg.events import Event
 from lpkg.files import owned_name, remove_stale, remove_tree
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
+from lpkg.invocation import Invocation
 from lpkg.probe.sources import analyse_source
 from lpkg.probing.bytecode import BytecodeStore
 from lpkg.probing.request import LAYER_DIR, TASK_DIR, NoProbe, ProbeOutcome, Prober, ProbeRequest
 from lpkg.probing.results import findings_from_probe, invocation_from_probe
-from lpkg.report import ArtifactReport, Finding, Invocation, Severity, Stopwatch, sort_findings
+from lpkg.report import ArtifactReport, Finding, Severity, Stopwatch, sort_findings
 from lpkg.runtimes import UNZIPPED_LIMIT_BYTES, Arch, Runtime
 
 NATIVE_SUFFIX = re.compile(r"\.(so(\.[0-9]+)*|pyd|dylib)$")

@@ -8,8 +8,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from lpkg.invocation import Invocation, StackFrame
 from lpkg.probing.request import ProbeOutcome
-from lpkg.report import Finding, Invocation, Severity, StackFrame
+from lpkg.report import Finding, Severity
 from lpkg.runtimes import (
     LAYER_ROOT,
     PROBE_MAX_PROCESSES,
