@@ -174,7 +174,7 @@ def build(
     serverless.yml, *.tf), else the functions lpkg.toml names, else every folder with a handler under the
     source roots."""
     from lpkg.commands.inputs import BuildOptions
-    from lpkg.commands.project import run_builds, spec_from_flags
+    from lpkg.commands.targets import run_builds, spec_from_flags
     from lpkg.config import Overrides
     from lpkg.report import render_build_human, render_build_json
 

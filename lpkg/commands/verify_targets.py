@@ -26,7 +26,8 @@ def verify_targets(zips: tuple[Path, ...], flags: Overrides, probe_mode: str, *,
         progress(f"checking the functions of {cdk_out}")
         return verify_assembly(cdk_out, image=flags.image, timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS,
                                probe_mode=probe_mode)
-    from lpkg.commands.project import detected_spec, spec_from_flags, verify_project
+    from lpkg.commands.project import verify_project
+    from lpkg.commands.targets import detected_spec, spec_from_flags
 
     spec = spec_from_flags(*project) or (None if zips else detected_spec(Path.cwd()))
     if spec is not None:
