@@ -41,7 +41,12 @@ NOT_ON_THE_PATH = (
     "lpkg.archive.reader", "lpkg.archive.dists", "lpkg.archive.writer", "lpkg.archive.unpack", "lpkg.commands.verify",
     "lpkg.probing.request", "lpkg.probing.docker", "lpkg.containers.engine", "lpkg.checks", "lpkg.checks.elf",
     "lpkg.install.docker", "lpkg.install.local", "lpkg.commands.layer",
+    # Defined only where they are used (issue 16): the built-in events (with --event), the smoke invoke's
+    # outcome, the project files' machinery (with a project file).
+    "lpkg.events", "lpkg.invocation", "lpkg.commands.project", "lpkg.plan.projects",
 )
+# And with no config file, its tables' validation (lpkg.config_file) is not imported either.
+NOT_ON_THE_PATH_WITHOUT_CONFIG = ("lpkg.config_file",)
 # And what it does import: proof that the listing is of an up-to-date build's process.
 ON_THE_PATH = ("lpkg.commands.build", "lpkg.plan.discover", "lpkg.commands.uptodate", "lpkg.report")
 
@@ -66,18 +71,30 @@ def imported(modules: list[str], name: str) -> bool:
     return any(m == name or m.startswith(name + ".") for m in modules)
 
 
-def assert_up_to_date_path_only(args: list[str], tmp_path: Path) -> None:
+def assert_up_to_date_path_only(args: list[str], tmp_path: Path, off_the_path: tuple[str, ...] = NOT_ON_THE_PATH,
+                                ) -> list[str]:
     first, _ = build_listing_modules(args, tmp_path / "first.json")
     assert "up_to_date: yes" not in first, first
     again, modules = build_listing_modules(args, tmp_path / "again.json")
     assert "up_to_date: yes" in again, again
     assert all(imported(modules, m) for m in ON_THE_PATH), modules
-    assert [m for m in NOT_ON_THE_PATH if imported(modules, m)] == []
+    assert [m for m in off_the_path if imported(modules, m)] == []
+    return modules
+
+
+def test_an_up_to_date_build_without_a_config_file_does_not_read_config_tables(tmp_path: Path) -> None:
+    project = tmp_path / "no-config"
+    shutil.copytree(RDS_DASHBOARD, project, ignore=shutil.ignore_patterns("__pycache__", "lpkg.toml"))
+    assert not (project / "lpkg.toml").exists()
+    args = ["build", str(project / "lambda" / "compliance-checker"), "--runtime", "python3.11", "--no-test",
+            "--source-root", str(project / "lambda"), "--out", str(tmp_path / "out")]
+    assert_up_to_date_path_only(args, tmp_path, NOT_ON_THE_PATH + NOT_ON_THE_PATH_WITHOUT_CONFIG)
 
 
 def test_an_up_to_date_build_without_the_import_test_imports_only_its_path(checker: Path, tmp_path: Path) -> None:
     args = ["build", str(checker), "--runtime", "python3.11", "--no-test", "--out", str(tmp_path / "out")]
-    assert_up_to_date_path_only(args, tmp_path)
+    modules = assert_up_to_date_path_only(args, tmp_path)
+    assert imported(modules, "lpkg.config_file"), "the fixture's lpkg.toml was not read: the listing is not its build"
 
 
 @pytest.mark.docker
