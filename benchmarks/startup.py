@@ -2,10 +2,12 @@
 0.1x `sam build --cached`), with lpkg installed as users install it: `pip install .`, not editable.
 
     python benchmarks/startup.py [--ref REF]... [--runs 15] [--image IMAGE] [--python PYTHON] [--instructions]
+                                 [--function pinned|small]
 
 The working tree, and each git REF given (e.g. --ref main~3, for before and after), is installed into a venv
 of its own under the temp folder (made by PYTHON, default this interpreter; kept between runs, lpkg itself
-reinstalled each time). Each builds fixtures/projects/pinned-api/orders once (Docker with the stand-in image;
+reinstalled each time). Each builds the function (pinned: fixtures/projects/pinned-api/orders, the default;
+small: fixtures/projects/small-api/greet, issue 16's) once (Docker with the stand-in image;
 the dependencies are installed once, into an lpkg cache under the temp folder shared by the venvs), and
 its next build must say it is up to date. Then, in rounds, so that machine noise hits every column alike:
   python -S -c pass            the venv's interpreter alone
@@ -32,7 +34,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FUNCTION = REPO / "fixtures" / "projects" / "pinned-api" / "orders"
+FUNCTIONS = {"pinned": REPO / "fixtures" / "projects" / "pinned-api" / "orders",
+             "small": REPO / "fixtures" / "projects" / "small-api" / "greet"}
 WORK = Path(tempfile.gettempdir()) / "lpkg-bench-startup"
 WORKING_TREE = "working tree"
 AIM_SECONDS = 0.1
@@ -74,9 +77,9 @@ def install(label: str, source: Path, python: str) -> Path:
     return venv
 
 
-def build_command(venv: Path, image: str) -> list[str]:
-    out = WORK / "out" / venv.name
-    return [str(venv / "bin" / "lpkg"), "build", str(FUNCTION), "--runtime", "python3.11", "--build-image", image,
+def build_command(venv: Path, image: str, function: Path) -> list[str]:
+    out = WORK / "out" / function.name / venv.name
+    return [str(venv / "bin" / "lpkg"), "build", str(function), "--runtime", "python3.11", "--build-image", image,
             "--image", image, "--out", str(out)]
 
 
@@ -126,6 +129,8 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true",
                         help="also count each command's instructions once with valgrind (slow, but the same "
                         "however busy the machine is)")
+    parser.add_argument("--function", choices=sorted(FUNCTIONS), default="pinned",
+                        help="the function built (default pinned: fixtures/projects/pinned-api/orders)")
     args = parser.parse_args()
 
     env = {"LPKG_CACHE_DIR": str(WORK / "cache"), "LPKG_DOCKER_NETWORK": os.environ.get("LPKG_DOCKER_NETWORK", "host")}
@@ -133,7 +138,7 @@ def main() -> None:
     venvs = {label: install(label, source_tree(label, ref), args.python) for label, ref in trees}
     commands: dict[str, dict[str, list[str]]] = {}
     for label, venv in venvs.items():
-        build = build_command(venv, args.image)
+        build = build_command(venv, args.image, FUNCTIONS[args.function])
         print(f"{label}: first build (installs the dependencies once, then verifies in Docker) …", file=sys.stderr)
         run(build, env)
         if "up_to_date: yes" not in run(build, env).stdout:
