@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 import zipfile
 
-from lpkg.archive.reader import KNOWN_METHODS, ZipArchive, normalized_name
+from lpkg.archive.reader import KNOWN_METHODS, ZipArchive, ZipMember, normalized_name
 from lpkg.report import Finding, Severity
 
 _READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
@@ -20,45 +20,7 @@ def check_structure(archive: ZipArchive, label: str = "") -> list[Finding]:
         findings.append(Finding("ZIP_EMPTY", Severity.ERROR,
                                 "the zip holds no files: there is no code to run", member=label or None))
     for member in archive.members:
-        where = label + member.name
-        reason = member.unsafe_reason
-        if reason:
-            findings.append(Finding(
-                "ZIP_UNSAFE_PATH", Severity.ERROR,
-                f"member has an unsafe name ({reason}); it was not extracted — rebuild the zip from a folder "
-                "with plain files (zip -r without -y, or lpkg build)",
-                member=where,
-            ))
-        if member.encrypted:
-            findings.append(Finding("ZIP_ENCRYPTED", Severity.ERROR,
-                                    "member is encrypted; Lambda cannot read it: zip without a password",
-                                    member=where))
-        if member.encrypted or member.is_dir:
-            pass  # an encrypted member's method is the cipher's business; it is reported as encrypted
-        elif member.compress_type not in _READABLE_METHODS:
-            unknown = member.compress_type not in KNOWN_METHODS
-            findings.append(Finding(
-                "ZIP_COMPRESSION", Severity.ERROR if unknown else Severity.WARNING,
-                f"member uses compression method {member.compress_type}, "
-                + ("which no unzip tool knows; it was not extracted" if unknown
-                   else "not stored/deflate; unzip tools commonly reject it")
-                + " — re-zip with standard deflate (zip -r, or lpkg build)",
-                member=where,
-            ))
-        too_long = member.too_long_reason
-        if too_long and not reason:
-            findings.append(Finding(
-                "ZIP_NAME_TOO_LONG", Severity.ERROR,
-                f"member cannot be unpacked on Linux: {too_long}; it was not extracted — shorten the path",
-                member=where,
-            ))
-        if member.name_not_utf8:
-            findings.append(Finding(
-                "ZIP_NAME_ENCODING", Severity.WARNING,
-                "member name has non-ASCII bytes but is not marked UTF-8; read here as CP437, other unzip tools "
-                "may pick another encoding and Python imports only the exact name — re-zip with UTF-8 names",
-                member=where,
-            ))
+        findings += _member_findings(member, label + member.name)
     for member, why in archive.overlaps():
         findings.append(Finding(
             "ZIP_OVERLAP", Severity.ERROR,
@@ -67,6 +29,56 @@ def check_structure(archive: ZipArchive, label: str = "") -> list[Finding]:
             "rebuild the zip",
             member=label + member.name,
         ))
+    return findings + _name_findings(archive, label)
+
+
+def _member_findings(member: ZipMember, where: str) -> list[Finding]:
+    """What is wrong with one member on its own: its name, encryption, compression."""
+    findings: list[Finding] = []
+    reason = member.unsafe_reason
+    if reason:
+        findings.append(Finding(
+            "ZIP_UNSAFE_PATH", Severity.ERROR,
+            f"member has an unsafe name ({reason}); it was not extracted — rebuild the zip from a folder "
+            "with plain files (zip -r without -y, or lpkg build)",
+            member=where,
+        ))
+    if member.encrypted:
+        findings.append(Finding("ZIP_ENCRYPTED", Severity.ERROR,
+                                "member is encrypted; Lambda cannot read it: zip without a password",
+                                member=where))
+    if member.encrypted or member.is_dir:
+        pass  # an encrypted member's method is the cipher's business; it is reported as encrypted
+    elif member.compress_type not in _READABLE_METHODS:
+        unknown = member.compress_type not in KNOWN_METHODS
+        findings.append(Finding(
+            "ZIP_COMPRESSION", Severity.ERROR if unknown else Severity.WARNING,
+            f"member uses compression method {member.compress_type}, "
+            + ("which no unzip tool knows; it was not extracted" if unknown
+               else "not stored/deflate; unzip tools commonly reject it")
+            + " — re-zip with standard deflate (zip -r, or lpkg build)",
+            member=where,
+        ))
+    too_long = member.too_long_reason
+    if too_long and not reason:
+        findings.append(Finding(
+            "ZIP_NAME_TOO_LONG", Severity.ERROR,
+            f"member cannot be unpacked on Linux: {too_long}; it was not extracted — shorten the path",
+            member=where,
+        ))
+    if member.name_not_utf8:
+        findings.append(Finding(
+            "ZIP_NAME_ENCODING", Severity.WARNING,
+            "member name has non-ASCII bytes but is not marked UTF-8; read here as CP437, other unzip tools "
+            "may pick another encoding and Python imports only the exact name — re-zip with UTF-8 names",
+            member=where,
+        ))
+    return findings
+
+
+def _name_findings(archive: ZipArchive, label: str) -> list[Finding]:
+    """Names in conflict with each other: a file and a folder, names differing in case, duplicates."""
+    findings: list[Finding] = []
     folders = archive.folder_names()
     lowered: dict[str, set[str]] = collections.defaultdict(set)
     for member in archive.members:

@@ -463,8 +463,32 @@ def bytecode_loaded(prefix: str) -> list[str]:
     return sorted(loaded)
 
 
-def main() -> int:
-    dump_stack_on_request()
+def import_handler(get_handler: Callable[[str], Any], handler_name: str, roots: tuple[str, str],
+                   ) -> tuple[Any, dict[str, Any]]:
+    """The import, timed: the handler (None when the import failed) and the result's first keys."""
+    result: dict[str, Any]
+    started = time.monotonic()
+    handler = None
+    main_pid = os.getpid()
+    try:
+        handler = get_handler(handler_name)
+    except BaseException as exc:  # noqa: BLE001 - packaged code may raise anything, SystemExit included
+        result = describe_failure(exc, roots)
+    else:
+        result = {"status": "ok", "callable": callable(handler)}
+    if os.getpid() != main_pid:
+        os._exit(0)  # a process the packaged code forked: only the job itself reports
+    result["import_seconds"] = round(time.monotonic() - started, 3)
+    if result.get("error_type") == NOT_FOUND:
+        # The module loaded but lacks the function: point at the module's file.
+        module = sys.modules.get(handler_name.rsplit(".", 1)[0].replace("/", "."))
+        module_file = getattr(module, "__file__", None)
+        if module_file:
+            result["frames"] = [{"file": module_file, "line": None, "code": None}]
+    return handler, result
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--handler", required=True)
     parser.add_argument("--result", required=True)
@@ -479,7 +503,12 @@ def main() -> int:
     parser.add_argument("--invoke-timeout", type=float, default=30.0)
     parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024)
     parser.add_argument("--pycache", help="keep the task root's dependency bytecode here (keep_bytecode_in)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    dump_stack_on_request()
+    args = parse_args()
     sys.path[:] = json.loads(args.sys_path)
     if args.pycache:
         keep_bytecode_in(args.pycache, args.task_root)
@@ -489,25 +518,7 @@ def main() -> int:
     if os.environ.get("LPKG_PROBE_STAND_INS") == "1":
         sys.meta_path.append(_StandInFinder())
     setup_lambda_logging()
-    result: dict[str, Any]
-    started = time.monotonic()
-    handler = None
-    main_pid = os.getpid()
-    try:
-        handler = get_handler(args.handler)
-    except BaseException as exc:  # noqa: BLE001 - packaged code may raise anything, SystemExit included
-        result = describe_failure(exc, roots)
-    else:
-        result = {"status": "ok", "callable": callable(handler)}
-    if os.getpid() != main_pid:
-        os._exit(0)  # a process the packaged code forked: only the job itself reports
-    result["import_seconds"] = round(time.monotonic() - started, 3)
-    if result.get("error_type") == NOT_FOUND:
-        # The module loaded but lacks the function: point at the module's file.
-        module = sys.modules.get(args.handler.rsplit(".", 1)[0].replace("/", "."))
-        module_file = getattr(module, "__file__", None)
-        if module_file:
-            result["frames"] = [{"file": module_file, "line": None, "code": None}]
+    handler, result = import_handler(get_handler, args.handler, roots)
     result["loader"] = how
     if args.pycache:
         result["bytecode_loaded"] = bytecode_loaded(args.pycache)

@@ -171,9 +171,18 @@ def invocation_from_probe(
         output=str(raw.get("output") or ""),
         error_type=raw.get("error_type"), error_message=raw.get("message"), stack=own,
     )
-    where = (culprit.member, culprit.line) if culprit else (None, None)
     if status == "ok":
         return invocation, []
+    where = (culprit.member, culprit.line) if culprit else (None, None)
+    invocation, finding = _failed_invocation(invocation, raw, where, timeout, outcome)
+    return invocation, [finding]
+
+
+def _failed_invocation(invocation: Invocation, raw: dict[str, Any], where: tuple[str | None, int | None],
+                       timeout: float, outcome: ProbeOutcome) -> tuple[Invocation, Finding]:
+    """A call that did not return: the invocation as Lambda would report it, and the finding that says why.
+    `where`: the function's own innermost frame."""
+    status, event_label = invocation.status, invocation.event
     if status == "failed":
         finding = Finding(
             "INVOKE_ERROR", Severity.ERROR,
@@ -217,7 +226,7 @@ def invocation_from_probe(
             f"the process running the handler {why} while the handler ran: {str(raw.get('stack') or '')[-300:]}",
             *where,
         )
-    return invocation, [finding]
+    return invocation, finding
 
 
 def _replace_error(invocation: Invocation, error_type: str, message: str) -> Invocation:
