@@ -207,6 +207,14 @@ def defined_names(tree: ast.Module) -> tuple[frozenset[str], bool, tuple[tuple[s
                         visit(handler.body)
 
     visit(tree.body)
+    dynamic = _names_bound_anywhere(tree, names) or dynamic
+    return frozenset(names), dynamic, tuple(methods)
+
+
+def _names_bound_anywhere(tree: ast.Module, names: set[str]) -> bool:
+    """Adds the module-level names bound from any depth (global, :=, match captures) to `names`; True when
+    the module's names cannot be known (a call of globals, vars, locals, exec or setattr; sys.modules replaced)."""
+    dynamic = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Global):
             names.update(node.names)  # a function that assigns a global defines it once called
@@ -219,4 +227,4 @@ def defined_names(tree: ast.Module) -> tuple[frozenset[str], bool, tuple[tuple[s
         elif isinstance(node, ast.Attribute) and node.attr == "modules" and isinstance(node.value, ast.Name) \
                 and node.value.id == "sys":
             dynamic = True  # sys.modules[__name__] = ... replaces the module
-    return frozenset(names), dynamic, tuple(methods)
+    return dynamic
