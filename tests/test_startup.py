@@ -44,6 +44,8 @@ NOT_ON_THE_PATH = (
     # Defined only where they are used (issue 16): the built-in events (with --event), the smoke invoke's
     # outcome, the project files' machinery (with a project file).
     "lpkg.events", "lpkg.invocation", "lpkg.commands.project", "lpkg.plan.projects",
+    # The lock's reader (a function with no requirements.lock), and tempfile (random, bisect) with it.
+    "lpkg.install.lock", "tempfile",
 )
 # And with no config file, its tables' validation (lpkg.config_file) is not imported either.
 NOT_ON_THE_PATH_WITHOUT_CONFIG = ("lpkg.config_file",)

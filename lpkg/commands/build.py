@@ -11,7 +11,6 @@ Before anything is installed, the inputs are compared with those recorded for th
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from lpkg.install.cache import (
     remove_stale_scratch,
 )
 from lpkg.install.choose import choose_installer
-from lpkg.install.lock_files import find_lock
+from lpkg.install.lock_files import LOCK_FILE, find_lock
 from lpkg.install.path_requirements import path_requirement_findings
 from lpkg.plan.discover import BuildPlan, discover
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch, sort_findings
@@ -43,9 +42,7 @@ if TYPE_CHECKING:
 
 def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecode: bool) -> InstallRequest:
     """What pip installs: the function's lock when it has one (which must be current), else its requirements."""
-    from lpkg.install import lock
-
-    path = lock.lock_path(settings.function_dir)
+    path = settings.function_dir / LOCK_FILE
     if not path.is_file() and not plan.requirement_files and not plan.dependencies \
             and find_lock(settings.function_dir) is not None:
         from lpkg.install.cache import cache_home
@@ -64,6 +61,8 @@ def install_request(settings: FunctionSettings, plan: BuildPlan, compile_bytecod
     if not path.is_file():
         return InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch,
                               compile_bytecode=compile_bytecode, requirements_base=settings.requirements_base)
+    from lpkg.install import lock  # the lock's reader: only for a function that has a lock
+
     locked = lock.read_lock(path)
     inputs = lock.LockInputs(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
     why = lock.staleness(locked, inputs)
@@ -161,6 +160,8 @@ def _build_zip(settings: FunctionSettings, plan: BuildPlan, request: InstallRequ
     """Install, assemble, verify and publish: the published zip (None when verification failed), the
     verification's report and the facts to report. Findings of the way are added to `findings`."""
     # Only a build that does the work needs zip writing, the checks and the probe machinery.
+    import tempfile
+
     from lpkg.archive.writer import assemble, dependency_zip, discard_unless_published
     from lpkg.commands.verify import DependencyPart, VerifyOptions
     from lpkg.probing.choose import choose_prober

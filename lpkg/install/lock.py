@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 from lpkg.errors import BuildFailed, EnvironmentProblem, UsageError
 from lpkg.files import owned_temporary_file
 from lpkg.install.cache import requirements_fingerprint
+from lpkg.install.lock_files import LOCK_FILE
 from lpkg.runtimes import ARCHITECTURES, Arch, Runtime
 
 if TYPE_CHECKING:
     from lpkg.install.docker import DockerInstaller
 
-LOCK_FILE = "requirements.lock"
 PIP_TOOLS_VERSION = "7.6.2"
 PIP_VERSION = "26.3"  # pip-tools uses pip's internals: the pair is pinned together
 INPUTS_MARK = "# lpkg-lock-inputs:"

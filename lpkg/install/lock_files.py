@@ -1,11 +1,12 @@
-"""Where a project keeps its lock (uv.lock, poetry.lock): found without reading it, so a build of a function
-that has none pays for no lock parser (lpkg.install.project_locks reads one)."""
+"""Where the locks are: a function's own (requirements.lock), a project's (uv.lock, poetry.lock), found without
+reading them, so a build that has none pays for no lock reader (lpkg.install.lock, lpkg.install.project_locks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
+LOCK_FILE = "requirements.lock"  # a function's own lock (lpkg lock), beside its requirements
 LockKind = Literal["uv", "poetry"]
 LOCK_FILES: tuple[tuple[LockKind, str], ...] = (("uv", "uv.lock"), ("poetry", "poetry.lock"))
 
