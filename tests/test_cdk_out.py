@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import run_lpkg, write_zip
 
-from lpkg.commands.cdk_out import read_assembly
+from lpkg.commands.cdk_out import read_assembly, template_value
 
 HANDLER = "def handler(event, context):\n    return 1\n"
 
@@ -108,3 +109,64 @@ def test_not_an_assembly_is_a_usage_error(tmp_path: Path) -> None:
     assert run.returncode == 2 and "manifest.json" in run.stderr
     both = run_lpkg("verify", "x.zip", "--cdk-out", tmp_path)
     assert both.returncode == 2 and "--cdk-out" in both.stderr
+
+
+def test_template_values_become_text_or_placeholders() -> None:
+    assert template_value("orders") == ("orders", True)
+    assert template_value(3) == ("3", True) and template_value(True) == ("true", True)
+    assert template_value({"Ref": "OrdersTable"}) == ("<!Ref OrdersTable>", False)
+    assert template_value({"Fn::GetAtt": ["OrdersTable", "Arn"]}) == ("<!GetAtt OrdersTable.Arn>", False)
+    joined = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::bucket"]]}
+    assert template_value(joined) == ("arn:<!Ref AWS::Partition>:s3:::bucket", False)
+    assert template_value({"Fn::Join": ["-", ["a", "b"]]}) == ("a-b", True)
+
+
+READS_AT_IMPORT = ('import os\n\nTABLE = os.environ["TABLE"]\nSTAGE = os.environ["STAGE"]\n\n'
+                   'def handler(event, context):\n    return {"table": TABLE, "stage": STAGE}\n')
+
+
+def environment_assembly(root: Path) -> Path:
+    """One stack: a function whose module reads two variables at import, both declared in the template (one a
+    literal, one a Ref), and one that reads a variable nothing declares."""
+    root.mkdir(parents=True)
+    write_zip(root / "asset.orders.zip", {"app.py": READS_AT_IMPORT})
+    write_zip(root / "asset.bare.zip", {"app.py": READS_AT_IMPORT})
+    orders = function("app.handler", "python3.11", "orders", "Api/Orders/Resource")
+    orders["Properties"]["Environment"] = {"Variables": {"TABLE": {"Ref": "OrdersTable"}, "STAGE": "prod"}}
+    resources = {"Orders": orders, "Bare": function("app.handler", "python3.11", "bare", "Api/Bare/Resource"),
+                 "OrdersTable": {"Type": "AWS::DynamoDB::Table", "Properties": {}}}
+    write_stage(root, "Api", resources, {"orders": "asset.orders.zip", "bare": "asset.bare.zip"})
+    (root / "manifest.json").write_text(json.dumps({"version": "36.0.0", "artifacts": {
+        "Api": {"type": "aws:cloudformation:stack", "properties": {"templateFile": "Api.template.json"}}}}))
+    return root
+
+
+def test_declared_environment_reaches_the_import_test(tmp_path: Path) -> None:
+    root = environment_assembly(tmp_path / "cdk.out")
+    orders = next(f for f in read_assembly(root).functions if f.construct_path == "Api/Orders/Resource")
+    assert orders.environment == (("STAGE", "prod"), ("TABLE", "<!Ref OrdersTable>"))
+    assert orders.placeholders == ("TABLE",)
+
+    run = run_lpkg("verify", "--cdk-out", root, "--probe", "local", "--json")
+    assert run.returncode == 1, run.stdout + run.stderr
+    reports = {r["artifact"].split(" ")[0]: r for r in json.loads(run.stdout)["artifacts"]}
+    declared = reports["Api/Orders/Resource"]
+    assert declared["ok"], declared
+    placeholder = next(f for f in declared["findings"] if f["code"] == "ENV_PLACEHOLDER")
+    assert "TABLE=<!Ref OrdersTable>" in placeholder["message"]
+    bare = reports["Api/Bare/Resource"]
+    init = next(f for f in bare["findings"] if f["code"] == "INIT_EXCEPTION")
+    assert "KeyError" in init["message"] and "--env TABLE=VALUE" in init["message"]
+
+    typed = run_lpkg("verify", "--cdk-out", root, "--probe", "local", "--env", "TABLE=t", "--env", "STAGE=s",
+                     "--json")
+    assert typed.returncode == 0, typed.stdout + typed.stderr
+
+
+@pytest.mark.docker
+def test_declared_environment_reaches_the_container_probe(tmp_path: Path, standin_image: str) -> None:
+    root = environment_assembly(tmp_path / "cdk.out")
+    run = run_lpkg("verify", "--cdk-out", root, "--image", standin_image, "--json")
+    reports = {r["artifact"].split(" ")[0]: r for r in json.loads(run.stdout)["artifacts"]}
+    assert reports["Api/Orders/Resource"]["ok"], reports["Api/Orders/Resource"]
+    assert not reports["Api/Bare/Resource"]["ok"]

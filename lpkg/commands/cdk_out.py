@@ -4,7 +4,9 @@ folders and zips); never runs the app or imports aws-cdk-lib.
 
 For each AWS::Lambda::Function with a Python runtime: its code asset (a zip as lpkg's bundling leaves it,
 or a folder, zipped here as CDK will zip it for upload) is verified with the template's Handler, Runtime,
-Architectures and layers. Findings name the construct path (the `aws:cdk:path` metadata).
+Architectures, layers and Environment.Variables (set for the import test and the smoke invoke; a value the
+template leaves to deploy time, such as `{"Ref": "Table"}`, becomes the placeholder `<!Ref Table>`, said in the
+report). Findings name the construct path (the `aws:cdk:path` metadata).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class CdkFunction:
     asset: Path | None  # the code: a zip or a folder inside the assembly; None when not found there
     layers: tuple[Path, ...]  # layer assets found in the assembly
     findings: tuple[Finding, ...]  # what the template alone shows
+    environment: tuple[tuple[str, str], ...] = ()  # Environment.Variables, sorted; deploy-time values as placeholders
+    placeholders: tuple[str, ...] = ()  # keys whose value is a placeholder, not what Lambda will see
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,42 @@ def _function(
         else:
             layers.append(layer_asset)
     handler = properties.get("Handler")
-    return CdkFunction(path, str(handler or ""), runtime, arch, asset, tuple(layers), tuple(findings))
+    variables = (properties.get("Environment") or {}).get("Variables") or {}
+    environment = {str(key): template_value(value) for key, value in variables.items()}
+    return CdkFunction(path, str(handler or ""), runtime, arch, asset, tuple(layers), tuple(findings),
+                       environment=tuple(sorted((key, text) for key, (text, _) in environment.items())),
+                       placeholders=tuple(sorted(key for key, (_, known) in environment.items() if not known)))
+
+
+def template_value(value: object) -> tuple[str, bool]:
+    """A synthesized template's value as the import test sees it, and whether it is what Lambda will see.
+    Intrinsics are known only at deploy time: `{"Ref": "T"}` -> `<!Ref T>`; `Fn::Join` keeps its literal parts
+    (`arn:<!Ref AWS::Partition>:s3:::b`), as CDK writes most ARNs that way."""
+    if isinstance(value, str):
+        return value, True
+    if isinstance(value, bool):
+        return str(value).lower(), True  # CloudFormation turns a boolean into "true"/"false"
+    if isinstance(value, (int, float)):
+        return str(value), True
+    if isinstance(value, dict) and len(value) == 1:
+        (function, argument), = value.items()
+        if function == "Fn::Join" and isinstance(argument, list) and len(argument) == 2 \
+                and isinstance(argument[0], str) and isinstance(argument[1], list):
+            parts = [template_value(part) for part in argument[1]]
+            return argument[0].join(text for text, _ in parts), all(known for _, known in parts)
+        if function == "Ref" or str(function).startswith("Fn::"):
+            return f"<!{str(function).removeprefix('Fn::')} {_argument_text(argument)}>", False
+    return json.dumps(value, sort_keys=True), False
+
+
+def _argument_text(argument: object) -> str:
+    if isinstance(argument, list):
+        if len(argument) == 2 and all(isinstance(a, str) for a in argument):
+            return ".".join(argument)  # Fn::GetAtt [Table, Arn], written !GetAtt Table.Arn
+        return "[" + ", ".join(_argument_text(a) for a in argument) + "]"
+    if isinstance(argument, dict):
+        return template_value(argument)[0]
+    return str(argument)
 
 
 def _edge_endpoint(logical_id: str, resource: Json, template: Path) -> Finding | None:
@@ -239,9 +278,18 @@ def template_findings(function: CdkFunction, zip_path: Path, built_minor: int | 
     return findings
 
 
-def verify_assembly(root: Path, *, image: str | None, timeout: float, probe_mode: str) -> list[ArtifactReport]:
+def environment_findings(function: CdkFunction) -> list[Finding]:
+    """A placeholder value is not what Lambda will see: say so, as for a SAM template."""
+    values = dict(function.environment)
+    return [Finding("ENV_PLACEHOLDER", Severity.INFO,
+                    f"{function.construct_path}: {key}={values[key]}: the template leaves this value to deploy "
+                    "time; the import test saw the placeholder") for key in function.placeholders]
+
+
+def verify_assembly(root: Path, *, image: str | None, timeout: float, probe_mode: str,
+                    environment: Mapping[str, str] | None = None) -> list[ArtifactReport]:
     """One report per Python function of the assembly (named by construct path), then one per template with
-    stack-level findings."""
+    stack-level findings. `environment` (--env) wins over what a template declares."""
     assembly = read_assembly(root)
     probers: dict[tuple[str, Arch], Prober | NoProbe | None] = {}
     reports: list[ArtifactReport] = []
@@ -255,6 +303,7 @@ def verify_assembly(root: Path, *, image: str | None, timeout: float, probe_mode
             layers = tuple(_as_zip(layer, Path(scratch) / f"layer-{index}-{n}.zip")
                            for n, layer in enumerate(function.layers))
             findings = template_findings(function, zip_path, guess_runtime_minor(zip_path))
+            findings += environment_findings(function)
             label = f"{function.construct_path} ({os.path.relpath(function.asset, root)})"
             if any(f.code == "CDK_HANDLER_MISMATCH" and f.member is None for f in findings):
                 reports.append(_template_only(label, function, tuple(findings)))  # no handler to import
@@ -264,8 +313,9 @@ def verify_assembly(root: Path, *, image: str | None, timeout: float, probe_mode
                 probers[key] = choose_prober(probe_mode, runtime, image or runtime.runtime_image(function.arch),
                                              function.arch)
             options = VerifyOptions(runtime=runtime, arch=function.arch, handler=function.handler, layers=layers,
-                                    contract_cache=cache_home(),
-                                    timeout=timeout)
+                                    contract_cache=cache_home(), timeout=timeout,
+                                    environment=tuple(sorted({**dict(function.environment),
+                                                              **(environment or {})}.items())))
             report = verify_zip(zip_path, options, probers[key])
             reports.append(dataclasses.replace(report, artifact=label,
                                                findings=sort_findings((*report.findings, *findings))))

@@ -25,7 +25,7 @@ def verify_targets(zips: tuple[Path, ...], flags: Overrides, probe_mode: str, *,
 
         progress(f"checking the functions of {cdk_out}")
         return verify_assembly(cdk_out, image=flags.image, timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS,
-                               probe_mode=probe_mode)
+                               probe_mode=probe_mode, environment=dict(parse_env_flag(e) for e in flags.env))
     from lpkg.commands.project import verify_project
     from lpkg.commands.targets import detected_spec, spec_from_flags
 
