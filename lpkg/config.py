@@ -93,6 +93,7 @@ class Overrides:
     env_declared: tuple[tuple[str, str], ...] = ()  # variables a project file declares (flags and config win)
     code_root: bool = False  # the folder is a repository's root (a project file's asset): take only what is imported
     requirements_base: Path | None = None  # --requirements-base
+    include: tuple[str, ...] = ()  # zip-path globs a project file adds to a code root (serverless package.patterns)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class FunctionSettings:
     ignore: frozenset[str] = frozenset()  # contract-check codes left out of the report
     code_root: bool = False  # only the modules and packages the handler's imports reach go in, not the whole folder
     requirements_base: Path | None = None  # relative path requirements point from here (default: their file's folder)
+    include: tuple[str, ...] = ()  # with code_root: files matching these zip-path globs go in too (data, templates)
 
     @property
     def artifact(self) -> Path:
@@ -266,6 +268,7 @@ def resolve_settings(
         environment=_merged_env(flags.env_declared, dflt.env, own.env, tuple(parse_env_flag(e) for e in flags.env)),
         ignore=frozenset((dflt.ignore or ()) + (own.ignore or ())),
         code_root=flags.code_root,
+        include=flags.include,
         requirements_base=_first(resolve_against(here, flags.requirements_base) if flags.requirements_base else None,
                                  own.requirements_base, dflt.requirements_base),
     )

@@ -4,6 +4,7 @@ functions, autodetection, and malformed input as one UsageError naming file and 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -589,3 +590,29 @@ def test_overrides_for_a_declared_function() -> None:
     serverless = read_project(None, SERVERLESS_APP)
     report = by_name(serverless)["dailyReport"]
     assert overrides_for(serverless, report, Overrides()).code_root  # the service folder holds serverless.yml
+
+
+def test_serverless_package_patterns_add_files_no_import_reaches(tmp_path: Path) -> None:
+    """A code root holds only what the handler's imports reach, plus what the project's package.patterns add;
+    its `!` patterns still leave files out."""
+    from lpkg.config import Overrides, resolve_settings
+    from lpkg.plan.discover import discover
+    from lpkg.plan.projects.overrides import overrides_for
+
+    serverless = read_project(None, SERVERLESS_APP)
+    functions = by_name(serverless)
+    flags = Overrides(out=tmp_path / "out", image="unused", build_image="unused")
+    report_plan, _ = discover(resolve_settings(SERVERLESS_APP, overrides_for(serverless, functions["dailyReport"],
+                                                                            flags), cwd=SERVERLESS_APP))
+    report_files = {zip_path for zip_path, _ in report_plan.files}
+    assert {"handlers/reports.py", "billing/totals.py", "templates/report.html"} <= report_files
+    assert not any(p.startswith(("tests/", "web/", "layers/")) for p in report_files), sorted(report_files)
+    create_plan, _ = discover(resolve_settings(SERVERLESS_APP, overrides_for(serverless, functions["createOrder"],
+                                                                            flags), cwd=SERVERLESS_APP))
+    assert not any(p.startswith("templates/") for p, _ in create_plan.files)  # the pattern is dailyReport's own
+
+    with_tests = dataclasses.replace(functions["dailyReport"], include=("templates/**", "tests/**"),
+                                     exclude=("tests/**",))
+    excluded, _ = discover(resolve_settings(SERVERLESS_APP, overrides_for(serverless, with_tests, flags),
+                                            cwd=SERVERLESS_APP))
+    assert not any(p.startswith("tests/") for p, _ in excluded.files)

@@ -107,6 +107,14 @@ def test_serverless_service_folder_as_code_root(standin_image: str, tmp_path: Pa
     assert not any(n.startswith(("tests/", "web/", "layers/", "packages/")) for n in names), sorted(names)
 
 
+def test_serverless_package_patterns_put_a_template_in_the_zip(standin_image: str, tmp_path: Path) -> None:
+    artifact, messages = build("serverless", "dailyReport", standin_image, tmp_path)
+    assert artifact is not None, messages
+    names = members(artifact)
+    assert {"handlers/reports.py", "billing/totals.py", "templates/report.html"} <= names
+    assert not any(n.startswith(("tests/", "web/", "layers/")) for n in names), sorted(names)
+
+
 def test_terraform_archive_function_with_its_layer(standin_image: str, tmp_path: Path) -> None:
     artifact, _ = build("terraform", "ingest", standin_image, tmp_path)
     assert artifact is not None

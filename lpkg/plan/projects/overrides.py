@@ -41,6 +41,7 @@ def overrides_for(project: Project, function: DeclaredFunction, flags: Overrides
         env_declared=function.environment,
         code_root=flags.code_root or is_code_root(project, function),
         exclude=flags.exclude or function.exclude,
+        include=function.include,
         layers=flags.layers or own_layers,
     )
 
