@@ -19,7 +19,7 @@ from pathlib import Path
 from lpkg.config import FunctionSettings
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler
 from lpkg.plan.requirements import declared_names, folder_requirements
-from lpkg.plan.resolver import FoundModule, ModuleFinder, matches_pattern
+from lpkg.plan.resolver import FoundModule, ModuleFinder
 from lpkg.probe.sources import ImportStatement
 from lpkg.report import Finding, Severity, sort_findings
 
@@ -91,7 +91,7 @@ def discover(settings: FunctionSettings) -> tuple[BuildPlan, tuple[Finding, ...]
     if settings.code_root:
         # A repository's root as the asset: its packages at their import paths, not its tests or infra code.
         function_files = _reached_files(finder, own_tops)
-        function_files.update(_included_files(finder, settings))
+        function_files.update(finder.included_files())
     else:
         function_files = dict(finder.files(settings.function_dir, ""))
     first_party_files = _reached_files(finder, tops)
@@ -130,16 +130,6 @@ def _reached_files(finder: ModuleFinder, tops: dict[str, FoundModule]) -> dict[s
         elif top.file is not None and not finder.excluded_by_user(top.zip_path):
             files[top.zip_path] = top.file
     return files
-
-
-def _included_files(finder: ModuleFinder, settings: FunctionSettings) -> dict[str, Path]:
-    """Files of a code root that the project's own package patterns add (templates, data read at run time):
-    no import reaches them, but the project says they belong in the zip. Excludes and lpkg's own (tests'
-    caches, .git) still win."""
-    if not settings.include:
-        return {}
-    return {zip_path: file for zip_path, file in finder.files(settings.function_dir, "")
-            if any(matches_pattern(zip_path, pattern) for pattern in settings.include)}
 
 
 # --- the walk from the handler ----------------------------------------------------------------------

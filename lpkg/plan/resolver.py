@@ -168,6 +168,15 @@ class ModuleFinder:
         """The user's exclude pattern that leaves this zip path out, if any."""
         return next((p for p in self.settings.exclude if matches_pattern(zip_path, p)), None)
 
+    def included_files(self) -> dict[str, Path]:
+        """Files of a code root that the project's own package patterns add (templates, data read at run time):
+        no import reaches them, but the project says they belong in the zip. Excludes and lpkg's own
+        exclusions (caches, .git) still win."""
+        if not self.settings.include:
+            return {}
+        return {zip_path: file for zip_path, file in self.files(self.settings.function_dir, "")
+                if any(matches_pattern(zip_path, pattern) for pattern in self.settings.include)}
+
     def files(self, folder: Path, prefix: str) -> Iterator[tuple[str, Path]]:
         """(zip path, file) for everything under `folder` that belongs in the zip."""
         seen: set[str] = set()
