@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -190,3 +191,47 @@ def test_a_poetry_lock_is_the_pinned_set_of_a_build(standin_image: str, tmp_path
     assert "common" in installed and not {"pytest", "pluggy", "iniconfig"} & set(installed)  # no dev group
     assert all(locked.get(name) == version for name, version in installed.items() if name != "common")
     assert json.loads(report["invocation"]["response"])["day"] == "2026-01-01"
+
+
+def zip_distributions(artifact: Path) -> dict[str, str]:
+    """name (canonical) -> version of each *.dist-info folder in the zip."""
+    with zipfile.ZipFile(artifact) as archive:
+        folders = {n.split("/")[0] for n in archive.namelist() if n.split("/")[0].endswith(".dist-info")}
+    pairs = (folder[: -len(".dist-info")].rsplit("-", 1) for folder in folders)
+    return {name.replace("_", "-").lower(): version for name, version in pairs}
+
+
+def test_a_uv_lock_is_the_pinned_set_of_a_build(standin_image: str, tmp_path: Path) -> None:
+    """uv.lock (made here by uv itself: a committed one would name the index's URLs): the zip holds exactly
+    the pins `uv export --no-dev` gives for Linux x86_64 and Python 3.11, the path package built, no dev group."""
+    from packaging.markers import Marker
+
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    assert uv, "uv is a dependency of lpkg"
+    project = tmp_path / "uv-app"
+    shutil.copytree(FIXTURES / "uv-app", project)
+    subprocess.run([uv, "lock", "--quiet"], cwd=project, check=True, capture_output=True)
+    out = tmp_path / "dist"
+    run = run_lpkg("build", project / "orders", "--runtime", "python3.11", "--build-image", standin_image,
+                   "--image", standin_image, "--out", out, "--json", "--no-cache")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "uv.lock" in json.loads(run.stdout)["functions"][0]["facts"]["installed_with"]
+
+    exported = subprocess.run([uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project",
+                               "--no-header", "--no-annotate"], cwd=project, check=True, capture_output=True,
+                              text=True).stdout
+    linux_311 = {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
+                 "os_name": "posix", "python_version": "3.11", "python_full_version": "3.11.9",
+                 "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+    expected = {}
+    for line in exported.splitlines():
+        if not line or line.startswith((" ", "#", ".", "-e")):
+            continue
+        pin, _, marker = line.partition(";")
+        if not marker.strip() or Marker(marker.strip()).evaluate(linux_311):
+            name, _, version = pin.strip().partition("==")
+            expected[name.lower()] = version
+    installed = zip_distributions(out / "orders.zip")
+    assert installed.pop("greeting") == "0.2.0"  # the path package, built from libs/greeting (its version)
+    assert installed == expected
+    assert "pytest" not in installed and "colorama" not in installed
