@@ -104,3 +104,41 @@ def test_a_path_requirement_is_built_into_the_zip(tmp_path: Path, standin_image:
     again = run_lpkg(*args, env={"LPKG_DOCKER_NETWORK": "host"})
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(json.loads(again.stdout)["functions"][0]["invocation"]["response"]) == "bye"
+
+
+def local_backend_build(function: Path, out: Path) -> dict[str, object]:
+    run = run_lpkg("build", str(function), "--runtime", "python3.11", "--backend", "local", "--probe", "local",
+                   "--out", str(out), "--json", "--no-cache", "--event", "empty")
+    assert run.returncode == 0, run.stdout + run.stderr
+    report: dict[str, object] = json.loads(run.stdout)["functions"][0]
+    return report
+
+
+@pytest.mark.network
+def test_a_path_requirement_with_the_local_backend(tmp_path: Path) -> None:
+    """No Docker for the install: the local project is built on this machine, its own dependencies resolved
+    for the target, and the zip is the same from one build to the next (pip's record of where it was
+    installed from names no scratch folder of this machine)."""
+    function = make_repo(tmp_path)
+    report = local_backend_build(function, tmp_path / "one")
+    assert "no Docker" in str(report["facts"])
+    assert json.loads(report["invocation"]["response"]) == "hello"
+    with zipfile.ZipFile(tmp_path / "one" / "orders.zip") as zf:
+        assert "ecom/__init__.py" in zf.namelist()
+        direct_url = json.loads(zf.read("ecom-1.0.0.dist-info/direct_url.json"))
+        record = zf.read("ecom-1.0.0.dist-info/RECORD").decode()
+    assert direct_url["url"] == "file:///tmp/lpkg-local/0" and str(tmp_path) not in record
+    local_backend_build(function, tmp_path / "two")
+    assert (tmp_path / "one" / "orders.zip").read_bytes() == (tmp_path / "two" / "orders.zip").read_bytes()
+
+
+@pytest.mark.docker
+@pytest.mark.network
+def test_the_local_and_the_container_backend_write_the_same_zip(tmp_path: Path, standin_image: str) -> None:
+    function = make_repo(tmp_path)
+    local_backend_build(function, tmp_path / "local")
+    run = run_lpkg("build", str(function), "--runtime", "python3.11", "--build-image", standin_image, "--image",
+                   standin_image, "--out", str(tmp_path / "docker"), "--json", "--no-cache",
+                   env={"LPKG_DOCKER_NETWORK": "host"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "local" / "orders.zip").read_bytes() == (tmp_path / "docker" / "orders.zip").read_bytes()

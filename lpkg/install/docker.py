@@ -24,10 +24,10 @@ from lpkg.install import (
     requirement_args,
     stage_requirements,
 )
+from lpkg.install.path_requirements import LOCAL_PROJECTS
 from lpkg.runtimes import Arch, Runtime
 
 INPUT = "/lpkg-in"
-LOCAL_PROJECTS = "/tmp/lpkg-local"  # path requirements' projects, copied out of INPUT to be built
 OUTPUT = "/lpkg-out"
 CACHE_VOLUME = "lpkg-pip-cache"  # pip's download cache, kept between builds
 CACHE = "/lpkg-cache"

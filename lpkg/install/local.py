@@ -35,6 +35,7 @@ from lpkg.install import (
     requirement_args,
     stage_requirements,
 )
+from lpkg.install.path_requirements import portable_direct_urls
 from lpkg.report import notice
 from lpkg.runtimes import ARCHITECTURES, Arch, Runtime
 
@@ -131,12 +132,15 @@ class LocalInstaller:
     def install(self, request: InstallRequest, target: Path) -> None:
         runtime, arch = request.runtime, request.arch
         with tempfile.TemporaryDirectory(prefix="lpkg-requirements-") as scratch:
-            staged, deps_file = stage_requirements(request, Path(scratch), str(Path(scratch) / "local"))
+            local_projects = Path(scratch) / "local"
+            staged, deps_file = stage_requirements(request, Path(scratch), str(local_projects))
             args = requirement_args(
                 request, {p: str(Path(scratch) / rel) for p, rel in staged.items()},
                 str(Path(scratch) / deps_file) if deps_file else None,
             )
-            if self.uv is not None:
+            # uv's --only-binary refuses to build a path requirement's project; pip builds a local folder
+            # and still takes only wheels for everything else.
+            if self.uv is not None and not local_projects.is_dir():
                 platform, exact = uv_platform(runtime, arch)
                 proc = self._run([self.uv, "pip", "install", "--target", str(target), *uv_args(runtime, arch), *args],
                                  uv_environment())
@@ -157,6 +161,7 @@ class LocalInstaller:
                               *platform_args(runtime, arch), *args], None)
         if proc.returncode != 0:
             raise local_failure(proc.stderr, runtime, arch, proc.returncode)
+        portable_direct_urls(target, local_projects)
         self._compile_if_asked(request, target)
 
     def _compile_if_asked(self, request: InstallRequest, target: Path) -> None:

@@ -11,6 +11,7 @@ points at the copy: an editable install (`-e`) means nothing in a zip, so the pa
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -112,6 +113,33 @@ def project_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+# Where a build sees path requirements' projects: the build container's copy of them. The local backend's
+# installs are rewritten to name it too (see portable_direct_urls), so both backends write the same zip.
+LOCAL_PROJECTS = "/tmp/lpkg-local"
+
+
+def portable_direct_urls(target: Path, staged: Path) -> None:
+    """pip records where a path requirement was installed from (`*.dist-info/direct_url.json`, PEP 610): for a
+    build on this machine that is a random scratch folder, which would make every zip differ and name a folder
+    of the machine. Point it at LOCAL_PROJECTS instead, as a container build leaves it, and mend RECORD."""
+    prefix = staged.as_uri()
+    for direct_url in target.glob("*.dist-info/direct_url.json"):
+        text = direct_url.read_text(encoding="utf-8")
+        if prefix not in text:
+            continue
+        data = text.replace(prefix, "file://" + LOCAL_PROJECTS).encode("utf-8")
+        direct_url.write_bytes(data)
+        record = direct_url.parent / "RECORD"
+        if record.is_file():
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+            member = f"{direct_url.parent.name}/direct_url.json,"
+            # pip writes RECORD with csv's \r\n line ends: keep them, so the bytes match a container build's.
+            lines = [f"{member}sha256={digest},{len(data)}" + line[len(line.rstrip("\r\n")):]
+                     if line.startswith(member) else line
+                     for line in record.read_bytes().decode("utf-8").splitlines(keepends=True)]
+            record.write_bytes("".join(lines).encode("utf-8"))
+
+
 def stage_path_requirements(staged_file: Path, requirements: Path, folder: Path, mount: str,
                             base: Path | None = None) -> list[PathRequirement]:
     """Copy each path requirement's project into folder/local/<n> and point the staged copy of the
@@ -141,6 +169,6 @@ def path_requirement_findings(requirement_files: tuple[Path, ...], base: Path | 
         for found in path_requirements(requirements, base):
             findings.append(Finding(
                 "REQUIREMENT_PATH", Severity.INFO,
-                f"{found.describe()}: built as a wheel in the build image and installed with its own dependencies",
+                f"{found.describe()}: built as a wheel and installed with its own dependencies",
                 str(requirements), found.line))
     return findings
