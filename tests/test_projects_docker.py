@@ -122,6 +122,16 @@ def test_terraform_archive_function_with_its_layer(standin_image: str, tmp_path:
     assert members(artifact) == {"handler.py", "parsers/__init__.py", "parsers/csv_records.py"}
 
 
+def test_terraform_module_function_with_a_path_requirement_and_the_layer(standin_image: str, tmp_path: Path) -> None:
+    """module "thumbnails" (terraform-aws-modules/lambda): libs/imaging by a path requirement, metrics from
+    the layer, both needed at import."""
+    artifact, messages = build("terraform", "thumbnails", standin_image, tmp_path)
+    assert artifact is not None, messages
+    names = members(artifact)
+    assert {"app.py", "imaging/__init__.py", "imaging/sizes.py"} <= names
+    assert not any(n.startswith("metrics/") for n in names)  # the layer's, not the zip's
+
+
 def test_lpkg_build_template_builds_the_declared_function_with_its_layer(standin_image: str, tmp_path: Path) -> None:
     """The command line end to end: the project file is the function list; the layer built from the same
     project comes first and is in the function's import test; placeholders are said in the report."""
