@@ -616,3 +616,50 @@ def test_serverless_package_patterns_add_files_no_import_reaches(tmp_path: Path)
     excluded, _ = discover(resolve_settings(SERVERLESS_APP, overrides_for(serverless, with_tests, flags),
                                             cwd=SERVERLESS_APP))
     assert not any(p.startswith("tests/") for p, _ in excluded.files)
+
+
+def test_terraform_local_child_modules_are_followed(tmp_path: Path) -> None:
+    """module "api" { source = "./modules/api" }: its functions are read, named api.<name>, with the module
+    block's arguments as the child's variables; a registry module other than the lambda one is said, not read."""
+    (tmp_path / "main.tf").write_text(textwrap.dedent('''
+        variable "stage" {
+          default = "prod"
+        }
+        module "api" {
+          source = "./modules/api"
+          stage  = var.stage
+        }
+        module "vpc" {
+          source = "terraform-aws-modules/vpc/aws"
+        }
+    '''), encoding="utf-8")
+    child = tmp_path / "modules" / "api"
+    (child / "src").mkdir(parents=True)
+    (child / "src" / "app.py").write_text("def handler(event, context):\n    return 1\n", encoding="utf-8")
+    (child / "main.tf").write_text(textwrap.dedent('''
+        variable "stage" {
+          type = string
+        }
+        data "archive_file" "orders" {
+          type        = "zip"
+          source_dir  = "${path.module}/src"
+          output_path = "${path.module}/build/orders.zip"
+        }
+        resource "aws_lambda_function" "orders" {
+          function_name = "orders-${var.stage}"
+          filename      = data.archive_file.orders.output_path
+          handler       = "app.handler"
+          runtime       = "python3.12"
+          environment {
+            variables = {
+              STAGE = var.stage
+            }
+          }
+        }
+    '''), encoding="utf-8")
+    project = read_project("terraform", tmp_path)
+    (orders,) = project.functions
+    assert orders.name == "api.orders" and orders.code_dir == child / "src"
+    assert orders.declared_at.startswith("modules/api/main.tf:")
+    assert dict(orders.environment)["STAGE"] == "prod"
+    assert [name for name, _ in project.skipped] == ["module.vpc"]

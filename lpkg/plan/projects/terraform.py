@@ -11,6 +11,7 @@ S3 or an image, is skipped with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ ARCHIVE_DATA = "archive_file"
 LAMBDA_MODULE_SOURCES = ("terraform-aws-modules/lambda/aws", "terraform-aws-modules/terraform-aws-lambda")
 # Inputs that, beside `handler`, mark a module block of a local copy of the lambda module.
 LAMBDA_MODULE_INPUTS = ("source_path", "local_existing_package", "s3_existing_package", "create_package")
+# A module block's arguments that are Terraform's, not inputs of the module.
+MODULE_META_ARGUMENTS = ("source", "version", "count", "for_each", "providers", "depends_on")
+MAX_MODULE_DEPTH = 8  # child modules followed below the root module
 _ARCHIVE_OUTPUT = re.compile(r"data\.archive_file\.([\w-]+)\.output_path")
 _ARCHIVE_HASH = re.compile(r"data\.archive_file\.([\w-]+)\.output_(base64)?(sha|md5)")
 _LAYER_ARN = re.compile(r"aws_lambda_layer_version\.([\w-]+)\.(arn|id)")
@@ -53,6 +57,14 @@ class _Module:
 
 def read_terraform(path: Path) -> Project:
     folder = (path if path.is_dir() else path.parent).resolve()
+    functions, skipped = _read_module(folder, folder, {}, ())
+    return Project("terraform", folder, tuple(functions), tuple(skipped))
+
+
+def _read_module(folder: Path, root: Path, inputs: dict[str, Any], parents: tuple[Path, ...]
+                 ) -> tuple[list[DeclaredFunction], list[tuple[str, str]]]:
+    """The functions of one module folder; `inputs` are the arguments its caller's module block gives it
+    (they win over the variables' defaults, as in Terraform)."""
     blocks = tuple(parse_folder(folder))
     evaluator = Evaluator(folder)
     for block in blocks:
@@ -60,21 +72,53 @@ def read_terraform(path: Path) -> Project:
             evaluator.variables[block.labels[0]] = block.body["default"]
         elif block.kind == "locals":
             evaluator.locals.update({k: v for k, v in block.body.items() if not k.startswith("__")})
+    evaluator.variables.update(inputs)
     module = _Module(folder, blocks, evaluator)
     functions: list[DeclaredFunction] = []
     skipped: list[tuple[str, str]] = []
     for block in blocks:
         if block.kind == "resource" and block.labels[:1] == (FUNCTION_RESOURCE,) and len(block.labels) == 2:
-            outcome = _resource_function(module, block)
+            outcome: DeclaredFunction | str = _resource_function(module, block)
         elif block.kind == "module" and _is_lambda_module(block) and not _is_true(module, block, "create_layer"):
             outcome = _module_function(module, block)
+        elif block.kind == "module" and block.labels and not _is_lambda_module(block):
+            more, more_skipped = _child_module(module, block, root, (*parents, folder))
+            functions += more
+            skipped += more_skipped
+            continue
         else:
             continue
         if isinstance(outcome, str):
             skipped.append((block.labels[-1], outcome))
         else:
             functions.append(outcome)
-    return Project("terraform", folder, tuple(functions), tuple(skipped))
+    return functions, skipped
+
+
+def _child_module(module: _Module, block: Block, root: Path, parents: tuple[Path, ...]
+                  ) -> tuple[list[DeclaredFunction], list[tuple[str, str]]]:
+    """`module "api" { source = "./modules/api" }`: the functions declared in a local child module, named
+    `api.<name>`; a module from a registry or a repository is not read, and the report says so."""
+    label = block.labels[0]
+    source = unquote(str(block.body.get("source", "")))
+    if not source.startswith(("./", "../")):
+        return [], [(f"module.{label}", f"its source {source!r} is not a local folder: functions declared "
+                                        "there are not read")]
+    child = (module.folder / source).resolve()
+    if not child.is_dir() or child in parents or len(parents) > MAX_MODULE_DEPTH:
+        return [], [(f"module.{label}", f"source {source!r}: no such folder, or a module cycle")]
+    inputs: dict[str, Any] = {}
+    for key, raw in block.body.items():
+        if key in MODULE_META_ARGUMENTS or key.startswith("__"):
+            continue
+        value = module.evaluator.text(raw)
+        if value is not None and value.kind is not Kind.PLACEHOLDER:
+            inputs[key] = raw if not isinstance(raw, str) else '"' + value.text.replace('"', '\\"') + '"'
+    functions, skipped = _read_module(child, root, inputs, parents)
+    where = child.relative_to(root).as_posix() if child.is_relative_to(root) else str(child)
+    return ([dataclasses.replace(f, name=f"{label}.{f.name}", declared_at=f"{where}/{f.declared_at}")
+             for f in functions],
+            [(f"{label}.{name}", why) for name, why in skipped])
 
 
 def _is_lambda_module(block: Block) -> bool:
