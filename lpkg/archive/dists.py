@@ -59,7 +59,7 @@ def index_distributions(archive: ZipArchive) -> DistributionIndex:
     dists: list[Distribution] = []
     owner: dict[str, Distribution] = {}
     for member in archive.members:
-        name = normalized_name(member.name)
+        name = member.path
         match = _DIST_INFO.search(name)
         if not match:
             continue

@@ -140,7 +140,14 @@ class ZipMember:
         matches what they were compiled against."""
         return self.unix_mtime if self.unix_mtime is not None else _local_timestamp(tuple(self.date_time))
 
-    @property
+    # The name's derived facts are asked for by several checks of every member: each is worked out once
+    # (cached_property writes the instance's __dict__, which a frozen dataclass still has).
+    @functools.cached_property
+    def path(self) -> str:
+        """The name as unpacked: normalized_name(name)."""
+        return normalized_name(self.name)
+
+    @functools.cached_property
     def unsafe_reason(self) -> str | None:
         """Why extracting this name could write outside the target folder, if it could."""
         name = self.name.replace("\\", "/")
@@ -152,14 +159,14 @@ class ZipMember:
             return "symbolic link"
         if self.nul_in_name:
             return "NUL byte in the name; tools disagree where it ends"
-        if normalized_name(name) in ("", "."):
+        if self.path in ("", "."):
             return "empty name"
         return None
 
-    @property
+    @functools.cached_property
     def too_long_reason(self) -> str | None:
         """Why Linux cannot create this name under /var/task, if it cannot."""
-        encoded = normalized_name(self.name).encode("utf-8", "surrogateescape")
+        encoded = self.path.encode("utf-8", "surrogateescape")
         if len(encoded) > PATH_MAX_BYTES:
             return f"the path is {len(encoded):,} bytes; Linux allows {PATH_MAX_BYTES:,} under /var/task"
         longest = max(encoded.split(b"/"), key=len)
@@ -214,6 +221,13 @@ def _extended_mtime(extra: bytes) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Derived:
+    paths: frozenset[str]
+    folders: frozenset[str]
+    safe_files: tuple[ZipMember, ...]
+
+
 class ZipArchive:
     """An open zip whose central directory has been read. Use as a context manager."""
 
@@ -256,7 +270,7 @@ class ZipArchive:
     def claimed_unzipped_size(self) -> int:
         return sum(m.size for m in self.members)
 
-    @property
+    @functools.cached_property
     def names(self) -> frozenset[str]:
         return frozenset(m.name for m in self.members)
 
@@ -300,34 +314,45 @@ class ZipArchive:
         except (MemberCorrupt, BudgetExceeded):
             return None
 
+    @property
+    def paths(self) -> frozenset[str]:
+        """Every member's name as unpacked (normalized_name)."""
+        return self._derived.paths
+
     def safe_files(self) -> Iterator[ZipMember]:
         """Regular, unencrypted members, in a known compression, whose names stay inside the target folder
         and can be created there, first of each name; not a file whose name is also a folder's."""
-        seen: set[str] = set()
-        folders = self.folder_names()
-        for member in self.members:
-            if member.is_dir or member.unsafe_reason or member.encrypted or member.too_long_reason:
-                continue
-            if member.compress_type not in KNOWN_METHODS:
-                continue
-            name = normalized_name(member.name)
-            if name in seen or not name or name in folders:
-                continue
-            seen.add(name)
-            yield member
+        return iter(self._derived.safe_files)
 
     def folder_names(self) -> frozenset[str]:
         """Every folder the members' names imply (normalized, without the trailing slash)."""
+        return self._derived.folders
+
+    @functools.cached_property
+    def _derived(self) -> _Derived:
+        # Worked out once per archive: verify's checks, its unpacking and its contract check each ask.
         folders: set[str] = set()
         for member in self.members:
-            name = normalized_name(member.name)
+            name = member.path
             if member.is_dir:
                 folders.add(name)
             parent = posixpath.dirname(name)
             while parent and parent not in folders:
                 folders.add(parent)
                 parent = posixpath.dirname(parent)
-        return frozenset(folders)
+        seen: set[str] = set()
+        safe: list[ZipMember] = []
+        for member in self.members:
+            if member.is_dir or member.unsafe_reason or member.encrypted or member.too_long_reason:
+                continue
+            if member.compress_type not in KNOWN_METHODS:
+                continue
+            name = member.path
+            if name in seen or not name or name in folders:
+                continue
+            seen.add(name)
+            safe.append(member)
+        return _Derived(frozenset(m.path for m in self.members), frozenset(folders), tuple(safe))
 
     def overlaps(self) -> list[tuple[ZipMember, str]]:
         """Members whose data, as the directory states it, reaches into another member's or into the

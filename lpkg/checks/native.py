@@ -75,8 +75,8 @@ class _LoaderTree:
 
     @staticmethod
     def of(ctx: CheckContext) -> _LoaderTree:
-        task = [normalized_name(n) for n in ctx.archive.names]
-        opt = [normalized_name(n) for layer in ctx.layers for n in layer.archive.names]
+        task = list(ctx.archive.paths)
+        opt = [n for layer in ctx.layers for n in layer.archive.paths]
         paths = frozenset(
             [posixpath.join(TASK_ROOT, n) for n in task if n]
             + [posixpath.join(LAYER_ROOT, n) for n in opt if n]

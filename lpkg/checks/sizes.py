@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 
-from lpkg.archive.reader import ZipArchive, normalized_name
+from lpkg.archive.reader import ZipArchive
 from lpkg.report import Finding, Severity
 from lpkg.runtimes import MAX_LAYERS, UNZIPPED_LIMIT_BYTES, ZIPPED_DIRECT_UPLOAD_BYTES
 
@@ -25,7 +25,7 @@ def largest_top_level(archives: Sequence[ZipArchive], count: int = 5) -> list[tu
         for member in archive.members:
             if member.is_dir:
                 continue
-            name = normalized_name(member.name)
+            name = member.path
             parts = name.split("/")
             # Layers keep packages under python/ or python/lib/pythonX.Y/site-packages/.
             if parts[0] == "python" and len(parts) > 1:

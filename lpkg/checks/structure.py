@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 import zipfile
 
-from lpkg.archive.reader import KNOWN_METHODS, ZipArchive, ZipMember, normalized_name
+from lpkg.archive.reader import KNOWN_METHODS, ZipArchive, ZipMember
 from lpkg.report import Finding, Severity
 
 _READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
@@ -82,7 +82,7 @@ def _name_findings(archive: ZipArchive, label: str) -> list[Finding]:
     folders = archive.folder_names()
     lowered: dict[str, set[str]] = collections.defaultdict(set)
     for member in archive.members:
-        name = normalized_name(member.name)
+        name = member.path
         if not member.is_dir and name in folders:
             findings.append(Finding(
                 "ZIP_PATH_CONFLICT", Severity.ERROR,
@@ -101,7 +101,7 @@ def _name_findings(archive: ZipArchive, label: str) -> list[Finding]:
                 "other when unzipped, so a zip rebuilt there loses one — rename one of them",
                 member=label + first,
             ))
-    counts = collections.Counter(normalized_name(m.name) for m in archive.members if not m.is_dir)
+    counts = collections.Counter(m.path for m in archive.members if not m.is_dir)
     for name, count in sorted(counts.items()):
         if count > 1:
             findings.append(Finding(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lpkg.archive import members
-from lpkg.archive.reader import ZipArchive, normalized_name
+from lpkg.archive.reader import ZipArchive
 from lpkg.probing.bytecode import KeyedBytecode, shipped_bytecode_folders
 from lpkg.probing.request import NoProbe, Prober
 from lpkg.runtimes import Runtime
@@ -35,6 +35,6 @@ def keyed_sources(source_keys: Sequence[tuple[str, str]], task_root: Path, archi
                   cache_tag: str) -> dict[str, str]:
     """The task-root sources whose bytecode the keyed store may give: not those in a folder where the zip
     ships bytecode the interpreter would load, which the import must read as Lambda would."""
-    names = frozenset(normalized_name(n) for n in archive.names)
+    names = archive.paths
     shipped = shipped_bytecode_folders(task_root, names, cache_tag)
     return {member: key for member, key in source_keys if posixpath.dirname(member) not in shipped}

@@ -18,7 +18,6 @@ from lpkg.archive.members import MemberFacts, record_added, store_limit
 from lpkg.archive.reader import (
     ZipArchive,
     file_mode,
-    normalized_name,
 )
 from lpkg.archive.unpack import UnpackJob, unpack_all
 from lpkg.checks import CheckContext, Layer, NativeFile
@@ -87,7 +86,7 @@ class Payload:
 def resolve_handler(archive: ZipArchive, given: str | None) -> Handler:
     if given is not None:  # --handler "" is a handler string, and a bad one
         return parse_handler(given)
-    names = {normalized_name(m.name): m for m in archive.members if not m.is_dir}
+    names = {m.path: m for m in archive.members if not m.is_dir}
     sources = {
         f"{module}.py": archive.read_text(names[f"{module}.py"].name)
         for module in CANDIDATE_MODULES
@@ -99,9 +98,9 @@ def resolve_handler(archive: ZipArchive, given: str | None) -> Handler:
 def handler_module_present(handler: Handler, names: set[str], layers: Sequence[ZipArchive], runtime: Runtime) -> bool:
     stem = handler.module.replace(".", "/")
     roots = [""]
-    layer_names = set()
+    layer_names: set[str] = set()
     for layer in layers:
-        layer_names |= {normalized_name(n) for n in layer.names}
+        layer_names |= layer.paths
     roots += [f"{path}/" for path in runtime.layer_paths()]
     for root in roots:
         pool = names if root == "" else layer_names
@@ -131,7 +130,7 @@ def unpack_payload(ctx: CheckContext, root: Path, store: Path | None = None) -> 
     origin: dict[tuple[str, str], tuple[DistributionIndex, bool, str]] = {}
     for archive, dists, folder, in_layer, label in reversed(sources):
         for member in archive.safe_files():
-            name = normalized_name(member.name)
+            name = member.path
             if (str(folder), name) in origin:
                 continue
             origin[(str(folder), name)] = (dists, in_layer, label)
@@ -245,7 +244,7 @@ def _unpack_and_probe(
         findings.append(prober.finding(options.runtime))
         description = f"not run: {prober.reason}"
         prober = None
-    names = {normalized_name(n) for n in ctx.archive.names}
+    names = set(ctx.archive.paths)
     present = handler_module_present(handler, names, [la.archive for la in ctx.layers], options.runtime)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(scratch_folder())
@@ -311,7 +310,7 @@ def _contract_findings(ctx: CheckContext, handler: Handler, root: Path, options:
     from lpkg.checks.contracts import ContractInputs, check_contracts
 
     task = root / TASK_DIR
-    names = (normalized_name(m.name) for m in ctx.archive.safe_files())
+    names = (m.path for m in ctx.archive.safe_files())
     # A module nested deeper than any import chain goes (the zip may nest thousands of folders) is not copied
     # into the checker's layout, whose temporary folder would take it past PATH_MAX.
     files = {name: task / name for name in names
