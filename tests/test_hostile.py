@@ -8,11 +8,12 @@ import json
 import resource
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, load_script
+from helpers import FIXTURES, load_script, run_lpkg
 
 HOSTILE = FIXTURES / "hostile"
 MEMORY_LIMIT = 2 << 30  # address space of the lpkg process; a reader that inflated a bomb would hit it
@@ -161,3 +162,15 @@ def test_overlapping_members_are_not_unpacked() -> None:
     assert artifact["probe"] == "not run: ZIP_OVERLAP"
     overlapping = [f["member"] for f in artifact["findings"] if f["code"] == "ZIP_OVERLAP"]
     assert sorted(overlapping) == [f"f{i:03d}.py" for i in range(39)]
+
+
+def test_a_member_with_an_empty_name_is_an_unsafe_path_not_a_traceback(tmp_path: Path) -> None:
+    # zipfile's own ZipInfo.is_dir() indexes the name's last character: an empty name raised IndexError.
+    path = tmp_path / "empty-name.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(zipfile.ZipInfo(""), "x = 1\n")
+        archive.writestr("app.py", "def handler(event, context):\n    return 1\n")
+    run = run_lpkg("verify", path, "--handler", "app.handler", "--probe", "none", "--json")
+    assert run.returncode == 1, run.stderr
+    codes = [f["code"] for f in json.loads(run.stdout)["artifacts"][0]["findings"]]
+    assert "ZIP_UNSAFE_PATH" in codes and "Traceback" not in run.stderr, codes

@@ -194,7 +194,7 @@ def _member_from_info(info: zipfile.ZipInfo) -> ZipMember:
         size=info.file_size,
         compressed_size=info.compress_size,
         mode=stat.S_IMODE(unix_mode) if has_unix else None,
-        is_dir=info.is_dir() or (has_unix and stat.S_ISDIR(unix_mode)),
+        is_dir=info.filename.endswith("/") or (has_unix and stat.S_ISDIR(unix_mode)),
         is_symlink=is_symlink,
         encrypted=bool(info.flag_bits & 0x1),
         compress_type=info.compress_type,
