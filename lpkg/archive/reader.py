@@ -2,8 +2,7 @@
 enforced on the bytes actually produced (the directory may lie), and unpacking of names already checked
 to stay inside the target folder. Also the fixed timestamp of the zips lpkg writes (see assemble.py).
 
-Deflate64 (method 9, written by Windows Explorer) is read through `inflate64`, registered with zipfile
-below: zipfile-deflate64 ships no wheels past Python 3.10 and needs a C compiler elsewhere.
+Deflate64 (method 9, written by Windows Explorer) is read through deflate64.py, registered on import.
 """
 
 from __future__ import annotations
@@ -26,14 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from lpkg.archive.deflate64 import ZIP_DEFLATED64, register_deflate64
 from lpkg.errors import UnreadableInput
+
+register_deflate64()
 
 _CHUNK = 1 << 20
 # The fixed timestamp of reproducible zips when SOURCE_DATE_EPOCH is unset (the zip epoch).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-ZIP_DEFLATED64 = 9
 # Methods some unzip tool can read (stored, deflate, Deflate64, bzip2, LZMA); any other cannot be unpacked.
 KNOWN_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, ZIP_DEFLATED64, zipfile.ZIP_BZIP2,
                            zipfile.ZIP_LZMA})
@@ -42,40 +43,6 @@ NAME_MAX_BYTES = 255
 PATH_MAX_BYTES = 4095 - len("/var/task/")
 _UTF8_FLAG = 0x800
 _LOCAL_HEADER_BYTES = 30  # the fixed part of a local file header, before its name and extra field
-
-
-class _Deflate64Decompressor:
-    """The interface ZipExtFile expects of a decompressor other than zlib's (as for bz2 and lzma)."""
-
-    def __init__(self) -> None:
-        import inflate64  # here: few zips need it, and every run would pay for its import
-
-        self._inflater = inflate64.Inflater()
-
-    def decompress(self, data: bytes) -> bytes:
-        return bytes(self._inflater.inflate(data))
-
-    @property
-    def eof(self) -> bool:
-        return bool(self._inflater.eof)
-
-
-def _register_deflate64() -> None:
-    # zipfile has no registry of methods: ZipExtFile asks zipfile._get_decompressor for each member.
-    original = zipfile._get_decompressor  # type: ignore[attr-defined]
-    if getattr(original, "lpkg_deflate64", False):
-        return
-
-    def get_decompressor(compress_type: int) -> object:
-        if compress_type == ZIP_DEFLATED64:
-            return _Deflate64Decompressor()
-        return original(compress_type)
-
-    get_decompressor.lpkg_deflate64 = True  # type: ignore[attr-defined]
-    zipfile._get_decompressor = get_decompressor  # type: ignore[attr-defined]
-
-
-_register_deflate64()
 
 
 class BudgetExceeded(Exception):
