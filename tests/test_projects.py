@@ -185,6 +185,85 @@ def test_sam_malformed_input_is_a_usage_error_with_file_and_line(tmp_path: Path,
     assert words in caught.value.message
 
 
+def test_sam_nested_application_functions_with_the_parameters_the_parent_passes() -> None:
+    nested = FIXTURES / "sam-nested"
+    project = read_project("sam", nested / "template.yaml")
+    (function,) = project.functions
+    assert function.name == "BillingApp.InvoiceFunction"
+    assert function.code_dir == nested / "apps" / "billing" / "src"
+    assert function.handler == "invoices.lambda_handler" and function.runtime == "python3.11"
+    assert function.declared_at.startswith("apps/billing/template.yaml:")
+    env = dict(function.environment)
+    assert env["CURRENCY"] == "EUR"  # passed as a literal: not the child's own Default, USD
+    assert env["STAGE"] == "staging" and function.defaulted == ("STAGE",)  # the parent's Parameter Default
+    assert env["INVOICE_BUCKET"] == "<!Ref InvoiceBucket>" and function.placeholders == ("INVOICE_BUCKET",)
+    (layer,) = function.layers  # the parent's own layer, passed down as a Parameter
+    assert layer.name == "MoneyLayer" and layer.content_dir == nested / "layers" / "shared"
+    assert layer.declared_at.startswith("template.yaml:") and not layer.zip_root
+    (skipped,) = project.skipped
+    assert skipped[0] == "AuthorizerApp" and "Serverless Application Repository" in skipped[1]
+
+
+def test_sam_nested_applications_nest_and_say_what_they_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "inner" / "code").mkdir(parents=True)
+    write(tmp_path, "template.yaml", """
+        Resources:
+          Outer:
+            Type: AWS::Serverless::Application
+            Properties: {Location: middle.yaml, Parameters: {Name: top}}
+          Remote:
+            Type: AWS::CloudFormation::Stack
+            Properties: {TemplateURL: "https://s3.amazonaws.com/bucket/child.yaml"}
+        """)
+    write(tmp_path, "middle.yaml", """
+        Parameters:
+          Name: {Type: String}
+        Resources:
+          Inner:
+            Type: AWS::CloudFormation::Stack
+            Properties:
+              TemplateURL: inner/template.yaml
+              Parameters: {Label: !Sub "${Name}-inner"}
+        """)
+    write(tmp_path, "inner/template.yaml", """
+        Parameters:
+          Label: {Type: String}
+        Resources:
+          Fn:
+            Type: AWS::Lambda::Function
+            Properties:
+              Code: code/
+              Handler: app.handler
+              Runtime: python3.12
+              Environment: {Variables: {LABEL: !Ref Label}}
+          Other:
+            Type: AWS::Lambda::Function
+            Properties: {Code: code/, Handler: index.handler, Runtime: nodejs20.x}
+        """)
+    project = read_project("sam", tmp_path / "template.yaml")
+    (function,) = project.functions
+    assert function.name == "Outer.Inner.Fn" and dict(function.environment) == {"LABEL": "top-inner"}
+    assert function.declared_at.startswith("inner/template.yaml:")
+    assert dict(project.skipped)["Outer.Inner.Other"] == "runtime nodejs20.x is not Python"
+    assert "not a local template (https://s3.amazonaws.com/bucket/child.yaml)" in dict(project.skipped)["Remote"]
+
+
+@pytest.mark.parametrize(("child", "words"), [
+    ("missing.yaml", "missing.yaml: no such file"),
+    ("template.yaml", "which includes it"),
+])
+def test_sam_nested_application_errors_name_the_parent_line(tmp_path: Path, child: str, words: str) -> None:
+    template = write(tmp_path, "template.yaml", f"""
+        Resources:
+          App:
+            Type: AWS::Serverless::Application
+            Properties: {{Location: {child}}}
+        """)
+    with pytest.raises(UsageError) as caught:
+        read_project("sam", template)
+    assert f"{template}:2: nested application App" in caught.value.message and words in caught.value.message
+
+
 # --- serverless.yml ----------------------------------------------------------------------------------
 
 
@@ -544,7 +623,8 @@ SHAPES = {"yaml": ("[1, 2]", "{a: 1}", "!Ref X", "null", "${self:nothing}"),
 
 
 @pytest.mark.parametrize(("fixture", "name"), [(SAM_APP, "template.yaml"), (SERVERLESS_APP, "serverless.yml"),
-                                              (TERRAFORM_APP, "main.tf")])
+                                              (TERRAFORM_APP, "main.tf"), (FIXTURES / "sam-nested", "template.yaml"),
+                                              (FIXTURES / "sam-nested", "apps/billing/template.yaml")])
 def test_any_line_changed_reads_or_is_a_usage_error(tmp_path: Path, fixture: Path, name: str) -> None:
     """Each line of a fixture's project file deleted, or its value replaced by one of another shape: the
     reader reads the result or raises a UsageError; nothing else escapes (no traceback for the user)."""

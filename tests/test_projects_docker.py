@@ -249,3 +249,23 @@ def test_a_uv_lock_is_the_pinned_set_of_a_build(standin_image: str, tmp_path: Pa
     assert installed.pop("greeting") == "0.2.0"  # the path package, built from libs/greeting (its version)
     assert installed == expected
     assert "pytest" not in installed and "colorama" not in installed
+
+
+def test_a_nested_application_is_built_with_the_layer_and_values_its_parent_passes(standin_image: str,
+                                                                                   tmp_path: Path) -> None:
+    """`AWS::Serverless::Application` with a local Location: its function builds from the nested template, the
+    parent's layer (passed as a Parameter) is in the import test, and the handler reads at import the variables
+    the parent passes; the Serverless Application Repository app is said, not built."""
+    out = tmp_path / "dist"
+    template = FIXTURES / "sam-nested" / "template.yaml"
+    event = tmp_path / "event.json"
+    event.write_text('{"cents": 1234}')
+    run = run_lpkg("build", "--template", template, "--build-image", standin_image, "--image", standin_image,
+                   "--out", out, "--json", "--no-cache", "--event", event)
+    assert run.returncode == 0, run.stdout + run.stderr
+    reports = {r["function"]: r for r in json.loads(run.stdout)["functions"]}
+    assert set(reports) == {"MoneyLayer", "BillingApp.InvoiceFunction"}
+    assert "AuthorizerApp is not built: an application from the Serverless Application Repository" in run.stderr
+    assert members(out / "BillingApp.InvoiceFunction.zip") == {"invoices.py"}  # money comes from the layer
+    response = json.loads(reports["BillingApp.InvoiceFunction"]["invocation"]["response"])
+    assert response == {"stage": "staging", "total": "12.34 EUR"}

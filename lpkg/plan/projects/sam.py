@@ -8,10 +8,17 @@ and ContentUri are relative to the template's folder; no CodeUri is the template
 takes it. A `!Ref` to a template Parameter with a Default resolves to that default and is reported in
 `defaulted` (not an SSM parameter type: its Default names the parameter); every other intrinsic becomes
 a placeholder such as `<!GetAtt Table.Arn>`.
+
+A nested application (`AWS::Serverless::Application` with a local `Location`, `AWS::CloudFormation::Stack`
+with a local `TemplateURL`, as `sam build` follows them) is read too: its functions are named
+`<Application>.<Function>` and its Parameters are the values the parent passes (resolved as above), else
+its own Defaults. An application from the Serverless Application Repository or S3 is said, not read.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +33,11 @@ from lpkg.plan.projects.values import Kind, Value, environment_of
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
 SERVERLESS_LAYER = "AWS::Serverless::LayerVersion"
+SERVERLESS_APPLICATION = "AWS::Serverless::Application"
+CLOUDFORMATION_STACK = "AWS::CloudFormation::Stack"
+# Where each nested-stack type names its template.
+TEMPLATE_KEYS = {SERVERLESS_APPLICATION: "Location", CLOUDFORMATION_STACK: "TemplateURL"}
+MAX_NESTING = 10  # deeper than any real project: a cycle the path check did not catch still ends
 LAMBDA_LAYER = "AWS::Lambda::LayerVersion"
 # Where each resource type keeps its local code path.
 CODE_KEYS = {SERVERLESS_FUNCTION: "CodeUri", LAMBDA_FUNCTION: "Code", SERVERLESS_LAYER: "ContentUri",
@@ -39,42 +51,98 @@ _SUB_REFERENCE = re.compile(r"\$\{([^}!][^}]*)\}")
 @dataclass(frozen=True)
 class _Template:
     path: Path
-    parameters: Mapping[str, Any]  # parameter name -> its Default; parameters without one are absent
+    parameters: Mapping[str, Value]  # parameter name -> what a Ref to it gives; parameters with none are absent
     resources: LineDict
+    label: str  # the template's path from the top template's folder, for `declared_at`
+    prefix: str = ""  # "<Application>." for a nested application's functions and layers
+    # Parameters a parent set to a layer of its own (`LayerArn: !Ref SharedLayer`): a Ref to one is that layer.
+    passed_layers: Mapping[str, DeclaredLayer] = dataclasses.field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
         return self.path.parent
 
     def where(self, logical_id: str) -> str:
-        return f"{self.path.name}:{self.resources.line_of(logical_id)}"
+        return f"{self.label}:{self.resources.line_of(logical_id)}"
+
+
+@dataclass
+class _Found:
+    functions: list[DeclaredFunction]
+    skipped: list[tuple[str, str]]
 
 
 def read_sam(path: Path) -> Project:
+    found = _Found([], [])
+    _read_template(path, path.parent, "", {}, {}, (path.resolve(),), found)
+    return Project("sam", path, tuple(found.functions), tuple(found.skipped))
+
+
+def _read_template(path: Path, top_folder: Path, prefix: str, passed: Mapping[str, Value],
+                   passed_layers: Mapping[str, DeclaredLayer], chain: tuple[Path, ...], found: _Found) -> None:
     data = load_yaml(path)
     if not isinstance(data, LineDict) or not isinstance(data.get("Resources"), LineDict):
         raise UsageError(f"{path}:1: not a CloudFormation template: no Resources mapping",
                          hint="name a SAM or CloudFormation template (template.yaml)")
-    raw_parameters = data.get("Parameters") or {}
-    parameters = {name: p["Default"] for name, p in _mapping(raw_parameters).items()
-                  if isinstance(p, dict) and "Default" in p and not _resolved_at_deploy(p)}
-    template = _Template(path, parameters, data["Resources"])
+    parameters: dict[str, Value] = {}
+    for name, declared in _mapping(data.get("Parameters")).items():
+        if not isinstance(declared, dict) or _resolved_at_deploy(declared):
+            continue
+        if name in passed:
+            parameters[name] = passed[name]
+        elif (default := scalar_text(declared.get("Default"))) is not None:
+            parameters[name] = Value(default, Kind.DEFAULT)
+    label = path.relative_to(top_folder).as_posix() if path.is_relative_to(top_folder) else str(path)
+    template = _Template(path, parameters, data["Resources"], label, prefix,
+                         {name: layer for name, layer in passed_layers.items() if name in parameters})
     raw_globals = _mapping(data.get("Globals")).get("Function")
     function_globals = raw_globals if isinstance(raw_globals, dict) else {}
-    functions: list[DeclaredFunction] = []
-    skipped: list[tuple[str, str]] = []
     for logical_id, resource in template.resources.items():
-        if not isinstance(resource, dict) or resource.get("Type") not in (SERVERLESS_FUNCTION, LAMBDA_FUNCTION):
+        if not isinstance(resource, dict):
+            continue
+        if isinstance(resource.get("Type"), str) and resource["Type"] in TEMPLATE_KEYS:
+            _nested(template, str(logical_id), resource, top_folder, chain, found)
+            continue
+        if resource.get("Type") not in (SERVERLESS_FUNCTION, LAMBDA_FUNCTION):
             continue
         properties = _mapping(resource.get("Properties"))
         if resource["Type"] == SERVERLESS_FUNCTION:
             properties = merged_globals(function_globals, properties)
         outcome = _function(template, str(logical_id), resource, properties)
         if isinstance(outcome, str):
-            skipped.append((str(logical_id), outcome))
+            found.skipped.append((prefix + str(logical_id), outcome))
         else:
-            functions.append(outcome)
-    return Project("sam", path, tuple(functions), tuple(skipped))
+            found.functions.append(outcome)
+
+
+def _nested(parent: _Template, logical_id: str, resource: Mapping[str, Any], top_folder: Path,
+            chain: tuple[Path, ...], found: _Found) -> None:
+    """A nested application's functions, read from its local template, or why it is not read."""
+    properties = _mapping(resource.get("Properties"))
+    key = TEMPLATE_KEYS[resource["Type"]]
+    location = properties.get(key)
+    name = parent.prefix + logical_id
+    if isinstance(location, dict) and not isinstance(location, Intrinsic):
+        found.skipped.append((name, "an application from the Serverless Application Repository: its code "
+                                    "is not in this project"))
+        return
+    text = _text(parent, location)
+    if text is None or text.kind is Kind.PLACEHOLDER or "://" in text.text:
+        shown = "nothing" if text is None else text.text
+        found.skipped.append((name, f"a nested application whose {key} is not a local template ({shown})"))
+        return
+    path = (parent.folder / text.text).resolve()
+    where = f"{parent.path}:{parent.resources.line_of(logical_id)}"
+    if not path.is_file():
+        raise UsageError(f"{where}: nested application {logical_id}: {key} {text.text}: no such file",
+                         hint=f"{key} is relative to the template's folder")
+    if path in chain or len(chain) > MAX_NESTING:
+        raise UsageError(f"{where}: nested application {logical_id} includes {text.text}, which includes it",
+                         hint="a template cannot nest itself")
+    given = _mapping(properties.get("Parameters"))
+    passed = {str(k): value for k, v in given.items() if (value := _text(parent, v)) is not None}
+    layers = {str(k): layer for k, v in given.items() if (layer := _template_layer(parent, v)) is not None}
+    _read_template(path, top_folder, f"{name}.", passed, layers, (*chain, path), found)
 
 
 def _resolved_at_deploy(parameter: Mapping[str, Any]) -> bool:
@@ -126,7 +194,7 @@ def _function(template: _Template, logical_id: str, resource: Mapping[str, Any],
     environment = environment_of(_variables(template, properties))
     metadata = _mapping(resource.get("Metadata"))
     return DeclaredFunction(
-        name=logical_id,
+        name=template.prefix + logical_id,
         code_dir=code,
         handler=handler.text,
         runtime=None if runtime is None else runtime.text,
@@ -168,7 +236,7 @@ def _code_dir(template: _Template, resource_type: str, properties: Mapping[str, 
 
 
 def _text(template: _Template, value: Any) -> Value | None:
-    """A scalar property: literal, a Parameter's Default (`!Ref P`), else a placeholder. None: not set."""
+    """A scalar property: literal, a Parameter's value (`!Ref P`), else a placeholder. None: not set."""
     if value is None:
         return None
     text = scalar_text(value)
@@ -176,9 +244,7 @@ def _text(template: _Template, value: Any) -> Value | None:
         return Value(text)
     if isinstance(value, Intrinsic):
         if value.function == "Ref" and isinstance(value.argument, str) and value.argument in template.parameters:
-            default = scalar_text(template.parameters[value.argument])
-            if default is not None:
-                return Value(default, Kind.DEFAULT)
+            return template.parameters[value.argument]
         if value.function == "Fn::Sub" and isinstance(value.argument, str):
             return _sub(template, value)
         return Value(value.placeholder(), Kind.PLACEHOLDER)
@@ -190,13 +256,15 @@ def _known(value: Value | None) -> Value | None:
 
 
 def _sub(template: _Template, value: Intrinsic) -> Value:
-    """`!Sub` whose every `${Name}` is a Parameter with a Default, resolved; any other is a placeholder."""
+    """`!Sub` whose every `${Name}` is a Parameter with a value, resolved; any other is a placeholder."""
     names = _SUB_REFERENCE.findall(value.argument)
-    defaults = {name: scalar_text(template.parameters.get(name)) for name in names}
-    if any(text is None for text in defaults.values()):
+    known = {name: template.parameters.get(name) for name in names}
+    resolved = {name: v for name, v in known.items() if v is not None and v.kind is not Kind.PLACEHOLDER}
+    if len(resolved) != len(known):
         return Value(value.placeholder(), Kind.PLACEHOLDER)
-    text = _SUB_REFERENCE.sub(lambda m: str(defaults[m.group(1)]), value.argument).replace("${!", "${")
-    return Value(text, Kind.DEFAULT if names else Kind.LITERAL)
+    text = _SUB_REFERENCE.sub(lambda m: resolved[m.group(1)].text, value.argument).replace("${!", "${")
+    kind = functools.reduce(lambda kind, v: Value("", kind).combined(v), resolved.values(), Kind.LITERAL)
+    return Value(text, kind)
 
 
 def _variables(template: _Template, properties: Mapping[str, Any]) -> dict[str, Value]:
@@ -208,15 +276,25 @@ def _variables(template: _Template, properties: Mapping[str, Any]) -> dict[str, 
     return values
 
 
+def _template_layer(template: _Template, item: Any) -> DeclaredLayer | None:
+    """The layer a `!Ref` names: a LayerVersion of this template, or one a parent passed as a Parameter."""
+    if not (isinstance(item, Intrinsic) and item.function == "Ref" and isinstance(item.argument, str)):
+        return None
+    if item.argument in template.passed_layers:
+        return template.passed_layers[item.argument]
+    resource = template.resources.get(item.argument)
+    if isinstance(resource, dict) and resource.get("Type") in (SERVERLESS_LAYER, LAMBDA_LAYER):
+        return _own_layer(template, item.argument, resource)
+    return None
+
+
 def _layer(template: _Template, item: Any) -> DeclaredLayer:
-    """A Layers item: a LayerVersion of this template (built from its ContentUri), else an ARN."""
-    if isinstance(item, Intrinsic) and item.function == "Ref" and isinstance(item.argument, str):
-        resource = template.resources.get(item.argument)
-        if isinstance(resource, dict) and resource.get("Type") in (SERVERLESS_LAYER, LAMBDA_LAYER):
-            return _own_layer(template, item.argument, resource)
+    """A Layers item: a LayerVersion of this template or a parent's (built from its ContentUri), else an ARN."""
+    if (layer := _template_layer(template, item)) is not None:
+        return layer
     text = _text(template, item)
     arn = text.text if text is not None else str(item)
-    where = f"{template.path.name}:{item.line}" if isinstance(item, Intrinsic) else template.path.name
+    where = f"{template.label}:{item.line}" if isinstance(item, Intrinsic) else template.label
     return DeclaredLayer(name=arn, content_dir=None, arn=arn, declared_at=where)
 
 
@@ -225,11 +303,13 @@ def _own_layer(template: _Template, logical_id: str, resource: Mapping[str, Any]
     content = _text(template, properties.get(CODE_KEYS[resource["Type"]]))
     where = template.where(logical_id)
     if content is None or content.kind is Kind.PLACEHOLDER or content.text.startswith("s3://"):
-        return DeclaredLayer(name=logical_id, content_dir=None, arn=f"<!Ref {logical_id}>", declared_at=where)
+        return DeclaredLayer(name=template.prefix + logical_id, content_dir=None, arn=f"<!Ref {logical_id}>",
+                             declared_at=where)
     folder = (template.folder / content.text).resolve()
     if not folder.is_dir():
         raise UsageError(f"{template.path}:{template.resources.line_of(logical_id)}: layer {logical_id}: "
                          f"{content.text}: no such folder", hint="ContentUri is relative to the template's folder")
     build_method = scalar_text(_mapping(resource.get("Metadata")).get("BuildMethod"))
-    return DeclaredLayer(name=logical_id, content_dir=folder, arn=None, declared_at=where, build_method=build_method,
+    return DeclaredLayer(name=template.prefix + logical_id, content_dir=folder, arn=None, declared_at=where,
+                         build_method=build_method,
                          zip_root=not (build_method or "").startswith("python"))
