@@ -152,3 +152,18 @@ def test_layers_are_stacked_under_opt_in_the_order_given(tmp_path: Path, standin
                        "--layer", second, "--layer", first)
     assert swapped.returncode == 1
     assert "INIT_EXCEPTION" in swapped.stdout and "first" in swapped.stdout
+
+
+@pytest.mark.docker
+@pytest.mark.network
+def test_a_layer_that_pins_the_sdk_ships_it(tmp_path: Path, standin_image: str) -> None:
+    """A layer is the usual way to ship a newer boto3 than the runtime's: its own pin keeps the SDK in (found
+    building a public SAM project whose UtilsLayer pins boto3: the layer came out without it)."""
+    source = tmp_path / "sdk-layer"
+    source.mkdir()
+    (source / "requirements.txt").write_text("boto3==1.35.0\n")
+    run, report = layer(source, tmp_path / "dist", standin_image)
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    members = names(tmp_path / "dist" / "sdk-layer.zip")
+    assert {"python/boto3/__init__.py", "python/botocore/__init__.py", "python/s3transfer/__init__.py"} <= set(members)
+    assert "BUILD_RUNTIME_SDK" not in {f["code"] for f in report["findings"]}

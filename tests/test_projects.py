@@ -214,6 +214,9 @@ def test_sam_nested_applications_nest_and_say_what_they_cannot_read(tmp_path: Pa
           Remote:
             Type: AWS::CloudFormation::Stack
             Properties: {TemplateURL: "https://s3.amazonaws.com/bucket/child.yaml"}
+          FromRepository:
+            Type: AWS::Serverless::Application
+            Properties: {Location: "arn:aws:serverlessrepo:eu-west-1:123456789012:applications/tool"}
         """)
     write(tmp_path, "middle.yaml", """
         Parameters:
@@ -246,6 +249,7 @@ def test_sam_nested_applications_nest_and_say_what_they_cannot_read(tmp_path: Pa
     assert function.declared_at.startswith("inner/template.yaml:")
     assert dict(project.skipped)["Outer.Inner.Other"] == "runtime nodejs20.x is not Python"
     assert "not a local template (https://s3.amazonaws.com/bucket/child.yaml)" in dict(project.skipped)["Remote"]
+    assert "Serverless Application Repository" in dict(project.skipped)["FromRepository"]
 
 
 @pytest.mark.parametrize(("child", "words"), [

@@ -27,7 +27,7 @@ from lpkg.files import resolved
 from lpkg.install import InstallRequest
 from lpkg.install.cache import Installed, install_dependencies
 from lpkg.install.choose import choose_installer
-from lpkg.plan.requirements import folder_requirements, names_anything
+from lpkg.plan.requirements import declared_names, folder_requirements, names_anything
 from lpkg.plan.resolver import EXCLUDED_DIRS, EXCLUDED_FILES, unreadable_folder
 from lpkg.probing.choose import choose_prober
 from lpkg.report import BuildReport, Finding, Severity, Stopwatch
@@ -161,7 +161,9 @@ def build_layer(settings: LayerSettings, options: BuildOptions) -> BuildReport:
             installed = install_dependencies(installer, request, options.cache, watch, installed.site)
         installed_with = installed.description
         with watch.lap("assemble"):
-            part = dependency_zip([installed.site], scratch / "zip", dependency_prefix=LAYER_PREFIX,
+            # A layer's own pin of boto3 keeps it, as a function's does: a layer is how many ship a newer SDK.
+            pinned = declared_names(plan.requirement_files, plan.dependencies)
+            part = dependency_zip([installed.site], scratch / "zip", pinned=pinned, dependency_prefix=LAYER_PREFIX,
                                   keep_in=installed.zips_folder)
             assembled = assemble(settings.out, settings.name, plan.files, part)
         with discard_unless_published(assembled):

@@ -122,7 +122,8 @@ def _nested(parent: _Template, logical_id: str, resource: Mapping[str, Any], top
     key = TEMPLATE_KEYS[resource["Type"]]
     location = properties.get(key)
     name = parent.prefix + logical_id
-    if isinstance(location, dict) and not isinstance(location, Intrinsic):
+    if (isinstance(location, dict) and not isinstance(location, Intrinsic)) or \
+            str(scalar_text(location)).startswith("arn:"):
         found.skipped.append((name, "an application from the Serverless Application Repository: its code "
                                     "is not in this project"))
         return
