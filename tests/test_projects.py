@@ -204,6 +204,15 @@ def test_sam_nested_application_functions_with_the_parameters_the_parent_passes(
     assert skipped[0] == "AuthorizerApp" and "Serverless Application Repository" in skipped[1]
 
 
+def test_sam_nested_function_is_picked_by_either_name() -> None:
+    from lpkg.commands.project import load_project
+
+    template = FIXTURES / "sam-nested" / "template.yaml"
+    for name in ("BillingApp.InvoiceFunction", "BillingApp/InvoiceFunction"):  # lpkg's name, sam build's
+        (function,) = load_project("sam", template, [name]).functions
+        assert function.name == "BillingApp.InvoiceFunction"
+
+
 def test_sam_nested_applications_nest_and_say_what_they_cannot_read(tmp_path: Path) -> None:
     (tmp_path / "inner" / "code").mkdir(parents=True)
     write(tmp_path, "template.yaml", """

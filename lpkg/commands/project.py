@@ -59,6 +59,8 @@ def load_project(kind: str | None, path: Path | None, only: Sequence[str] = ()) 
     for name, why in project.skipped:
         notice(f"{project.path.name}: {name} is not built: {why}")
     if only:
+        if project.kind == "sam":  # sam build's name for a nested application's function: App/Function
+            only = [name.replace("/", ".") for name in only]
         unknown = sorted(set(only) - {f.name for f in project.functions})
         if unknown:
             raise UsageError(f"{project.path}: no Python function named {', '.join(unknown)}",
