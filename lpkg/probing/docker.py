@@ -129,10 +129,12 @@ class DockerProber:
             started = helpers.submit(container.start) if self.session.is_local else None
             pending = helpers.submit(_offer_bytecode, store, pyc) if store and pyc else None
 
-            def run() -> ProbeOutcome:
-                offered = pending.result() if pending is not None else None
+            offered: list[Offered | None] = [None]
+
+            def start() -> None:
+                offered[0] = pending.result() if pending is not None else None
                 if keyed is not None and pyc is not None:
-                    offered = _offer_bytecode(keyed, pyc)  # its keys are known once the zip is unpacked
+                    offered[0] = _offer_bytecode(keyed, pyc)  # its keys are known once the zip is unpacked
                 if started is not None:
                     started.result()  # the start's own error, if it failed
                     go.touch()
@@ -140,6 +142,9 @@ class DockerProber:
                     # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
                     # sandbox user cannot write to them either).
                     container.put_folders({dest: root / rel for rel, dest in mounts.items()})
+                    container.start()
+
+            def outcome() -> ProbeOutcome:
                 result = container.run(request.wall_seconds)
                 if result.timed_out:
                     document: dict[str, Any] = {"import": {"status": "timeout", "seconds": request.wall_seconds}}
@@ -149,11 +154,11 @@ class DockerProber:
                     document = parse_document(result.stdout, result.stderr, self.image)
                 description = self.description
                 kept_in = store or keyed
-                if kept_in is not None and offered is not None:
-                    description += _harvest_bytecode(kept_in, offered, root / TASK_DIR, document)
+                if kept_in is not None and offered[0] is not None:
+                    description += _harvest_bytecode(kept_in, offered[0], root / TASK_DIR, document)
                 return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, description)
 
-            yield run
+            yield ProbeRun(start, outcome)
 
 
 def _bytecode_folder(root: Path) -> Path | None:
