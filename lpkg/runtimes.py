@@ -60,7 +60,6 @@ TASK_ROOT = "/var/task"
 RUNTIME_DIR = "/var/runtime"
 LAYER_ROOT = "/opt"
 SANDBOX_USER = "sbx_user1051"
-SANDBOX_UID = 993  # sbx_user1051's uid in the Lambda images (and the stand-ins)
 # The probe's sandbox, as Lambda's execution environment: memory (the function's configured size; the probe
 # assumes 1,024 MB), writable /tmp of 512 MB and nothing else writable, a bound on processes.
 PROBE_MEMORY_MB = 1024

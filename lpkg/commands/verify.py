@@ -278,9 +278,6 @@ def _unpack_and_probe(
         if run_probe is None and present:
             # No import test: at least say whether the handler module parses (reading it, never running it).
             findings += _handler_source_findings(root / TASK_DIR, handler)
-        probe_started = time.perf_counter()
-        if run_probe is not None:
-            run_probe.start()  # before the host checks begin beside it (see ProbeRun)
         with ThreadPoolExecutor(max_workers=2) as native_pool:
             # The ELF checks are pure CPU; the probe mostly waits on the container; the contract check waits
             # on its type checker's process.
@@ -290,8 +287,8 @@ def _unpack_and_probe(
             if options.contracts and present and not _blocked(findings):
                 contracts_future = native_pool.submit(_contract_findings, ctx, handler, root, options)
             if run_probe is not None:
-                outcome = run_probe.outcome()
-                watch.laps.append(("probe", time.perf_counter() - probe_started))
+                with watch.lap("probe"):
+                    outcome = run_probe()
                 findings += findings_from_probe(outcome, options.timeout)
                 if options.event is not None:
                     invocation, more = invocation_from_probe(outcome, options.event.label, options.timeout,

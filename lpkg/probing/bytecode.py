@@ -27,7 +27,7 @@ from pathlib import Path
 
 from lpkg.archive.members import stored_path
 from lpkg.files import owned_temporary_file
-from lpkg.runtimes import SANDBOX_UID, TASK_ROOT
+from lpkg.runtimes import TASK_ROOT
 
 HEADER_BYTES = 16  # magic, flags, source mtime, source size (PEP 552)
 TIMESTAMP_FLAGS = b"\0\0\0\0"
@@ -137,17 +137,17 @@ def _fresh_pycs(offered: Offered, task_root: Path, magic: bytes, cache_tag: str,
                 yield rel, member, data
 
 
-def _make_mirrors(target: Path, folders: set[str], mode: int = 0o777) -> None:
+def _make_mirrors(target: Path, folders: set[str]) -> None:
     """`target` and the mirror of each folder under it, world-writable whatever the umask: the sandbox user
     is another user."""
     os.makedirs(target, exist_ok=True)
-    os.chmod(target, mode)
+    os.chmod(target, 0o777)
     for folder in sorted(f if f == TASK_MIRROR else f"{TASK_MIRROR}/{f}" for f in folders):  # parents first
         for part in _parents(folder):
             path = os.path.join(target, part)
             if not os.path.isdir(path):
                 os.mkdir(path)
-                os.chmod(path, mode)
+                os.chmod(path, 0o777)
 
 
 def _parents(folder: str) -> list[str]:
@@ -217,54 +217,30 @@ def pyc_key(store: KeyedBytecode, member_key: str, member: str) -> str:
 
 
 def offer_keyed(store: KeyedBytecode, target: Path) -> Offered:
-    """Fill `target` as `offer` does, from the pycs the store keeps for these sources: hard links where the
-    sandbox cannot write through them, else copies.
-
-    A link is safe when the sandbox user can neither write the file nor replace it: the store's files are
-    lpkg's user's, mode 0644, and the mirror folders get the sticky bit (mode 1777), so the sandbox may add
-    files there but not rename, remove or replace another user's. That holds unless lpkg runs as the sandbox's
-    own uid, where copies it is. A link saves reading and writing every pyc on the way to the probe: 0.4 s of
-    a second verify of numpy + pandas (273 pycs) went to the copies."""
+    """Fill `target` as `offer` does, from the pycs the store keeps for these sources."""
     folders = {TASK_MIRROR}
     for member in store.keys:
         folder = member.rpartition("/")[0]
         while folder and folder not in folders:
             folders.add(folder)
             folder = folder.rpartition("/")[0]
-    link = hasattr(os, "geteuid") and os.geteuid() != SANDBOX_UID
-    _make_mirrors(target, folders, 0o1777 if link else 0o777)
+    _make_mirrors(target, folders)
     files: dict[str, tuple[int, int]] = {}
     for member, key in store.keys.items():
-        stored = stored_path(store.folder, pyc_key(store, key, member))
-        rel = f"{TASK_MIRROR}/{_pyc_name(member, store.cache_tag)}"
-        offered = os.path.join(target, rel)
         try:
-            if link:
-                _link_or_copy(stored, offered)
-            else:
-                _copy(stored, offered)
-            stat = os.stat(offered)
+            with open(stored_path(store.folder, pyc_key(store, key, member)), "rb") as fh:
+                data = fh.read()
         except OSError:
             continue  # not compiled yet: the import compiles it, and harvest keeps it
+        if not _timestamp_pyc(data):
+            continue
+        rel = f"{TASK_MIRROR}/{_pyc_name(member, store.cache_tag)}"
+        copy = os.path.join(target, rel)
+        with open(copy, "wb") as out:
+            out.write(data)
+        stat = os.stat(copy)
         files[rel] = (stat.st_size, stat.st_mtime_ns)
     return Offered(target, files)
-
-
-def _link_or_copy(stored: str, offered: str) -> None:
-    try:
-        os.link(stored, offered)
-    except FileNotFoundError:
-        raise
-    except OSError:  # another file system, or links refused: a copy does the same
-        _copy(stored, offered)
-
-
-def _copy(stored: str, offered: str) -> None:
-    # Only timestamp pycs are kept (harvest checks); the importer checks each against its source again.
-    with open(stored, "rb") as fh:
-        data = fh.read()
-    with open(offered, "wb") as out:
-        out.write(data)
 
 
 def harvest_keyed(store: KeyedBytecode, offered: Offered, task_root: Path, magic: bytes, cache_tag: str,

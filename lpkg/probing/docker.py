@@ -129,12 +129,10 @@ class DockerProber:
             started = helpers.submit(container.start) if self.session.is_local else None
             pending = helpers.submit(_offer_bytecode, store, pyc) if store and pyc else None
 
-            offered: list[Offered | None] = [None]
-
-            def start() -> None:
-                offered[0] = pending.result() if pending is not None else None
+            def run() -> ProbeOutcome:
+                offered = pending.result() if pending is not None else None
                 if keyed is not None and pyc is not None:
-                    offered[0] = _offer_bytecode(keyed, pyc)  # its keys are known once the zip is unpacked
+                    offered = _offer_bytecode(keyed, pyc)  # its keys are known once the zip is unpacked
                 if started is not None:
                     started.result()  # the start's own error, if it failed
                     go.touch()
@@ -142,9 +140,6 @@ class DockerProber:
                     # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
                     # sandbox user cannot write to them either).
                     container.put_folders({dest: root / rel for rel, dest in mounts.items()})
-                    container.start()
-
-            def outcome() -> ProbeOutcome:
                 result = container.run(request.wall_seconds)
                 if result.timed_out:
                     document: dict[str, Any] = {"import": {"status": "timeout", "seconds": request.wall_seconds}}
@@ -154,11 +149,11 @@ class DockerProber:
                     document = parse_document(result.stdout, result.stderr, self.image)
                 description = self.description
                 kept_in = store or keyed
-                if kept_in is not None and offered[0] is not None:
-                    description += _harvest_bytecode(kept_in, offered[0], root / TASK_DIR, document)
+                if kept_in is not None and offered is not None:
+                    description += _harvest_bytecode(kept_in, offered, root / TASK_DIR, document)
                 return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, description)
 
-            yield ProbeRun(start, outcome)
+            yield run
 
 
 def _bytecode_folder(root: Path) -> Path | None:

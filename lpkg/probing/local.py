@@ -61,7 +61,7 @@ class LocalProber:
     def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
         # request.bytecode is not used: without a sandbox the probe could write anything into the store, and a
         # local probe is the fallback, not the path worth speeding up.
-        yield ProbeRun(start=lambda: None, outcome=lambda: self.run(root, request))
+        yield lambda: self.run(root, request)
 
     def run(self, root: Path, request: ProbeRequest) -> ProbeOutcome:
         probe = write_probe(root, request)

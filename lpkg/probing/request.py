@@ -80,14 +80,7 @@ class ProbeOutcome:
     description: str
 
 
-@dataclass(frozen=True)
-class ProbeRun:
-    """The probe, once its folders are full: `start` lets it begin, `outcome` waits for what it found. The
-    caller starts it before its own host checks: their pure-Python work would hold the GIL through the
-    hundreds of small file calls the start makes (0.3 s of a second verify of numpy + pandas went there)."""
-
-    start: Callable[[], None]
-    outcome: Callable[[], ProbeOutcome]
+ProbeRun = Callable[[], ProbeOutcome]
 
 
 class Prober(Protocol):
@@ -95,7 +88,7 @@ class Prober(Protocol):
 
     def prepare(self, root: Path, request: ProbeRequest) -> AbstractContextManager[ProbeRun]:
         """Get ready to import the handler from `root`/var/task (layers in `root`/opt) while the caller
-        fills those folders; the context gives the probe's run, to start once they are full."""
+        fills those folders; the context gives the function that runs the probe once they are full."""
         ...
 
 
