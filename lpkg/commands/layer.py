@@ -61,6 +61,7 @@ class LayerPlan:
     requirement_files: tuple[Path, ...]
     dependencies: tuple[str, ...]
     files: tuple[tuple[str, Path], ...]  # (zip path under python/, source file)
+    declared: frozenset[str] = frozenset()  # canonical names of every declared requirement (pinning boto3 keeps it)
 
 
 def default_name(source: Path) -> str:
@@ -80,7 +81,7 @@ def plan_layer(source: Path) -> LayerPlan:
         if not names_anything(source):
             raise UsageError(f"{source}: nothing to put in a layer",
                              hint="the requirements file has only blank lines and comments")
-        return LayerPlan((source.resolve(),), (), ())
+        return LayerPlan((source.resolve(),), (), (), frozenset(declared_names([source.resolve()], ())))
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder", hint="give a requirements file or a folder")
     folder = source.resolve()
@@ -90,7 +91,8 @@ def plan_layer(source: Path) -> LayerPlan:
     if not requirement_files and not dependencies and not files:
         raise UsageError(f"{source}: nothing to put in a layer",
                          hint="the folder has no requirements.txt, pyproject.toml dependencies or Python code")
-    return LayerPlan(tuple(requirement_files), tuple(dependencies), files)
+    return LayerPlan(tuple(requirement_files), tuple(dependencies), files,
+                     frozenset(declared_names(requirement_files, dependencies)))
 
 
 def _code_files(folder: Path, prefix: str) -> list[tuple[str, Path]]:
@@ -162,9 +164,8 @@ def build_layer(settings: LayerSettings, options: BuildOptions) -> BuildReport:
         installed_with = installed.description
         with watch.lap("assemble"):
             # A layer's own pin of boto3 keeps it, as a function's does: a layer is how many ship a newer SDK.
-            pinned = declared_names(plan.requirement_files, plan.dependencies)
-            part = dependency_zip([installed.site], scratch / "zip", pinned=pinned, dependency_prefix=LAYER_PREFIX,
-                                  keep_in=installed.zips_folder)
+            part = dependency_zip([installed.site], scratch / "zip", pinned=plan.declared,
+                                  dependency_prefix=LAYER_PREFIX, keep_in=installed.zips_folder)
             assembled = assemble(settings.out, settings.name, plan.files, part)
         with discard_unless_published(assembled):
             # Verified under its own name (findings say "<name>.zip!python/..."), through a link to the temporary zip.

@@ -18,7 +18,6 @@ its own Defaults. An application from the Serverless Application Repository or S
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any
 from lpkg.errors import UsageError
 from lpkg.plan.projects import DeclaredFunction, DeclaredLayer, Project, is_python_runtime
 from lpkg.plan.projects.cfn_yaml import Intrinsic, LineDict, load_yaml, scalar_text
-from lpkg.plan.projects.values import Kind, Value, environment_of
+from lpkg.plan.projects.values import Kind, Value, environment_of, least_known
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
@@ -37,7 +36,6 @@ SERVERLESS_APPLICATION = "AWS::Serverless::Application"
 CLOUDFORMATION_STACK = "AWS::CloudFormation::Stack"
 # Where each nested-stack type names its template.
 TEMPLATE_KEYS = {SERVERLESS_APPLICATION: "Location", CLOUDFORMATION_STACK: "TemplateURL"}
-MAX_NESTING = 10  # deeper than any real project: a cycle the path check did not catch still ends
 LAMBDA_LAYER = "AWS::Lambda::LayerVersion"
 # Where each resource type keeps its local code path.
 CODE_KEYS = {SERVERLESS_FUNCTION: "CodeUri", LAMBDA_FUNCTION: "Code", SERVERLESS_LAYER: "ContentUri",
@@ -122,12 +120,11 @@ def _nested(parent: _Template, logical_id: str, resource: Mapping[str, Any], top
     key = TEMPLATE_KEYS[resource["Type"]]
     location = properties.get(key)
     name = parent.prefix + logical_id
-    if (isinstance(location, dict) and not isinstance(location, Intrinsic)) or \
-            str(scalar_text(location)).startswith("arn:"):
+    text = None if isinstance(location, dict) and not isinstance(location, Intrinsic) else _text(parent, location)
+    if location is not None and (text is None or text.text.startswith("arn:")):  # {ApplicationId: ...} or its ARN
         found.skipped.append((name, "an application from the Serverless Application Repository: its code "
                                     "is not in this project"))
         return
-    text = _text(parent, location)
     if text is None or text.kind is Kind.PLACEHOLDER or "://" in text.text:
         shown = "nothing" if text is None else text.text
         found.skipped.append((name, f"a nested application whose {key} is not a local template ({shown})"))
@@ -137,7 +134,7 @@ def _nested(parent: _Template, logical_id: str, resource: Mapping[str, Any], top
     if not path.is_file():
         raise UsageError(f"{where}: nested application {logical_id}: {key} {text.text}: no such file",
                          hint=f"{key} is relative to the template's folder")
-    if path in chain or len(chain) > MAX_NESTING:
+    if path in chain:  # resolved paths: any cycle comes back to one of them
         raise UsageError(f"{where}: nested application {logical_id} includes {text.text}, which includes it",
                          hint="a template cannot nest itself")
     given = _mapping(properties.get("Parameters"))
@@ -264,8 +261,7 @@ def _sub(template: _Template, value: Intrinsic) -> Value:
     if len(resolved) != len(known):
         return Value(value.placeholder(), Kind.PLACEHOLDER)
     text = _SUB_REFERENCE.sub(lambda m: resolved[m.group(1)].text, value.argument).replace("${!", "${")
-    kind = functools.reduce(lambda kind, v: Value("", kind).combined(v), resolved.values(), Kind.LITERAL)
-    return Value(text, kind)
+    return Value(text, least_known(*(v.kind for v in resolved.values())))
 
 
 def _variables(template: _Template, properties: Mapping[str, Any]) -> dict[str, Value]:

@@ -19,8 +19,13 @@ class Value:
 
     def combined(self, other: Value) -> Kind:
         """The kind of a text made of both: the least known of the two."""
-        order = (Kind.LITERAL, Kind.DEFAULT, Kind.PLACEHOLDER)
-        return max(self.kind, other.kind, key=order.index)
+        return least_known(self.kind, other.kind)
+
+
+def least_known(*kinds: Kind) -> Kind:
+    """The kind of a text made of parts of these kinds (LITERAL for none)."""
+    order = (Kind.LITERAL, Kind.DEFAULT, Kind.PLACEHOLDER)
+    return max(kinds, key=order.index, default=Kind.LITERAL)
 
 
 @dataclass(frozen=True)
