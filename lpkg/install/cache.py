@@ -11,6 +11,7 @@ Entries are written to a temporary folder and renamed into place, so a killed bu
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -70,6 +71,8 @@ def requirements_fingerprint(path: Path, base: Path | None = None, projects: boo
 # Made from an entry's install and kept beside it: the dependency part of the zip, and its bytecode.
 DEPENDENCY_ZIPS = "zip"
 DEPENDENCY_BYTECODE = "pyc"
+# Beside the parts: DependencyCache.installing's lock files, empty, one per install key.
+LOCKS = "locks"
 
 
 def remove_stale_scratch() -> None:
@@ -103,6 +106,20 @@ class DependencyCache:
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def installing(self, key: str) -> Iterator[None]:
+        """Held while `key` is being installed: another build of the same inputs (a thread of this run, or
+        another lpkg) waits, then finds the entry, instead of running pip a second time. A lock file's flock
+        (per open file, so threads conflict too) goes with the process, so a killed run holds nothing."""
+        locks = self.root.parent / LOCKS
+        locks.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(locks / f"{self.root.name}-{key}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
 
     def store(self, key: str, installed: Path) -> Path:
         """Move a finished install into the cache and return where it now is (another build's copy if
@@ -166,6 +183,7 @@ def clear_cache() -> str:
     for part, _ in CACHE_PARTS:
         freed += _size(home / part)[0]
         shutil.rmtree(home / part, ignore_errors=True)
+    shutil.rmtree(home / LOCKS, ignore_errors=True)
     return f"{freed / 1e6:.1f} MB from {home}"
 
 
@@ -201,11 +219,14 @@ def install_dependencies(
     cache = DependencyCache()
     key = cache_key(request, installer.identity())
     cached = cache.lookup(key)
-    if cached is not None:
-        return Installed(cached, description + f" (cached: {cached.parent.name}; --no-cache to reinstall)",
-                         cached.parent)
-    with cache.scratch() as scratch, watch.lap("install"):
-        installer.install(request, scratch / "site")
-        site = cache.store(key, scratch / "site")
-    return Installed(site, description, site.parent)
+    if cached is None:
+        with cache.installing(key):
+            cached = cache.lookup(key)  # installed by the build this one waited for
+            if cached is None:
+                with cache.scratch() as scratch, watch.lap("install"):
+                    installer.install(request, scratch / "site")
+                    site = cache.store(key, scratch / "site")
+                return Installed(site, description, site.parent)
+    return Installed(cached, description + f" (cached: {cached.parent.name}; --no-cache to reinstall)",
+                     cached.parent)
 
