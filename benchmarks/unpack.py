@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lpkg.archive import members, unpack
 from lpkg.archive.reader import ZipArchive, file_mode, normalized_name
-from lpkg.commands.verify import scratch_parent
+from lpkg.commands.stores import scratch_parent
 
 DEFAULT_ZIP = Path(tempfile.gettempdir()) / "lpkg-bench-numpy-pandas-cp311.zip"
 CASES = ("reader", "inflate", "fill", "linked")

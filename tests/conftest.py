@@ -51,7 +51,7 @@ def isolated_dependency_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 def isolated_member_store() -> Generator[None, None, None]:
     """verify's member store for this test session only, beside the scratch folders as lpkg keeps it (hard
     links cannot cross file systems)."""
-    from lpkg.commands.verify import scratch_parent
+    from lpkg.commands.stores import scratch_parent
 
     folder = tempfile.mkdtemp(prefix="lpkg-test-members-", dir=scratch_parent())
     os.environ["LPKG_MEMBER_STORE"] = folder

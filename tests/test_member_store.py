@@ -15,8 +15,8 @@ import pytest
 from helpers import FIXTURES, run_lpkg, write_zip
 
 from lpkg.archive import members
-from lpkg.commands.stores import member_store_for
-from lpkg.commands.verify import VerifyOptions, scratch_parent, verify_zip
+from lpkg.commands.stores import member_store_for, scratch_parent
+from lpkg.commands.verify import VerifyOptions, verify_zip
 from lpkg.errors import LpkgError
 from lpkg.probing.choose import choose_prober
 from lpkg.probing.local import LocalProber, local_interpreter
@@ -82,6 +82,47 @@ def test_a_second_verify_unpacks_only_what_changed(store: Path, tmp_path: Path) 
     second = verify(click_zip(tmp_path / "b.zip", HANDLER + "# edited\n"))
     assert stored_files(store) == kept + 1  # the edited handler; click's files were linked
     assert second.findings == first.findings == ()
+
+
+NATIVE_FILES = {
+    "pkg/_new.cpython-311-x86_64-linux-gnu.so": "glibc234_x86_64.so",  # glibc 2.34: too new for python3.11
+    "pkg/_pq.cpython-311-x86_64-linux-gnu.so": "needs_libpq_x86_64.so",  # libpq.so.5: not in the image
+    "pkg/_mac.cpython-311-darwin.so": "macho_x86_64.so",  # not Linux
+}
+
+
+def native_zip(path: Path, swap: dict[str, str] | None = None) -> Path:
+    files: dict[str, str | bytes] = {member: (FIXTURES / "elf" / sample).read_bytes()
+                                     for member, sample in {**NATIVE_FILES, **(swap or {})}.items()}
+    files["lib/libfoo.so"] = b"/* GNU ld script */\nINPUT(libfoo.so.1)\n"  # read by the link editor only
+    files["handler.py"] = "def handler(event, context):\n    return 1\n"
+    return write_zip(path, files)
+
+
+def test_a_second_verify_takes_the_native_files_facts_from_the_store(
+        store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lpkg.checks import native_facts
+
+    first = verify(native_zip(tmp_path / "a.zip"))
+    codes = {(f.code, f.member) for f in first.findings}
+    assert {("NATIVE_GLIBC_TOO_NEW", "pkg/_new.cpython-311-x86_64-linux-gnu.so"),
+            ("NATIVE_MISSING_LIBRARY", "pkg/_pq.cpython-311-x86_64-linux-gnu.so"),
+            ("NATIVE_NOT_LINUX", "pkg/_mac.cpython-311-darwin.so")} <= codes
+    assert not any(f.member == "lib/libfoo.so" for f in first.findings)
+
+    def read_again(data: bytes) -> object:
+        raise AssertionError("a native file was read again")
+
+    monkeypatch.setattr(native_facts, "read_native_facts", read_again)
+    again = verify(native_zip(tmp_path / "b.zip"))  # the same members in another zip
+    assert again.findings == first.findings
+    monkeypatch.undo()
+    # Other bytes under the same name are other facts: the library built for an older glibc has no finding.
+    monkeypatch.setenv("LPKG_SCRATCH_DIR", str(tmp_path / "scratch"))
+    monkeypatch.setenv("LPKG_MEMBER_STORE", str(store))
+    swapped = verify(native_zip(tmp_path / "c.zip", {"pkg/_new.cpython-311-x86_64-linux-gnu.so": "plain_x86_64.so"}))
+    assert not any(f.code == "NATIVE_GLIBC_TOO_NEW" for f in swapped.findings)
+    assert {f.code for f in swapped.findings} >= {"NATIVE_MISSING_LIBRARY", "NATIVE_NOT_LINUX"}
 
 
 def _member_offsets(data: bytes, name: str) -> tuple[int, int]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 from lpkg.archive.dists import DistributionIndex
 from lpkg.archive.reader import ZipArchive
@@ -28,9 +30,14 @@ class CheckContext:
 
 @dataclass(frozen=True)
 class NativeFile:
-    """A native-code member (.so/.pyd/.dylib) with its bytes, as read once during the payload pass."""
+    """A native-code member (.so/.pyd/.dylib): its bytes, or the file verify unpacked them to (read when needed)."""
 
     member: str  # the member name in its zip
-    data: bytes
+    content: bytes | Path
     distribution: str | None  # "numpy 2.2.6", when a RECORD lists it
     in_layer: bool = False  # True when it comes from a layer (its path under /opt is "member")
+    key: str | None = None  # the member store's key of these bytes (lpkg.archive.members): their facts are kept by it
+
+    @functools.cached_property
+    def data(self) -> bytes:
+        return self.content if isinstance(self.content, bytes) else self.content.read_bytes()

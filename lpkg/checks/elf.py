@@ -9,11 +9,11 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from elftools.elf.dynamic import DynamicSection, DynamicSegment, DynamicTag
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection
+if TYPE_CHECKING:
+    from elftools.elf.dynamic import DynamicSection, DynamicSegment, DynamicTag
+    from elftools.elf.elffile import ELFFile
 
 Kind = Literal["elf", "macho", "pe", "unknown"]
 
@@ -94,6 +94,10 @@ class _ElfReader:
         self.error: str | None = None
 
     def read(self, data: bytes) -> None:
+        # Imported at the first ELF read: pyelftools is slow to import, and facts kept by content need none.
+        from elftools.elf.elffile import ELFFile
+        from elftools.elf.gnuversions import GNUVerNeedSection
+
         elf = ELFFile(io.BytesIO(data))
         # Unknown e_machine values come back as plain ints.
         self.machine = str(elf["e_machine"])
@@ -112,6 +116,8 @@ class _ElfReader:
     def _read_dynamic(self, elf: ELFFile, sections: Sequence[object]) -> None:
         # The dynamic section and PT_DYNAMIC hold the same table; when section headers are stripped,
         # the loader's view (the segment) is the one left.
+        from elftools.elf.dynamic import DynamicSection, DynamicSegment
+
         tables: list[DynamicSegment | DynamicSection] = [s for s in sections if isinstance(s, DynamicSection)]
         if not tables:
             tables = [s for s in elf.iter_segments() if isinstance(s, DynamicSegment)]

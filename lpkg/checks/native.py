@@ -11,10 +11,13 @@ import posixpath
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from lpkg.archive.members import record_added, store_limit
 from lpkg.archive.reader import normalized_name
 from lpkg.checks import CheckContext, NativeFile
-from lpkg.checks.elf import NativeFacts, read_native_facts
+from lpkg.checks.elf import NativeFacts
+from lpkg.checks.native_facts import FileFacts, facts_of
 from lpkg.report import Finding, Severity
 from lpkg.runtimes import ARCH_ALIASES, ARCHITECTURES, LAYER_ROOT, RUNTIMES, TASK_ROOT, Runtime
 
@@ -30,8 +33,6 @@ _NATIVE_NAME = re.compile(r"\.(?:so(?:\.\d+)*|pyd|dylib)$")
 # The tag between module name and ".so": cpython-312-x86_64-linux-gnu, cpython-313t-..., pypy39-pp73-...
 _EXTENSION_TAG = re.compile(r"\.(?P<tag>(?:cpython|pypy)[^.]*)\.so$")
 _CPYTHON_TAG = re.compile(r"^cpython-(?P<major>\d)(?P<minor>\d+)(?P<flags>[a-z]*)(?:-(?P<platform>.+))?$")
-# GNU ld scripts named libfoo.so: only the link editor reads them, never the loader or Python.
-_LD_SCRIPT_STARTS = (b"/*", b"INPUT", b"GROUP", b"OUTPUT_FORMAT")
 
 # The loader searches LD_LIBRARY_PATH; these are its entries that lpkg can see into (the rest is the image).
 _VISIBLE_LIBRARY_PATH = (TASK_ROOT, f"{TASK_ROOT}/lib", f"{LAYER_ROOT}/lib")
@@ -57,12 +58,19 @@ def is_native_name(name: str) -> bool:
     return bool(_NATIVE_NAME.search(name))
 
 
-def check_native(files: Sequence[NativeFile], ctx: CheckContext) -> list[Finding]:
+def check_native(files: Sequence[NativeFile], ctx: CheckContext, store: Path | None = None) -> list[Finding]:
+    """The findings of each native file; with `store` (verify's member store), the files' facts are kept there by
+    content (lpkg.checks.native_facts)."""
     tree = _LoaderTree.of(ctx)
     findings: list[Finding] = []
+    added = 0
     for native in files:
         if is_native_name(native.member):
-            findings.extend(_check_file(native, ctx, tree))
+            facts, kept = facts_of(native, store)
+            added += kept
+            findings.extend(_check_file(native, facts, ctx, tree))
+    if store is not None:
+        record_added(store, added, store_limit())
     return findings
 
 
@@ -105,8 +113,8 @@ class _LoaderTree:
         return [*dirs, *_VISIBLE_LIBRARY_PATH, *self.libs_dirs]
 
 
-def _check_file(native: NativeFile, ctx: CheckContext, tree: _LoaderTree) -> list[Finding]:
-    facts = read_native_facts(native.data)
+def _check_file(native: NativeFile, file_facts: FileFacts, ctx: CheckContext, tree: _LoaderTree) -> list[Finding]:
+    facts = file_facts.native
     basename = posixpath.basename(normalized_name(native.member))
 
     def finding(code: str, message: str, severity: Severity = Severity.ERROR) -> Finding:
@@ -116,7 +124,7 @@ def _check_file(native: NativeFile, ctx: CheckContext, tree: _LoaderTree) -> lis
         message, severity = _not_linux(facts, basename, ctx)
         return [finding(NOT_LINUX, message, severity)]
     if facts.kind == "unknown":
-        if native.data.lstrip()[:16].startswith(_LD_SCRIPT_STARTS):
+        if file_facts.ld_script:
             return []
         message = "is not a shared library (no ELF header): Lambda cannot load it"
         return [finding(UNREADABLE, message, Severity.WARNING)]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lpkg.archive import members
-from lpkg.commands.verify import scratch_parent
+from lpkg.commands.stores import scratch_parent
 
 
 def member_store_usage() -> tuple[Path | None, Any]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
+import functools
 import re
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +24,9 @@ from lpkg.checks.permissions import check_permissions
 from lpkg.checks.runtime import check_runtime
 from lpkg.checks.sizes import check_sizes, describe_largest, mb
 from lpkg.checks.structure import check_structure
-from lpkg.commands.stores import keyed_bytecode, keyed_sources, member_store_for
+from lpkg.commands.stores import keyed_bytecode, keyed_sources, member_store_for, scratch_folder, scratch_parent
 from lpkg.errors import UsageError
 from lpkg.events import Event
-from lpkg.files import owned_name, remove_stale, remove_tree
 from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
 from lpkg.invocation import Invocation
 from lpkg.probe.sources import analyse_source
@@ -158,15 +156,19 @@ def unpack_payload(ctx: CheckContext, root: Path, store: Path | None = None) -> 
         ))
         return Payload((), tuple(findings))
     bad = {(job.target_dir, job.name) for job, _ in result.corrupt}
+    member_keys = {(target, name): key for target, name, key in result.keys}
+    # Read on the ELF checks' thread, and only where the member store keeps no facts for the member's key.
     native = [
-        NativeFile(job.name, (Path(job.target_dir) / job.name).read_bytes(), dists.of(job.name), in_layer)
+        NativeFile(job.name, Path(job.target_dir) / job.name, dists.of(job.name), in_layer,
+                   member_keys.get((job.target_dir, job.name)))
         for job in jobs
         if NATIVE_SUFFIX.search(job.name) and (job.target_dir, job.name) not in bad
         for dists, in_layer, _ in [origin[(job.target_dir, job.name)]]
     ]
     native.sort(key=lambda f: (f.in_layer, f.member))
     task_root = str(root / TASK_DIR)
-    keys = tuple((name, key) for target, name, key in result.source_keys if target == task_root)
+    keys = tuple((name, key) for (target, name), key in member_keys.items()
+                 if target == task_root and name.endswith(".py"))
     return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")), keys)
 
 
@@ -278,17 +280,14 @@ def _unpack_and_probe(
         if run_probe is None and present:
             # No import test: at least say whether the handler module parses (reading it, never running it).
             findings += _handler_source_findings(root / TASK_DIR, handler)
-        with ThreadPoolExecutor(max_workers=2) as native_pool:
-            # The ELF checks are pure CPU; the probe mostly waits on the container; the contract check waits
-            # on its type checker's process.
-            native_started = time.perf_counter()
-            native_future = native_pool.submit(_native_findings, payload.native, ctx)
-            contracts_future = None
-            if options.contracts and present and not _blocked(findings):
-                contracts_future = native_pool.submit(_contract_findings, ctx, handler, root, options)
+        jobs = [("native (beside the probe)", functools.partial(_native_findings, payload.native, ctx, store))]
+        if options.contracts and present and not _blocked(findings):
+            jobs.append(("contracts (beside the probe)",
+                         functools.partial(_contract_findings, ctx, handler, root, options)))
+        with _HostChecks(jobs) as host_checks:
             if run_probe is not None:
                 with watch.lap("probe"):
-                    outcome = run_probe()
+                    outcome = run_probe(host_checks.start)
                 findings += findings_from_probe(outcome, options.timeout)
                 if options.event is not None:
                     invocation, more = invocation_from_probe(outcome, options.event.label, options.timeout,
@@ -296,12 +295,40 @@ def _unpack_and_probe(
                     findings += more
                 watch.laps.extend(_inside_laps(outcome))
                 description = outcome.description
-            findings += native_future.result()
-            watch.laps.append(("native (beside the probe)", time.perf_counter() - native_started))
-            if contracts_future is not None:
-                findings += contracts_future.result()
-                watch.laps.append(("contracts (beside the probe)", time.perf_counter() - native_started))
+            findings += host_checks.results(watch)
     return findings, description, invocation
+
+
+class _HostChecks:
+    """The checks beside the probe, on threads: the ELF checks are pure CPU, the contract check waits on its type
+    checker's process, the probe mostly on the container. They start once the probe is under way (`start` is
+    its callback): before, their hold on the GIL would slow the probe's setup, hundreds of file calls each
+    waiting for the GIL back."""
+
+    def __init__(self, jobs: Sequence[tuple[str, Callable[[], list[Finding]]]]) -> None:
+        self.jobs = jobs
+        self.pool = ThreadPoolExecutor(max_workers=2)
+        self.futures: list[tuple[str, Future[list[Finding]]]] = []
+        self.started = 0.0
+
+    def __enter__(self) -> _HostChecks:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.pool.shutdown(wait=True)
+
+    def start(self) -> None:
+        if not self.futures:
+            self.started = time.perf_counter()
+            self.futures = [(lap, self.pool.submit(job)) for lap, job in self.jobs]
+
+    def results(self, watch: Stopwatch) -> list[Finding]:
+        self.start()  # no probe, or one that ended before it ran
+        findings: list[Finding] = []
+        for lap, future in self.futures:
+            findings += future.result()
+            watch.laps.append((lap, time.perf_counter() - self.started))
+        return findings
 
 
 def _contract_findings(ctx: CheckContext, handler: Handler, root: Path, options: VerifyOptions) -> list[Finding]:
@@ -341,27 +368,12 @@ def _handler_source_findings(task_root: Path, handler: Handler) -> list[Finding]
                     "Runtime.UserCodeSyntaxError", member, line)]
 
 
-@contextlib.contextmanager
-def scratch_folder() -> Iterator[Path]:
-    """A private temporary folder, removed without recursion: a zip may nest folders thousands deep,
-    deeper than shutil.rmtree's recursion can go."""
-    parent = Path(scratch_parent() or tempfile.gettempdir())
-    remove_stale(parent, "lpkg-verify-")  # /dev/shm is not this run's TMPDIR: a killed run's unpacked zips
-    root = parent / owned_name("lpkg-verify-")
-    root.mkdir(mode=0o700)
-    try:
-        yield root
-    finally:
-        remove_tree(root)
-
-
-def _native_findings(files: Sequence[NativeFile], ctx: CheckContext) -> list[Finding]:
+def _native_findings(files: Sequence[NativeFile], ctx: CheckContext, store: Path | None) -> list[Finding]:
     if not files:
         return []  # a pure-Python zip: no ELF reader to import
-    # Imported on the worker thread: pyelftools is slow to import, and only this needs it.
     from lpkg.checks.native import check_native
 
-    return check_native(files, ctx)
+    return check_native(files, ctx, store)
 
 
 def _inside_laps(outcome: ProbeOutcome) -> list[tuple[str, float]]:
@@ -377,22 +389,6 @@ def _inside_laps(outcome: ProbeOutcome) -> list[tuple[str, float]]:
     return laps
 
 
-def scratch_parent() -> str | None:
-    """Where to unpack: memory-backed /dev/shm when it has room (unpacking is mostly file
-    creation), else the system temp folder. LPKG_SCRATCH_DIR overrides."""
-    chosen = os.environ.get("LPKG_SCRATCH_DIR")
-    if chosen:
-        return chosen
-    shm = "/dev/shm"
-    try:
-        stats = os.statvfs(shm)
-    except OSError:
-        return None
-    if os.access(shm, os.W_OK) and stats.f_bavail * stats.f_frsize > 2 * UNZIPPED_LIMIT_BYTES:
-        return shm
-    return None
-
-
 def _blocked(findings: Sequence[Finding]) -> bool:
     return any(f.code in BLOCKING and f.severity is Severity.ERROR for f in findings)
 
@@ -402,9 +398,12 @@ CPYTHON_TAG = re.compile(r"\.cpython-3(\d+)[a-z]*-")
 
 def guess_runtime_minor(path: Path) -> int | None:
     """The CPython minor version the zip's extension modules were built for, if they agree."""
+    import zipfile
+
     try:
-        with ZipArchive(path) as archive:
-            minors = {int(m.group(1)) for m in (CPYTHON_TAG.search(n) for n in archive.names) if m}
+        # zipfile's directory alone: ZipArchive's member facts would be read twice (verify_zip reads them).
+        with zipfile.ZipFile(path) as archive:
+            minors = {int(m.group(1)) for m in (CPYTHON_TAG.search(n) for n in archive.namelist()) if m}
     except Exception:  # noqa: BLE001 - an unreadable zip is reported when it is verified
         return None
     return minors.pop() if len(minors) == 1 else None

@@ -105,6 +105,8 @@ def start_job(
     ]
     if job == "import" and args.pycache:
         command += ["--pycache", args.pycache]
+        if args.pycache_kept:
+            command += ["--pycache-kept", args.pycache_kept]
     if job == "import" and args.event:
         command += ["--event", args.event, "--invoke-timeout", str(args.invoke_timeout),
                     "--response-limit", str(args.response_limit)]
@@ -267,6 +269,7 @@ def main() -> int:
     parser.add_argument("--wait-for", help="start only once this file exists (the files are being unpacked)")
     parser.add_argument("--memory-mb", type=int, default=0, help="the function's memory; 0: no limit")
     parser.add_argument("--pycache", help="a writable folder for the task root's dependency bytecode (importer.py)")
+    parser.add_argument("--pycache-kept", help="a read-only folder of bytecode kept from earlier probes")
     parser.add_argument("--exit-with", type=int, help="lpkg's pid: end when it is gone (the local probe)")
     args = parser.parse_args()
     jobs: list[subprocess.Popen[bytes]] = []

@@ -31,7 +31,7 @@ import traceback
 import types
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 MALFORMED = "Runtime.MalformedHandlerName"
 IMPORT_ERROR = "Runtime.ImportModuleError"
@@ -393,6 +393,18 @@ def handler_error(exc: BaseException, roots: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def end_now() -> NoReturn:
+    """End the job once its result is written, as Lambda freezes a sandbox after init: threads the packaged code
+    started do not keep it (and the report) waiting, and tearing down an interpreter holding numpy and pandas
+    (tens of milliseconds) is skipped. What the code printed is flushed first: it is the report's output."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - the packaged code may have replaced or closed them
+            pass
+    os._exit(0)
+
+
 def write_result(path: str, result: dict[str, Any]) -> None:
     """Whole or not at all: the entry may read it while this process is still running."""
     partial = path + ".partial"
@@ -426,23 +438,29 @@ def limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
-def keep_bytecode_in(prefix: str, task_root: str) -> None:
+def keep_bytecode_in(prefix: str, task_root: str, kept: str | None = None) -> None:
     """Read and write the bytecode of task-root sources under `prefix`, in sys.pycache_prefix's layout, where
-    lpkg made the source folder's mirror there (the dependency folders, filled with what earlier builds
-    compiled); every other module's bytecode stays where it is. Not sys.pycache_prefix itself: that moves
-    every module's bytecode, and the interpreter would compile its whole standard library again instead of
-    reading the image's. A pyc that does not match its source is compiled again, as it would be anyway."""
+    lpkg made the source folder's mirror there (the dependency folders); read it from `kept` (read-only, the
+    same layout: what earlier probes compiled) when that has it. Every other module's bytecode stays where it
+    is. Not sys.pycache_prefix itself: that moves every module's bytecode, and the interpreter would compile
+    its whole standard library again instead of reading the image's. A pyc that does not match its source is
+    compiled again, as it would be anyway (and not written: the kept folder is read-only)."""
     from importlib import _bootstrap_external
 
     normal = _bootstrap_external.cache_from_source
     root = task_root.rstrip("/") + "/"
+    writable, kept_prefix = prefix.rstrip("/"), (kept or "").rstrip("/")
 
     def cache_from_source(path: str, *args: Any, **kwargs: Any) -> str:
         cached: str = normal(path, *args, **kwargs)
         if not path.startswith(root):
             return cached
-        folder = prefix.rstrip("/") + os.path.dirname(path)
-        return os.path.join(folder, os.path.basename(cached)) if os.path.isdir(folder) else cached
+        folder, name = os.path.dirname(path), os.path.basename(cached)
+        if kept_prefix:
+            reused = os.path.join(kept_prefix + folder, name)
+            if os.path.exists(reused):
+                return reused
+        return os.path.join(writable + folder, name) if os.path.isdir(writable + folder) else cached
 
     # The name the source loader looks up (typeshed types it as its overloads).
     _bootstrap_external.cache_from_source = cache_from_source  # type: ignore[assignment]
@@ -503,15 +521,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--invoke-timeout", type=float, default=30.0)
     parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024)
     parser.add_argument("--pycache", help="keep the task root's dependency bytecode here (keep_bytecode_in)")
+    parser.add_argument("--pycache-kept", help="read-only: bytecode kept from earlier probes (keep_bytecode_in)")
     return parser.parse_args()
 
 
-def main() -> int:
+def main() -> NoReturn:
     dump_stack_on_request()
     args = parse_args()
     sys.path[:] = json.loads(args.sys_path)
     if args.pycache:
-        keep_bytecode_in(args.pycache, args.task_root)
+        keep_bytecode_in(args.pycache, args.task_root, args.pycache_kept)
     limit_memory(int(os.environ.get("LPKG_PROBE_MEMORY_MB", "0")))
     roots = (args.task_root.rstrip("/") + "/", args.opt.rstrip("/") + "/")
     get_handler, how = runtime_loader()
@@ -520,12 +539,12 @@ def main() -> int:
     setup_lambda_logging()
     handler, result = import_handler(get_handler, args.handler, roots)
     result["loader"] = how
-    if args.pycache:
-        result["bytecode_loaded"] = bytecode_loaded(args.pycache)
+    if args.pycache_kept:
+        result["bytecode_reused"] = bytecode_loaded(args.pycache_kept)
     result["stood_in"] = sorted(STOOD_IN)
     if args.event is None or result["status"] != "ok" or not result["callable"]:
         write_result(args.result, result)
-        return 0
+        end_now()
     # The entry reads "running" if this process dies during the call: a timeout (faulthandler's
     # exit below prints the stack it stopped at) or a crash.
     result["invoke"] = {"status": "running", "timeout": args.invoke_timeout}
@@ -538,9 +557,8 @@ def main() -> int:
                               args.response_limit)
     faulthandler.cancel_dump_traceback_later()
     write_result(args.result, result)
-    # Threads the handler started must not keep this process (and the report) waiting.
-    os._exit(0)
+    end_now()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

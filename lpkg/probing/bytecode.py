@@ -2,10 +2,13 @@
 compiling unchanged dependency modules (lpkg build; the Docker probe on a local daemon only).
 
 The store is a folder in the layout of sys.pycache_prefix (store/var/task/pkg/mod.cpython-311.pyc for
-/var/task/pkg/mod.py). Before the probe, `offer` copies (never links: the sandbox must not reach the store)
-its pycs of dependency members into a fresh folder the sandbox may write to, and makes the mirror folder
-of every dependency folder; the probe's importer puts the bytecode of task-root sources whose mirror folder
-exists there (lpkg/probe/importer.py). After the probe, `harvest` keeps what the import compiled anew.
+/var/task/pkg/mod.py). The probe gets two bytecode folders: the kept one, mounted read-only (for this store,
+the store itself, after `offer` has removed anything harvest would not have written), and a fresh writable
+one holding only the mirror folder of every dependency folder. The probe's importer reads a task-root
+source's bytecode from the kept folder when it has it and writes what it compiles into the writable one
+(lpkg/probe/importer.py). After the probe, `harvest` keeps what the import compiled anew. The sandbox can
+read the kept bytecode and never change it: nothing is copied for it, and nothing it writes reaches the store
+but through harvest.
 
 Why reusing it is safe: the store belongs to one dependency cache entry, whose key covers the lock's
 content, the runtime, the architecture and the image ID, so a dependency member's bytes never change
@@ -19,9 +22,12 @@ Every step is best effort: a store that cannot be read or written costs speed, n
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +51,12 @@ class BytecodeStore:
 
 @dataclass(frozen=True)
 class Offered:
-    """What `offer` put into the probe's bytecode folder: each file's stat, to tell which the probe rewrote."""
+    """The probe's two bytecode folders: `kept` (mounted read-only) and its pycs, `writable` (empty but for
+    the mirror folders), where whatever the probe compiled is."""
 
-    folder: Path
-    files: dict[str, tuple[int, int]]  # path under folder -> (st_size, st_mtime_ns)
+    kept: Path
+    files: frozenset[str]  # the pycs in `kept`, as paths under it
+    writable: Path
 
 
 @dataclass(frozen=True)
@@ -69,63 +77,68 @@ def member_of(rel: str, cache_tag: str | None = None) -> str | None:
     return f"{folder}/{stem}.py" if folder else f"{stem}.py"
 
 
-def offer(store: BytecodeStore, target: Path) -> Offered:
-    """Fill `target` (a fresh folder, to be mounted writable into the probe) from the store: the mirror
-    folder of every folder holding a dependency module, world-writable so the sandbox user can add to it,
-    and a copy of each stored timestamp pyc of a member. Anything else in the store is removed."""
-    folders = {TASK_MIRROR}
-    for member in store.members:
-        folder = member.rpartition("/")[0]
-        while member.endswith(".py") and folder and folder not in folders:
-            folders.add(folder)
-            folder = folder.rpartition("/")[0]
-    _make_mirrors(target, folders)
-    files: dict[str, tuple[int, int]] = {}
+def offer(store: BytecodeStore, writable: Path) -> Offered:
+    """The store itself is the kept folder, once anything harvest would not have written is removed from it;
+    `writable` (a fresh folder, to be mounted writable into the probe) gets the mirror folder of every folder
+    holding a dependency module, world-writable so the sandbox user can add to it."""
+    _make_mirrors(writable, _folders_of(member for member in store.members if member.endswith(".py")))
+    files = set()
     for dirpath, _, names in os.walk(store.folder / TASK_MIRROR):
+        with contextlib.suppress(OSError):
+            os.chmod(dirpath, 0o755)  # readable by the sandbox user, whatever the umask was
         for name in names:
             if name.startswith("."):
                 continue  # a concurrent harvest's file being written
             source = os.path.join(dirpath, name)
             rel = os.path.relpath(source, store.folder).replace(os.sep, "/")
             try:
-                with open(source, "rb") as fh:
-                    data = fh.read()
-                if member_of(rel) not in store.members or not _timestamp_pyc(data):
+                if member_of(rel) not in store.members or not _timestamp_pyc(_header(source)):
                     os.unlink(source)  # not something harvest writes: planted, or garbage
                     continue
-                copy = os.path.join(target, rel)
-                with open(copy, "wb") as out:
-                    out.write(data)
-                stat = os.stat(copy)
             except OSError:
                 continue  # a store that cannot be read only costs compiling
-            files[rel] = (stat.st_size, stat.st_mtime_ns)
-    return Offered(target, files)
+            files.add(rel)
+    return Offered(store.folder, frozenset(files), writable)
+
+
+def _header(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(HEADER_BYTES + 1)
+
+
+def _folders_of(members: Iterable[str]) -> set[str]:
+    """The task-root mirror and the folder of each member with its parents."""
+    folders = {TASK_MIRROR}
+    for member in members:
+        folder = member.rpartition("/")[0]
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
+    return folders
 
 
 def harvest(store: BytecodeStore, offered: Offered, task_root: Path, magic: bytes, cache_tag: str,
-            loaded: frozenset[str]) -> Harvest:
+            reused: frozenset[str]) -> Harvest:
     """Add to the store the pycs the probe wrote for dependency members (`task_root` holds the sources as the
-    probe saw them); `loaded` are the pyc paths (under the prefix) of the modules the import loaded."""
-    reused = sum(1 for rel in loaded if rel in offered.files and _unchanged(offered, rel))
+    probe saw them); `reused` are the pyc paths (under the kept folder) of the modules the import loaded."""
     kept = 0
     for rel, _, data in _fresh_pycs(offered, task_root, magic, cache_tag, lambda member: member in store.members):
         if not _store_atomically(data, store.folder / rel):
             break  # the store cannot be written: no point trying the rest
         kept += 1
-    return Harvest(reused, kept)
+    return Harvest(len(reused & offered.files), kept)
 
 
 def _fresh_pycs(offered: Offered, task_root: Path, magic: bytes, cache_tag: str,
                 wanted: Callable[[str], bool]) -> Iterator[tuple[str, str, bytes]]:
-    """(path under the prefix, member, bytes) of each pyc the probe wrote for a source `wanted` accepts: new or
-    changed since it was offered, a timestamp pyc of this interpreter's magic, matching the source as unpacked."""
-    for dirpath, _, names in os.walk(offered.folder / TASK_MIRROR):
+    """(path under the prefix, member, bytes) of each pyc the probe wrote for a source `wanted` accepts: a
+    timestamp pyc of this interpreter's magic, matching the source as unpacked."""
+    for dirpath, _, names in os.walk(offered.writable / TASK_MIRROR):
         for name in names:
             written = os.path.join(dirpath, name)
-            rel = os.path.relpath(written, offered.folder).replace(os.sep, "/")
+            rel = os.path.relpath(written, offered.writable).replace(os.sep, "/")
             member = member_of(rel, cache_tag)
-            if member is None or not wanted(member) or _unchanged(offered, rel):
+            if member is None or not wanted(member):
                 continue
             try:
                 with open(written, "rb") as fh:
@@ -165,15 +178,6 @@ def _matches(data: bytes, source: os.stat_result) -> bool:
     mtime = int.from_bytes(data[8:12], "little")
     size = int.from_bytes(data[12:16], "little")
     return mtime == int(source.st_mtime) & 0xFFFFFFFF and size == source.st_size & 0xFFFFFFFF
-
-
-def _unchanged(offered: Offered, rel: str) -> bool:
-    """The copy `offer` made is still there as made: the import used it (or did not need it), not rewrote it."""
-    try:
-        stat = os.stat(os.path.join(offered.folder, rel))
-    except OSError:
-        return False
-    return offered.files.get(rel) == (stat.st_size, stat.st_mtime_ns)
 
 
 def _store_atomically(data: bytes, path: Path) -> bool:
@@ -216,46 +220,61 @@ def pyc_key(store: KeyedBytecode, member_key: str, member: str) -> str:
     return hashlib.sha256(decided.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def offer_keyed(store: KeyedBytecode, target: Path) -> Offered:
-    """Fill `target` as `offer` does, from the pycs the store keeps for these sources."""
-    folders = {TASK_MIRROR}
-    for member in store.keys:
-        folder = member.rpartition("/")[0]
-        while folder and folder not in folders:
-            folders.add(folder)
-            folder = folder.rpartition("/")[0]
-    _make_mirrors(target, folders)
-    files: dict[str, tuple[int, int]] = {}
+def offer_keyed(store: KeyedBytecode, kept: Path, writable: Path) -> Offered:
+    """Link (copy, across file systems) the pycs the store keeps for these sources into `kept` (a fresh folder,
+    to be mounted read-only), in the layout of a pycache prefix; `writable` gets the mirror folders."""
+    folders = _folders_of(store.keys)
+    _make_mirrors(writable, folders)
+    made: set[str] = set()
+    files = set()
     for member, key in store.keys.items():
+        source = stored_path(store.folder, pyc_key(store, key, member))
+        rel = f"{TASK_MIRROR}/{_pyc_name(member, store.cache_tag)}"
         try:
-            with open(stored_path(store.folder, pyc_key(store, key, member)), "rb") as fh:
-                data = fh.read()
+            if not _timestamp_pyc(_header(source)):
+                continue
+            _make_folders(kept, rel.rpartition("/")[0], made)
+            _link_or_copy(source, os.path.join(kept, rel))
         except OSError:
             continue  # not compiled yet: the import compiles it, and harvest keeps it
-        if not _timestamp_pyc(data):
-            continue
-        rel = f"{TASK_MIRROR}/{_pyc_name(member, store.cache_tag)}"
-        copy = os.path.join(target, rel)
-        with open(copy, "wb") as out:
-            out.write(data)
-        stat = os.stat(copy)
-        files[rel] = (stat.st_size, stat.st_mtime_ns)
-    return Offered(target, files)
+        files.add(rel)
+    return Offered(kept, frozenset(files), writable)
+
+
+def _make_folders(root: Path, folder: str, made: set[str]) -> None:
+    """`folder` under `root` with its parents, 0755 (for the sandbox user to read)."""
+    for part in _parents(folder):
+        if part not in made:
+            path = os.path.join(root, part)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+            os.chmod(path, 0o755)
+            made.add(part)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link: the folder is mounted read-only, so the sandbox cannot change the store through it."""
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(source, target)
+        os.chmod(target, 0o644)
 
 
 def harvest_keyed(store: KeyedBytecode, offered: Offered, task_root: Path, magic: bytes, cache_tag: str,
-                  loaded: frozenset[str]) -> tuple[Harvest, int]:
+                  reused: frozenset[str]) -> tuple[Harvest, int]:
     """Keep the pycs the probe compiled for keyed sources; also the bytes added to the store."""
-    reused = sum(1 for rel in loaded if rel in offered.files and _unchanged(offered, rel))
     kept = added = 0
     if cache_tag != store.cache_tag:
-        return Harvest(reused, 0), 0
+        return Harvest(len(reused & offered.files), 0), 0
     for _, member, data in _fresh_pycs(offered, task_root, magic, cache_tag, lambda member: member in store.keys):
         if not _store_atomically(data, Path(stored_path(store.folder, pyc_key(store, store.keys[member], member)))):
             break
         kept += 1
         added += len(data)
-    return Harvest(reused, kept), added
+    return Harvest(len(reused & offered.files), kept), added
 
 
 def _pyc_name(member: str, cache_tag: str) -> str:

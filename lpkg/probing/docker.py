@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,8 @@ from lpkg.probing.request import (
     PROBE_DIR,
     PROBE_ROOT,
     PYC_DIR,
+    PYC_KEPT_DIR,
+    PYC_KEPT_ROOT,
     PYC_ROOT,
     TASK_DIR,
     ProbeOutcome,
@@ -107,14 +109,17 @@ class DockerProber:
         # A remote daemon does without the bytecode store: copying it in and out would cost what it saves.
         store = request.bytecode if self.session.is_local else None
         keyed = request.keyed_bytecode if self.session.is_local and store is None else None
-        pyc = _bytecode_folder(root) if store is not None or keyed is not None else None
+        pyc = _bytecode_folders(root, store) if store is not None or keyed is not None else None
         if self.session.is_local:
             # Read-only bind mounts of lpkg's own scratch copy: no copying, and nothing can write back.
             options["volumes"] = {str(root / rel): {"bind": dest, "mode": "ro"} for rel, dest in mounts.items()}
         if pyc is not None:
-            # Writable, and a copy: what the sandbox writes there reaches the store only through harvest().
-            options["volumes"][str(pyc)] = {"bind": PYC_ROOT, "mode": "rw"}
-            command += ["--pycache", PYC_ROOT]
+            # The kept bytecode read-only (the store's own files, or links to them), and an empty folder for what
+            # the import compiles: what the sandbox writes reaches the store only through harvest().
+            kept, writable = pyc
+            options["volumes"][str(kept)] = {"bind": PYC_KEPT_ROOT, "mode": "ro"}
+            options["volumes"][str(writable)] = {"bind": PYC_ROOT, "mode": "rw"}
+            command += ["--pycache", PYC_ROOT, "--pycache-kept", PYC_KEPT_ROOT]
         go = root / PROBE_DIR / GO_FILE
         if self.session.is_local:
             # Started now and waiting for the go file, so the container and its interpreter start while
@@ -127,12 +132,12 @@ class DockerProber:
             # Starting takes the daemon a few hundred milliseconds: on a thread, beside the caller's unpacking;
             # so does copying the dependency bytecode in.
             started = helpers.submit(container.start) if self.session.is_local else None
-            pending = helpers.submit(_offer_bytecode, store, pyc) if store and pyc else None
+            pending = helpers.submit(_offer_bytecode, store, *pyc) if store and pyc else None
 
-            def run() -> ProbeOutcome:
+            def run(on_running: Callable[[], None]) -> ProbeOutcome:
                 offered = pending.result() if pending is not None else None
                 if keyed is not None and pyc is not None:
-                    offered = _offer_bytecode(keyed, pyc)  # its keys are known once the zip is unpacked
+                    offered = _offer_bytecode(keyed, *pyc)  # its keys are known once the zip is unpacked
                 if started is not None:
                     started.result()  # the start's own error, if it failed
                     go.touch()
@@ -140,6 +145,7 @@ class DockerProber:
                     # A remote daemon cannot see this machine's folders: copy them in (root-owned, so the
                     # sandbox user cannot write to them either).
                     container.put_folders({dest: root / rel for rel, dest in mounts.items()})
+                on_running()
                 result = container.run(request.wall_seconds)
                 if result.timed_out:
                     document: dict[str, Any] = {"import": {"status": "timeout", "seconds": request.wall_seconds}}
@@ -156,20 +162,24 @@ class DockerProber:
             yield run
 
 
-def _bytecode_folder(root: Path) -> Path | None:
-    """The probe's writable bytecode folder, for any user (the sandbox's is not lpkg's)."""
-    folder = root / PYC_DIR
+def _bytecode_folders(root: Path, store: BytecodeStore | None) -> tuple[Path, Path] | None:
+    """The probe's kept bytecode folder (the dependency store itself, or a folder for links to keyed bytecode)
+    and its writable one, for any user (the sandbox's is not lpkg's)."""
+    writable = root / PYC_DIR
+    kept = store.folder if store is not None else root / PYC_KEPT_DIR
     try:
-        folder.mkdir()
-        folder.chmod(0o777)
+        kept.mkdir(parents=store is not None, exist_ok=store is not None)
+        kept.chmod(0o755)
+        writable.mkdir()
+        writable.chmod(0o777)
     except OSError:
         return None  # no store this time: the import compiles everything, as without one
-    return folder
+    return kept, writable
 
 
-def _offer_bytecode(store: BytecodeStore | KeyedBytecode, folder: Path) -> Offered | None:
+def _offer_bytecode(store: BytecodeStore | KeyedBytecode, kept: Path, writable: Path) -> Offered | None:
     try:
-        return offer_keyed(store, folder) if isinstance(store, KeyedBytecode) else offer(store, folder)
+        return offer_keyed(store, kept, writable) if isinstance(store, KeyedBytecode) else offer(store, writable)
     except OSError:
         return None  # the import compiles what is missing, and nothing is kept
 
@@ -178,19 +188,19 @@ def _harvest_bytecode(store: BytecodeStore | KeyedBytecode, offered: Offered, ta
                       document: dict[str, Any]) -> str:
     """Keep what the probe compiled; a few words for the probe's description."""
     facts = document.get("bytecode") or {}
-    loaded = frozenset(map(str, (document.get("import") or {}).get("bytecode_loaded") or []))
+    reused = frozenset(map(str, (document.get("import") or {}).get("bytecode_reused") or []))
     try:
         magic = bytes.fromhex(str(facts.get("magic")))
         cache_tag = str(facts["cache_tag"])
         if isinstance(store, KeyedBytecode):
-            result, added = harvest_keyed(store, offered, task_root, magic, cache_tag, loaded)
+            result, added = harvest_keyed(store, offered, task_root, magic, cache_tag, reused)
             record_added(store.folder, added, store_limit())
         else:
-            result = harvest(store, offered, task_root, magic, cache_tag, loaded)
+            result = harvest(store, offered, task_root, magic, cache_tag, reused)
     except (KeyError, ValueError, OSError):
         return ""  # the probe did not say what its bytecode looks like: keep nothing
     said = [f"{result.reused} reused"] if result.reused else []
     said += [f"{result.kept} compiled and kept"] if result.kept else []
     what = "bytecode kept by source content" if isinstance(store, KeyedBytecode) else "dependency bytecode"
-    return f"; {what}: {', '.join(said)} (in a writable copy at {PYC_ROOT})" if said else ""
+    return f"; {what}: {', '.join(said)} (read-only at {PYC_KEPT_ROOT})" if said else ""
 

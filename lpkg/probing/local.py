@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,9 @@ class LocalProber:
     def prepare(self, root: Path, request: ProbeRequest) -> Iterator[ProbeRun]:
         # request.bytecode is not used: without a sandbox the probe could write anything into the store, and a
         # local probe is the fallback, not the path worth speeding up.
-        yield lambda: self.run(root, request)
+        yield lambda on_running: self.run(root, request, on_running)
 
-    def run(self, root: Path, request: ProbeRequest) -> ProbeOutcome:
+    def run(self, root: Path, request: ProbeRequest, on_running: Callable[[], None] = lambda: None) -> ProbeOutcome:
         probe = write_probe(root, request)
         task_root, opt = str(root / TASK_DIR), str(root / LAYER_DIR)
         runtime_dir = str(root / RUNTIME_DIR.lstrip("/"))
@@ -75,6 +75,7 @@ class LocalProber:
         ]
         with tempfile.TemporaryDirectory(prefix="lpkg-local-home-") as home:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TMPDIR": home}
+            on_running()
             try:
                 proc = subprocess.run(
                     command, cwd=task_root, env=env, stdin=subprocess.DEVNULL,

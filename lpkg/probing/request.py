@@ -23,12 +23,14 @@ from lpkg.runtimes import (
 )
 
 PROBE_ROOT = "/lpkg-probe"
-PYC_ROOT = "/lpkg-pyc"  # the one writable mount: a copy of the dependency bytecode (lpkg/bytecode.py)
+PYC_ROOT = "/lpkg-pyc"  # the one writable mount: where the import writes what it compiles (lpkg/probing/bytecode.py)
+PYC_KEPT_ROOT = "/lpkg-pyc-kept"  # read-only: the bytecode kept from earlier probes
 # Folders under the scratch root that verify unpacks into; each is mounted at "/" + its name.
 TASK_DIR = TASK_ROOT.lstrip("/")
 LAYER_DIR = LAYER_ROOT.lstrip("/")
 PROBE_DIR = PROBE_ROOT.lstrip("/")
 PYC_DIR = PYC_ROOT.lstrip("/")
+PYC_KEPT_DIR = PYC_KEPT_ROOT.lstrip("/")
 # The runtime table's list, for the probe (which cannot import lpkg).
 RUNTIME_PROVIDED_ARG = ",".join(RUNTIME_PROVIDED_MODULES)
 GO_FILE = "go"  # written into the probe folder once the zip is unpacked
@@ -80,7 +82,9 @@ class ProbeOutcome:
     description: str
 
 
-ProbeRun = Callable[[], ProbeOutcome]
+# Runs the probe; calls its argument once the probe is under way (its files offered, the container told to go),
+# so the caller's own work beside the probe starts then and does not hold the GIL while the probe is set up.
+ProbeRun = Callable[[Callable[[], None]], ProbeOutcome]
 
 
 class Prober(Protocol):
