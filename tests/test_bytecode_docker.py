@@ -124,6 +124,33 @@ def test_planted_and_garbage_files_in_the_store_are_not_used(
     assert "2 compiled and kept" in planted.probe
 
 
+def test_the_sandbox_cannot_change_the_dependency_store_it_reads(
+    tmp_path: Path, requests_site: dict[str, bytes], prober: DockerProber
+) -> None:
+    """The store is mounted read-only into the probe as the kept bytecode: a handler going at it changes nothing."""
+    tampering = (
+        "import os\n"
+        "for folder, _, names in os.walk('/lpkg-pyc-kept'):\n"
+        "    for name in names:\n"
+        "        path = os.path.join(folder, name)\n"
+        "        for attempt in (lambda: open(path, 'ab').write(b'x'), lambda: os.unlink(path),\n"
+        "                        lambda: open(path + '.new', 'wb').write(b'x'), lambda: os.chmod(path, 0o666)):\n"
+        "            try:\n"
+        "                attempt()\n"
+        "            except OSError:\n"
+        "                pass\n"
+    )
+    zip_path = write_zip(tmp_path / "fn.zip", {**requests_site, **FIRST_PARTY, "handler.py": HANDLER + tampering})
+    members, store = frozenset(requests_site), tmp_path / "s"
+    first = verify(zip_path, prober, store, members)
+    kept = stored(store)
+    assert kept
+    second = verify(zip_path, prober, store, members)
+    assert "reused" in second.probe, second.probe
+    assert stored(store) == kept
+    assert second.findings == first.findings
+
+
 @pytest.mark.parametrize(("package", "init", "code", "line"), [
     # An import error in a dependency.
     ("brokendep", "import requests\n\nfrom requests import no_such_name\n", "Runtime.ImportModuleError", 3),

@@ -125,6 +125,26 @@ def test_a_second_verify_takes_the_native_files_facts_from_the_store(
     assert {f.code for f in swapped.findings} >= {"NATIVE_MISSING_LIBRARY", "NATIVE_NOT_LINUX"}
 
 
+def test_a_zip_big_enough_for_workers_gives_the_same_results_filled_and_linked(
+        store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over unpack's parallel threshold: the first verify fills the store through the workers, the second links
+    in this process (the store holds nearly all of it), a third with one member changed does the same."""
+    from lpkg.archive import unpack
+
+    payload = {f"blobs/b{i:02}.bin": os.urandom(300_000) for i in range(40)}  # 12 MB that deflate cannot shrink
+    files: dict[str, str | bytes] = {**payload, "handler.py": "def handler(event, context):\n    return 1\n"}
+    assert sum(map(len, payload.values())) > unpack.PARALLEL_FROM_BYTES
+    monkeypatch.setenv("LPKG_MEMBER_STORE", "off")
+    without = outcome(write_zip(tmp_path / "a.zip", files))
+    monkeypatch.setenv("LPKG_MEMBER_STORE", str(store))
+    assert outcome(tmp_path / "a.zip") == without
+    assert stored_files(store) == len(files)
+    assert outcome(tmp_path / "a.zip") == without
+    changed = write_zip(tmp_path / "b.zip", {**files, "blobs/b07.bin": os.urandom(300_000)})
+    assert outcome(changed)[0] == without[0]
+    assert stored_files(store) == len(files) + 1
+
+
 def _member_offsets(data: bytes, name: str) -> tuple[int, int]:
     """(where the member's compressed data starts, where its central-directory entry starts)."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -201,6 +221,39 @@ def test_the_docker_probe_reuses_kept_bytecode_with_the_same_findings(
     assert "bytecode" not in without.probe
     assert first.findings  # click.nope is not there
     assert second.findings == first.findings == without.findings
+
+
+TAMPERING = """
+import os
+
+# Kept bytecode is offered as hard links to lpkg's store, in a read-only mount: try to change it through them.
+for folder, _, names in os.walk("/lpkg-pyc-kept"):
+    for name in names:
+        path = os.path.join(folder, name)
+        attempts = (lambda: open(path, "ab").write(b"planted"), lambda: os.chmod(path, 0o666),
+                    lambda: os.replace(__file__, path), lambda: os.unlink(path),
+                    lambda: open(path + ".new", "wb").write(b"planted"))
+        for attempt in attempts:
+            try:
+                attempt()
+            except OSError:
+                pass
+"""
+
+
+@pytest.mark.docker
+def test_the_sandbox_cannot_change_kept_bytecode_through_its_links(
+        store: Path, tmp_path: Path, standin_image: str) -> None:
+    zip_path = click_zip(tmp_path / "a.zip", HANDLER + TAMPERING)
+    prober = choose_prober("docker", RUNTIME, standin_image)
+    first = verify(zip_path, prober)
+    assert "compiled and kept" in first.probe, first.probe
+    kept = {path: path.read_bytes() for path in store.rglob("*") if path.is_file()}
+    second = verify(zip_path, prober)
+    assert "reused" in second.probe, second.probe  # the links were offered, and the handler went at them
+    assert {path: path.read_bytes() for path in store.rglob("*") if path.is_file()} == kept
+    assert all(path.stat().st_mode & 0o777 == 0o644 for path in kept if path.name.endswith(".pyc"))
+    assert verify(zip_path, prober).findings == first.findings
 
 
 def test_lpkg_cache_shows_prunes_and_clears_the_store(store: Path, tmp_path: Path) -> None:

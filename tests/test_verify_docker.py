@@ -112,6 +112,17 @@ def test_hang_at_import_is_cut_at_the_timeout(tmp_path: Path, standin_image: str
     assert (hang["member"], hang["line"]) == ("handler.py", 2)  # the line that was running when it was cut
 
 
+def test_a_thread_started_at_import_does_not_hold_the_import_test(tmp_path: Path, standin_image: str) -> None:
+    """Lambda's init ends when the handler module is imported; a worker thread it started runs on (a metrics
+    flusher, a cache warmer). The import test ends there too, instead of waiting for the thread until its
+    timeout and calling that a hang."""
+    code = "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,)).start()\n" + GOOD_HANDLER
+    status, artifact = verify_json(write_zip(tmp_path / "thread.zip", {"handler.py": code}), standin_image,
+                                   "--timeout", "5")
+    assert status == 0, artifact["findings"]
+    assert not artifact["findings"]
+
+
 def test_syntax_error_is_reported_as_the_runtime_would(tmp_path: Path, standin_image: str) -> None:
     code = "def handler(event, context)\n    return 1\n"
     status, artifact = verify_json(write_zip(tmp_path / "syn.zip", {"handler.py": code}), standin_image)
