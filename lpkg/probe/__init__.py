@@ -32,9 +32,20 @@ def _library_files(name: str) -> list[tuple[str, Path]]:
 
 
 @lru_cache(maxsize=1)
-def payload_files() -> tuple[tuple[str, bytes], ...]:
-    """(relative path, content) of every file of the probe, scripts at the top, libraries in lib/."""
-    files = [(script, (PROBE_DIR / script).read_bytes()) for script in SCRIPTS]
+def payload_files() -> tuple[tuple[str, bytes, float], ...]:
+    """(relative path, content, mtime) of every file of the probe, scripts at the top, libraries in lib/.
+
+    With each module go the bytecode files this machine's interpreter keeps beside it, and the source keeps
+    its mtime, so a runtime of the same Python version loads them instead of compiling modulegraph2 in every
+    probe (70 ms); another version compiles, as without them. They are lpkg's own installed files."""
+    sources = [(script, PROBE_DIR / script) for script in SCRIPTS]
     for library in LIBRARIES:
-        files.extend((f"lib/{rel}", path.read_bytes()) for rel, path in _library_files(library))
+        sources.extend((f"lib/{rel}", path) for rel, path in _library_files(library))
+    files = []
+    for rel, path in sources:
+        files.append((rel, path.read_bytes(), path.stat().st_mtime))
+        folder = rel.rpartition("/")[0]
+        for pyc in sorted((path.parent / "__pycache__").glob(f"{path.stem}.cpython-*.pyc")):
+            if ".opt-" not in pyc.name:
+                files.append((f"{folder}/__pycache__/{pyc.name}".lstrip("/"), pyc.read_bytes(), pyc.stat().st_mtime))
     return tuple(files)

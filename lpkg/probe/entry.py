@@ -79,12 +79,13 @@ def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def start_job(
-    job: str, args: argparse.Namespace, scratch: str, deadline: float
-) -> tuple[subprocess.Popen[bytes], str]:
+def start_job(job: str, args: argparse.Namespace, scratch: str) -> tuple[subprocess.Popen[bytes], str, int | None]:
     """Start one job in a fresh interpreter, in a process group of its own (so whatever processes the
     packaged code starts can be stopped with it); it writes its result to a file in `scratch`, and its
-    output goes to a file (a pipe would stay open as long as any process the code started lives)."""
+    output goes to a file (a pipe would stay open as long as any process the code started lives). With
+    --wait-for it is started before the files are all there: once its interpreter and its own modules are
+    loaded it waits for the pipe whose other end (returned) the entry closes at the go file. (The entry is
+    the container's first process: were it to die, the kernel would kill the jobs with it.)"""
     script = os.path.join(HERE, "importer.py" if job == "import" else "walk.py")
     result_path = os.path.join(scratch, f"{job}.json")
     command = [
@@ -101,8 +102,11 @@ def start_job(
         "--opt", args.opt,
         "--runtime-dir", args.runtime_dir,
         "--probe-lib", os.path.join(HERE, "lib"),
-        "--timeout", str(round(max(1.0, deadline - time.monotonic()), 3)),
+        "--timeout", str(args.timeout),
     ]
+    go_read, go_write = os.pipe() if args.wait_for else (None, None)
+    if go_read is not None:
+        command += ["--go-fd", str(go_read)]
     if job == "import" and args.pycache:
         command += ["--pycache", args.pycache]
         if args.pycache_kept:
@@ -119,8 +123,21 @@ def start_job(
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=(go_read,) if go_read is not None else (),
         )
-    return proc, result_path
+    if go_read is not None:
+        os.close(go_read)
+    return proc, result_path, go_write
+
+
+def wait_for(path: str) -> bool:
+    """Until lpkg writes the go file (the files are unpacked); False if it never comes."""
+    give_up = time.monotonic() + MAX_WAIT_SECONDS
+    while not os.path.exists(path):
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 def exit_with(lpkg_pid: int, jobs: list[subprocess.Popen[bytes]]) -> None:
@@ -275,13 +292,6 @@ def main() -> int:
     jobs: list[subprocess.Popen[bytes]] = []
     if args.exit_with:
         exit_with(args.exit_with, jobs)
-    if args.wait_for:
-        give_up = time.monotonic() + MAX_WAIT_SECONDS
-        while not os.path.exists(args.wait_for):
-            if time.monotonic() > give_up:
-                return 1  # lpkg went away; nothing to probe
-            time.sleep(0.005)
-    deadline = time.monotonic() + args.timeout
     document: dict[str, Any] = {
         "python": ".".join(str(n) for n in sys.version_info[:3]),
         "user": os.getuid() if hasattr(os, "getuid") else None,
@@ -299,11 +309,20 @@ def main() -> int:
                 document[job] = {"status": "skipped", "reason": "modulegraph2 needs Python 3.10 or newer"}
                 continue
             try:
-                running[job] = (time.monotonic(), *start_job(job, args, scratch, deadline))
-                jobs.append(running[job][1])
-            except OSError as exc:  # no process to be had: the other job's code may have taken them all
+                running[job] = start_job(job, args, scratch)
+                jobs.append(running[job][0])
+            except OSError as exc:  # no process to be had
                 document[job] = {"status": "failed", "message": f"could not start: {exc}"}
-        for job, (started, proc, result_path) in running.items():
+        if args.wait_for and not wait_for(args.wait_for):
+            for proc in jobs:
+                _stop_group(proc)
+            return 1  # lpkg went away; nothing to probe
+        for _, _, go in running.values():
+            if go is not None:
+                os.close(go)
+        started = time.monotonic()
+        deadline = started + args.timeout
+        for job, (proc, result_path, _) in running.items():
             document[job] = finish_job(proc, result_path, started, deadline, args.invoke_timeout)
     sys.stdout.write(json.dumps(document))
     sys.stdout.flush()

@@ -522,12 +522,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--response-limit", type=int, default=6 * 1024 * 1024)
     parser.add_argument("--pycache", help="keep the task root's dependency bytecode here (keep_bytecode_in)")
     parser.add_argument("--pycache-kept", help="read-only: bytecode kept from earlier probes (keep_bytecode_in)")
+    parser.add_argument("--go-fd", type=int, help="start once this pipe closes (the files are being unpacked)")
     return parser.parse_args()
 
 
 def main() -> NoReturn:
     dump_stack_on_request()
     args = parse_args()
+    if args.go_fd is not None:
+        os.read(args.go_fd, 1)  # returns when the entry closes its end: the task root is unpacked
+        os.close(args.go_fd)
     sys.path[:] = json.loads(args.sys_path)
     if args.pycache:
         keep_bytecode_in(args.pycache, args.task_root, args.pycache_kept)

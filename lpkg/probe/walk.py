@@ -398,13 +398,18 @@ def main() -> int:
     parser.add_argument("--lambda-path", required=True)
     parser.add_argument("--probe-lib", required=True)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--go-fd", type=int, help="walk once this pipe closes (the files are being unpacked)")
     args = parser.parse_args()
-    # modulegraph2 comes from the probe's own folder; then sys.path becomes exactly Lambda's.
-    sys.path[:] = [args.probe_lib, *json.loads(args.sys_path)]
+    # modulegraph2 comes from the probe's own folder, before the packaged folders are on sys.path (and maybe
+    # before they are unpacked); then sys.path becomes exactly Lambda's.
+    sys.path[:0] = [args.probe_lib]
     result: dict[str, Any]
     try:
         import modulegraph2  # noqa: F401
 
+        if args.go_fd is not None:
+            os.read(args.go_fd, 1)  # returns when the entry closes its end: the task root is unpacked
+            os.close(args.go_fd)
         sys.path[:] = json.loads(args.sys_path)
         module = args.handler.rsplit(".", 1)[0].replace("/", ".")
         result = Walk(module, args.task_root, args.opt, json.loads(args.lambda_path)).run()

@@ -99,8 +99,8 @@ class Prober(Protocol):
 def write_probe(root: Path, request: ProbeRequest) -> Path:
     """The probe's files (and the event) under root/lpkg-probe, world-readable whatever the umask."""
     target = root / PROBE_DIR
-    for rel, content in payload_files():
-        unpack_member(target, rel, content, 0o644)
+    for rel, content, mtime in payload_files():
+        unpack_member(target, rel, content, 0o644, mtime)
     if request.event is not None:
         unpack_member(target, EVENT_FILE, request.event.encode("utf-8"), 0o644)
     if request.environment:
