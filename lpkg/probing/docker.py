@@ -43,7 +43,7 @@ from lpkg.runtimes import (
 )
 
 if TYPE_CHECKING:
-    from lpkg.containers.engine import DockerSession
+    from lpkg.containers.engine import DockerSession, RunResult
 
 
 
@@ -114,23 +114,18 @@ class DockerProber:
             # Read-only bind mounts of lpkg's own scratch copy: no copying, and nothing can write back.
             options["volumes"] = {str(root / rel): {"bind": dest, "mode": "ro"} for rel, dest in mounts.items()}
         if pyc is not None:
-            # The kept bytecode read-only (the store's own files, or links to them), and an empty folder for what
-            # the import compiles: what the sandbox writes reaches the store only through harvest().
-            kept, writable = pyc
-            options["volumes"][str(kept)] = {"bind": PYC_KEPT_ROOT, "mode": "ro"}
-            options["volumes"][str(writable)] = {"bind": PYC_ROOT, "mode": "rw"}
-            command += ["--pycache", PYC_ROOT, "--pycache-kept", PYC_KEPT_ROOT]
+            command += _mount_bytecode(options, *pyc)
         go = root / PROBE_DIR / GO_FILE
         if self.session.is_local:
             # Started now and waiting for the go file, so the container and its interpreter start while
             # the caller unpacks: the bind mounts show the files the moment they are written.
             command += ["--wait-for", f"{PROBE_ROOT}/{GO_FILE}"]
-        # Leaving the block: the start and the copy (if still going) are waited for before the container is
+        # Leaving the block: the start and the offer (if still going) are waited for before the container is
         # removed and the scratch folder with it.
         with self.session.container(self.image, command, **options) as container, \
                 ThreadPoolExecutor(max_workers=2, thread_name_prefix="lpkg-probe") as helpers:
             # Starting takes the daemon a few hundred milliseconds: on a thread, beside the caller's unpacking;
-            # so does copying the dependency bytecode in.
+            # so does offering the dependency bytecode (sweeping the store of what harvest would not write).
             started = helpers.submit(container.start) if self.session.is_local else None
             pending = helpers.submit(_offer_bytecode, store, *pyc) if store and pyc else None
 
@@ -146,13 +141,7 @@ class DockerProber:
                     # sandbox user cannot write to them either).
                     container.put_folders({dest: root / rel for rel, dest in mounts.items()})
                 on_running()
-                result = container.run(request.wall_seconds)
-                if result.timed_out:
-                    document: dict[str, Any] = {"import": {"status": "timeout", "seconds": request.wall_seconds}}
-                elif result.oom_killed or result.exit_code == 137:
-                    document = {"import": {"status": "crashed", "returncode": 137, "output": "killed: out of memory"}}
-                else:
-                    document = parse_document(result.stdout, result.stderr, self.image)
+                document = _document_of(container.run(request.wall_seconds), request.wall_seconds, self.image)
                 description = self.description
                 kept_in = store or keyed
                 if kept_in is not None and offered is not None:
@@ -160,6 +149,23 @@ class DockerProber:
                 return ProbeOutcome(document, TASK_ROOT, LAYER_ROOT, False, description)
 
             yield run
+
+
+def _document_of(result: RunResult, wall_seconds: float, image: str) -> dict[str, Any]:
+    """The probe's report, or what its container's end says instead."""
+    if result.timed_out:
+        return {"import": {"status": "timeout", "seconds": wall_seconds}}
+    if result.oom_killed or result.exit_code == 137:
+        return {"import": {"status": "crashed", "returncode": 137, "output": "killed: out of memory"}}
+    return parse_document(result.stdout, result.stderr, image)
+
+
+def _mount_bytecode(options: dict[str, Any], kept: Path, writable: Path) -> list[str]:
+    """The kept bytecode read-only (the store's own files, or links to them), and an empty folder for what the
+    import compiles: what the sandbox writes reaches the store only through harvest(). The entry's arguments."""
+    options["volumes"][str(kept)] = {"bind": PYC_KEPT_ROOT, "mode": "ro"}
+    options["volumes"][str(writable)] = {"bind": PYC_ROOT, "mode": "rw"}
+    return ["--pycache", PYC_ROOT, "--pycache-kept", PYC_KEPT_ROOT]
 
 
 def _bytecode_folders(root: Path, store: BytecodeStore | None) -> tuple[Path, Path] | None:
