@@ -94,6 +94,7 @@ class Overrides:
     code_root: bool = False  # the folder is a repository's root (a project file's asset): take only what is imported
     requirements_base: Path | None = None  # --requirements-base
     include: tuple[str, ...] = ()  # zip-path globs a project file adds to a code root (serverless package.patterns)
+    unseen_layers: tuple[str, ...] = ()  # layers a project file attaches that are not built here (ARNs)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class FunctionSettings:
     code_root: bool = False  # only the modules and packages the handler's imports reach go in, not the whole folder
     requirements_base: Path | None = None  # relative path requirements point from here (default: their file's folder)
     include: tuple[str, ...] = ()  # with code_root: files matching these zip-path globs go in too (data, templates)
+    unseen_layers: tuple[str, ...] = ()  # attached in Lambda, not to the import test: what they provide is unchecked
 
     @property
     def artifact(self) -> Path:
@@ -269,6 +271,7 @@ def resolve_settings(
         ignore=frozenset((dflt.ignore or ()) + (own.ignore or ())),
         code_root=flags.code_root,
         include=flags.include,
+        unseen_layers=flags.unseen_layers,
         requirements_base=_first(resolve_against(here, flags.requirements_base) if flags.requirements_base else None,
                                  own.requirements_base, dflt.requirements_base),
     )

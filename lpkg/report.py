@@ -222,7 +222,7 @@ def render_build_human(reports: Sequence[BuildReport], color: bool = False) -> s
         else:
             out.append(f"  FAILED: nothing written to {report.intended}")
     failed = sum(1 for r in reports if not r.ok)
-    out.append(f"{len(reports)} function(s) built, {failed} failed")
+    out.append(f"{len(reports) - failed} built, {failed} failed")
     return "\n".join(out)
 
 

@@ -225,6 +225,12 @@ def get_runtime(name: str) -> Runtime:
         return RUNTIMES[name]
     except KeyError:
         known = ", ".join(RUNTIMES)
+        oldest = min(rt.version for rt in RUNTIMES.values())
+        parts = name.removeprefix("python").split(".")
+        if len(parts) == 2 and all(p.isdigit() for p in parts) and (int(parts[0]), int(parts[1])) < oldest:
+            raise UsageError(f"runtime {name!r} is older than any lpkg knows ({known}): Lambda's support for it "
+                             "has ended or is ending", hint="check the function against a newer one with "
+                             f"--runtime {DEFAULT_RUNTIME}") from None
         raise UsageError(f"unknown runtime {name!r}", hint=f"use one of: {known}") from None
 
 

@@ -163,6 +163,29 @@ def test_lpkg_build_template_builds_the_declared_function_with_its_layer(standin
     assert finding["code"] == "PROJECT_ARTIFACT_MISSING" and "AuditTrailLayer.zip" in finding["message"]
 
 
+def test_modules_of_a_layer_attached_by_arn_are_not_called_missing(standin_image: str, tmp_path: Path) -> None:
+    """Powertools attached by ARN (Lambda has it, lpkg cannot fetch it): the project's own layer and the function
+    importing it build, with a warning at each such import; a name the project's layer lacks is still an error."""
+    out = tmp_path / "dist"
+    template = FIXTURES / "sam-arn-layer" / "template.yaml"
+    run = run_lpkg("build", "--template", template, "--build-image", standin_image, "--image", standin_image,
+                   "--out", out, "--json", "--no-cache")
+    assert run.returncode == 1, run.stdout + run.stderr
+    reports = {r["function"]: r for r in json.loads(run.stdout)["functions"]}
+    assert reports["SharedLayer"]["ok"] and reports["CartFunction"]["ok"], run.stdout
+    cart = reports["CartFunction"]["findings"]
+    assert not [f for f in cart if f["severity"] == "error"], cart
+    unseen = {(f["member"], f["line"]) for f in cart if f["code"] == "IMPORT_FROM_UNSEEN_LAYER"}
+    assert ("app.py", 1) in unseen and ("/opt/python/cart_shared.py", 1) in unseen
+    assert any(f["code"] == "LAYER_MODULES_STOOD_IN" and f["message"].startswith("aws_lambda_powertools:")
+               for f in cart)
+    assert (out / "CartFunction.zip").is_file() and (out / "layers" / "SharedLayer.zip").is_file()
+    broken = reports["BrokenFunction"]
+    assert not broken["ok"] and not (out / "BrokenFunction.zip").exists()
+    errors = {(f["code"], f["member"], f["line"]) for f in broken["findings"] if f["severity"] == "error"}
+    assert ("IMPORT_NAME_MISSING", "app.py", 3) in errors, broken["findings"]
+
+
 def test_lpkg_build_finds_the_project_file_in_the_current_folder(standin_image: str, tmp_path: Path) -> None:
     out = tmp_path / "dist"
     project = tmp_path / "terraform-app"

@@ -50,6 +50,7 @@ class LayerSettings:
     image: str
     layers: tuple[Path, ...] = ()  # layers the new one is used with, before it in /opt order
     timeout: float = DEFAULT_TIMEOUT_SECONDS  # for the import test
+    unseen_layers: tuple[str, ...] = ()  # layers the functions attach with this one that are not built here
 
     @property
     def artifact(self) -> Path:
@@ -183,6 +184,7 @@ def build_layer(settings: LayerSettings, options: BuildOptions) -> BuildReport:
                       if options.test and modules else None)
             verify_options = VerifyOptions(runtime=settings.runtime, arch=settings.arch, handler=handler,
                                            layers=(*settings.layers, named), timeout=settings.timeout,
+                                           unseen_layers=settings.unseen_layers,
                                            contracts=False)  # the check function is lpkg's own code
             verify_report, final = verify_then_publish(assembled, check_zip, verify_options, prober, watch,
                                                        settings.artifact)

@@ -126,9 +126,20 @@ def build_layers(plan: ProjectPlan, options: BuildOptions, flags: Overrides) -> 
             source=build.source, out=plan.out / LAYERS_FOLDER, name=build.layer.name, runtime=runtime, arch=arch,
             build_image=flags.build_image or runtime.build_image(arch),
             image=flags.image or runtime.runtime_image(arch), timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS,
+            unseen_layers=_unseen_beside(plan, build.layer),
         )
         reports.append(build_layer(settings, dataclasses.replace(options, compile=False)))
     return reports
+
+
+def _unseen_beside(plan: ProjectPlan, layer: DeclaredLayer) -> tuple[str, ...]:
+    """The layers not built here (ARNs) that a function using `layer` attaches with it: a module the layer
+    imports may come from one of them, as the functions get them all."""
+    unseen: dict[str, None] = {}
+    for declared, _, _ in plan.functions:
+        if any(attached.content_dir == layer.content_dir for attached in declared.layers):
+            unseen.update((other.arn or other.name, None) for other in declared.layers if other.content_dir is None)
+    return tuple(unseen)
 
 
 def build_project(plan: ProjectPlan, options: BuildOptions, jobs: int,
@@ -173,6 +184,7 @@ def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list
         options = VerifyOptions(
             contract_cache=cache_home(),
             runtime=runtime, arch=arch, handler=overrides.handler, layers=overrides.layers,
+            unseen_layers=overrides.unseen_layers,
             timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS, function_name=declared.name,
             environment=tuple(sorted({**dict(declared.environment), **typed}.items())),
         )

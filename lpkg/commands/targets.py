@@ -84,6 +84,8 @@ def run_builds(function_dirs: Sequence[Path], spec: ProjectSpec | None, flags: O
         return build_functions(folders, flags, options, jobs, done)
     layer_reports = build_layers(plan, options, flags)
     if not all(r.ok for r in layer_reports):
-        return layer_reports, []  # the functions' import tests need their layers
+        failed = ", ".join(r.function for r in layer_reports if not r.ok)
+        say(f"{len(names)} function(s) not built: their import tests need the layers, and {failed} failed")
+        return layer_reports, []
     reports, errors = build_project(plan, options, jobs, done)
     return [*layer_reports, *reports], errors

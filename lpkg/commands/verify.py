@@ -62,6 +62,7 @@ class VerifyOptions:
     arch: Arch
     handler: str | None = None
     layers: tuple[Path, ...] = ()
+    unseen_layers: tuple[str, ...] = ()  # attached in Lambda but not here: a module missing may come from them
     timeout: float = 30.0  # the function's timeout: for the import, and for the call with `event`
     event: Event | None = None  # call the handler with it once the import succeeded (the smoke invoke)
     function_name: str | None = None  # default: the zip's file name without .zip
@@ -259,7 +260,8 @@ def _unpack_and_probe(
             keyed = keyed_bytecode(store, options.runtime, ctx.archive.path) if bytecode is None else None
             request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
                                    options.function_name or ctx.archive.path.stem, bytecode,
-                                   options.environment, keyed_bytecode=keyed)
+                                   options.environment, keyed_bytecode=keyed,
+                                   unseen_layers=options.unseen_layers)
             run_probe = stack.enter_context(prober.prepare(root, request))
         with watch.lap("unpack"):
             payload = unpack_payload(ctx, root, store)

@@ -27,6 +27,7 @@ INVOKE_GRACE_SECONDS = 2.0  # beyond the function's timeout, for the job to prin
 FAULTHANDLER_TIMEOUT = "Timeout ("  # how faulthandler.dump_traceback_later's report begins
 DUMP_SIGNAL = "SIGUSR1"  # asks a hung job for its stack (importer.py registers faulthandler for it)
 STACK_DUMP_SECONDS = 1.0  # how long the job gets to write it before it is killed
+MAX_LAYER_STAND_INS = 8  # modules of unseen layers stood in for, one more import try each
 
 
 def lambda_sys_path(lambda_path: list[str]) -> list[str]:
@@ -35,7 +36,7 @@ def lambda_sys_path(lambda_path: list[str]) -> list[str]:
     return lambda_path + stdlib
 
 
-def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
+def lambda_environment(args: argparse.Namespace, layer_stand_ins: tuple[str, ...] = ()) -> dict[str, str]:
     """The variables Lambda sets before init; boto3 clients created at import time need the region."""
     env = {
         key: value
@@ -72,6 +73,9 @@ def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
             # For the jobs: which modules the runtime provides, and whether to stand in for them (local probe).
             "LPKG_PROBE_RUNTIME_PROVIDED": args.runtime_provided,
             "LPKG_PROBE_STAND_INS": "1" if args.stand_ins else "0",
+            # Layers Lambda attaches that the import test has not got: a module missing may be theirs.
+            "LPKG_PROBE_UNSEEN_LAYERS": args.unseen_layers,
+            "LPKG_PROBE_LAYER_STAND_INS": ",".join(layer_stand_ins),
             "LPKG_PROBE_MEMORY_MB": str(args.memory_mb),
             "PYTHONNOUSERSITE": "1",
         }
@@ -79,7 +83,8 @@ def lambda_environment(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def start_job(job: str, args: argparse.Namespace, scratch: str) -> tuple[subprocess.Popen[bytes], str, int | None]:
+def start_job(job: str, args: argparse.Namespace, scratch: str, layer_stand_ins: tuple[str, ...] = (),
+              ) -> tuple[subprocess.Popen[bytes], str, int | None]:
     """Start one job in a fresh interpreter, in a process group of its own (so whatever processes the
     packaged code starts can be stopped with it); it writes its result to a file in `scratch`, and its
     output goes to a file (a pipe would stay open as long as any process the code started lives). With
@@ -104,7 +109,7 @@ def start_job(job: str, args: argparse.Namespace, scratch: str) -> tuple[subproc
         "--probe-lib", os.path.join(HERE, "lib"),
         "--timeout", str(args.timeout),
     ]
-    go_read, go_write = os.pipe() if args.wait_for else (None, None)
+    go_read, go_write = os.pipe() if args.wait_for and not layer_stand_ins else (None, None)
     if go_read is not None:
         command += ["--go-fd", str(go_read)]
     if job == "import" and args.pycache:
@@ -118,7 +123,7 @@ def start_job(job: str, args: argparse.Namespace, scratch: str) -> tuple[subproc
         proc = subprocess.Popen(
             command,
             cwd=args.task_root,
-            env=lambda_environment(args),
+            env=lambda_environment(args, layer_stand_ins),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -128,6 +133,19 @@ def start_job(job: str, args: argparse.Namespace, scratch: str) -> tuple[subproc
     if go_read is not None:
         os.close(go_read)
     return proc, result_path, go_write
+
+
+def unseen_layer_module(result: dict[str, Any], args: argparse.Namespace) -> str | None:
+    """The top-level module the import stopped at, when a layer Lambda attaches but lpkg has not got may
+    provide it: not found, and neither the zip nor a layer here has it (a package they have lacks a part)."""
+    if not args.unseen_layers or result.get("exception") != "ModuleNotFoundError":
+        return None
+    top = str(result.get("missing_name") or "").split(".")[0]
+    packaged = [p for p in json.loads(args.lambda_path) if p.startswith((args.task_root, args.opt))]
+    if not top or any(os.path.exists(os.path.join(p, top)) or os.path.exists(os.path.join(p, top + ".py"))
+                      for p in packaged):
+        return None
+    return top
 
 
 def wait_for(path: str) -> bool:
@@ -278,6 +296,7 @@ def main() -> int:
     parser.add_argument("--jobs", default="import,walk")
     parser.add_argument("--runtime-provided", default="", help="comma-separated modules the runtime ships")
     parser.add_argument("--stand-ins", action="store_true")
+    parser.add_argument("--unseen-layers", default="", help="comma-separated layers attached in Lambda but not here")
     parser.add_argument("--event", help="a JSON file: after the import, call the handler with it")
     parser.add_argument("--invoke-timeout", type=float, default=30.0, help="the function's timeout, for the call")
     parser.add_argument("--function-name", default="lpkg-probe", help="AWS_LAMBDA_FUNCTION_NAME")
@@ -324,6 +343,16 @@ def main() -> int:
         deadline = started + args.timeout
         for job, (proc, result_path, _) in running.items():
             document[job] = finish_job(proc, result_path, started, deadline, args.invoke_timeout)
+            stand_ins: tuple[str, ...] = ()
+            while job == "import" and len(stand_ins) < MAX_LAYER_STAND_INS:
+                missing = unseen_layer_module(document[job], args)
+                if missing is None or missing in stand_ins:
+                    break
+                # Stopped at a module a layer lpkg has not got may provide: again, with a stand-in for it.
+                stand_ins += (missing,)
+                proc, result_path, _ = start_job(job, args, scratch, stand_ins)
+                jobs.append(proc)
+                document[job] = finish_job(proc, result_path, time.monotonic(), deadline, args.invoke_timeout)
     sys.stdout.write(json.dumps(document))
     sys.stdout.flush()
     return 0

@@ -102,11 +102,27 @@ class _StandInModule(types.ModuleType):
     def __getattr__(self, name: str) -> object:
         if name.startswith("__"):
             raise AttributeError(name)
-        # Capitalised names are classes more often than not (exceptions to catch, bases to subclass).
-        value: object = type(name, (Exception,), {"__module__": self.__name__}) if name[:1].isupper() \
+        # Capitalised names are classes more often than not (exceptions to catch, bases to subclass, classes
+        # whose instances the code configures at import: Logger(service=...).inject_lambda_context).
+        value: object = _stand_in_class(self.__name__, name) if name[:1].isupper() \
             else _StandInValue(f"{self.__name__}.{name}")
         setattr(self, name, value)
         return value
+
+
+def _stand_in_class(module: str, name: str) -> type:
+    """An exception class (it may be caught) whose instances take any arguments and stand in for whatever
+    is asked of them."""
+
+    def __init__(self: BaseException, *args: object, **kwargs: object) -> None:
+        Exception.__init__(self, *args)
+
+    def __getattr__(self: BaseException, attribute: str) -> _StandInValue:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return _StandInValue(f"{module}.{name}().{attribute}")
+
+    return type(name, (Exception,), {"__module__": module, "__init__": __init__, "__getattr__": __getattr__})
 
 
 class _StandInLoader(importlib.abc.Loader):
@@ -120,17 +136,24 @@ class _StandInLoader(importlib.abc.Loader):
 
 
 class _StandInFinder(importlib.abc.MetaPathFinder):
-    """Last on sys.meta_path: used only when the zip and the interpreter do not have the module."""
+    """Last on sys.meta_path: used only when the zip and the interpreter do not have the module. For the
+    runtime's modules (a local probe), and for the modules named in `names`: those an earlier try of this
+    import stopped at while Lambda attaches layers the import test has not got (the entry's retries)."""
+
+    def __init__(self, runtime: bool, names: frozenset[str]) -> None:
+        self.names = (frozenset(RUNTIME_PROVIDED) if runtime else frozenset()) | names
 
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname.split(".")[0] not in RUNTIME_PROVIDED:
+        if fullname.split(".")[0] not in self.names:
             return None
         return importlib.util.spec_from_loader(fullname, _StandInLoader(), is_package=True)
 
 
 STOOD_IN: set[str] = set()
+# Modules an unseen layer may provide that an earlier try of this import stopped at (entry.py retries).
+LAYER_STAND_INS = frozenset(name for name in os.environ.get("LPKG_PROBE_LAYER_STAND_INS", "").split(",") if name)
 INVOKING = False  # set while the handler is being called
 
 
@@ -538,14 +561,16 @@ def main() -> NoReturn:
     limit_memory(int(os.environ.get("LPKG_PROBE_MEMORY_MB", "0")))
     roots = (args.task_root.rstrip("/") + "/", args.opt.rstrip("/") + "/")
     get_handler, how = runtime_loader()
-    if os.environ.get("LPKG_PROBE_STAND_INS") == "1":
-        sys.meta_path.append(_StandInFinder())
+    runtime_stand_ins = os.environ.get("LPKG_PROBE_STAND_INS") == "1"
+    if runtime_stand_ins or LAYER_STAND_INS:
+        sys.meta_path.append(_StandInFinder(runtime_stand_ins, LAYER_STAND_INS))
     setup_lambda_logging()
     handler, result = import_handler(get_handler, args.handler, roots)
     result["loader"] = how
     if args.pycache_kept:
         result["bytecode_reused"] = bytecode_loaded(args.pycache_kept)
-    result["stood_in"] = sorted(STOOD_IN)
+    result["stood_in"] = sorted(STOOD_IN - LAYER_STAND_INS)
+    result["layer_stood_in"] = sorted(STOOD_IN & LAYER_STAND_INS)
     if args.event is None or result["status"] != "ok" or not result["callable"]:
         write_result(args.result, result)
         end_now()

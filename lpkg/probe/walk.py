@@ -32,6 +32,8 @@ except ImportError:  # in the runtime container: sources.py sits beside this fil
 RUNTIME_PROVIDED = frozenset(m for m in os.environ.get("LPKG_PROBE_RUNTIME_PROVIDED", "").split(",") if m)
 # A local probe: the runtime's modules are absent here, which says nothing about Lambda.
 STAND_INS = os.environ.get("LPKG_PROBE_STAND_INS") == "1"
+# Layers Lambda attaches that the walk has not got: a module missing may be theirs.
+UNSEEN_LAYERS = tuple(name for name in os.environ.get("LPKG_PROBE_UNSEEN_LAYERS", "").split(",") if name)
 
 
 def record_files(roots: Iterable[str]) -> set[str]:
@@ -347,8 +349,21 @@ class Walk:
                      "what this file takes from it was not checked here (Docker checks it in the runtime image)",
                      path, stmt.line, chain)
             return
+        if UNSEEN_LAYERS and not self.in_packaged_folders(top):
+            self.add("IMPORT_FROM_UNSEEN_LAYER", "warning",
+                     f"No module named '{missing}' in the zip or the layers attached here: layer "
+                     f"{', '.join(UNSEEN_LAYERS)}, which Lambda attaches but lpkg has not got, may provide it — "
+                     "not checked; pass that layer's zip with --layer to check it",
+                     path, stmt.line, chain)
+            return
         self.add("IMPORT_MISSING", severity, f"No module named '{missing}'{how}: {self.missing_hint(missing)}",
                  path, stmt.line, chain)
+
+    def in_packaged_folders(self, top: str) -> bool:
+        """Whether the zip or a layer here has `top` itself (then what is missing is below it, and no layer
+        of Lambda's can add to a package the zip already has)."""
+        return any(os.path.exists(os.path.join(root, top)) or os.path.exists(os.path.join(root, top + ".py"))
+                   for root in self.packaged_roots)
 
     def warn_runtime_provided(self, base: str, loaded_from: str, path: str, stmt: ImportStatement,
                               chain: tuple[str, ...], reported: set[str]) -> None:

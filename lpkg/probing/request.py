@@ -55,6 +55,7 @@ class ProbeRequest:
     bytecode: BytecodeStore | None = None  # lpkg build: compiled dependency modules to reuse and add to
     environment: tuple[tuple[str, str], ...] = ()  # the function's own variables, set before the import
     keyed_bytecode: KeyedBytecode | None = None  # otherwise: compiled modules kept by their source's content
+    unseen_layers: tuple[str, ...] = ()  # attached in Lambda, not here: modules missing may come from them
 
     @property
     def wall_seconds(self) -> float:
@@ -70,6 +71,8 @@ class ProbeRequest:
             args += ["--function-name", self.function_name]
         if self.environment:
             args += ["--environment", f"{probe_root}/{ENVIRONMENT_FILE}"]
+        if self.unseen_layers:
+            args += ["--unseen-layers", ",".join(self.unseen_layers)]
         return args
 
 

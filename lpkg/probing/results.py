@@ -61,6 +61,13 @@ def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
     elif status == "ok" and not imp.get("callable", True):
         findings.append(Finding("HANDLER_NOT_CALLABLE", Severity.ERROR,
                                 "the handler name resolves to something that is not a function"))
+    if imp.get("layer_stood_in"):
+        findings.append(Finding(
+            "LAYER_MODULES_STOOD_IN", Severity.WARNING,
+            f"{', '.join(imp['layer_stood_in'])}: in neither the zip nor the layers attached here — a layer Lambda "
+            "attaches but lpkg has not got may provide them; the import test stopped there, then went on with "
+            "stand-ins, so what the code takes from them was not checked (pass that layer's zip with --layer)",
+        ))
     if imp.get("stood_in"):
         findings.append(Finding(
             "RUNTIME_PROVIDED_STOOD_IN", Severity.INFO,
@@ -213,8 +220,9 @@ def _failed_invocation(invocation: Invocation, raw: dict[str, Any], where: tuple
         invocation = _replace_error(invocation, "lpkg.StoodIn", str(raw.get("message")))
         finding = Finding(
             "INVOKE_NOT_CHECKED", Severity.WARNING,
-            "the handler called into a module the Lambda runtime provides, which this machine lacks (the local "
-            "probe stands in for it): the call was not checked past this line — run with Docker to check it",
+            "the handler called into a module the import test stands in for (one the Lambda runtime provides, "
+            "which this machine lacks, or one a layer lpkg has not got may provide): the call was not checked "
+            "past this line — run with Docker, or pass the layer's zip with --layer, to check it",
             *where,
         )
     else:

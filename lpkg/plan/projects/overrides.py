@@ -43,6 +43,9 @@ def overrides_for(project: Project, function: DeclaredFunction, flags: Overrides
         exclude=flags.exclude or function.exclude,
         include=function.include,
         layers=flags.layers or own_layers,
+        # Given --layer, the user attached what the import test should see: nothing is unseen.
+        unseen_layers=() if flags.layers else tuple(layer.arn or layer.name
+                                                    for layer in unattached_layers(function, built)),
     )
 
 
