@@ -285,7 +285,7 @@ def _tail(data: bytes | str | None, limit: int = 4000) -> str:
     return text[-limit:]
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--handler", required=True)
     parser.add_argument("--task-root", default="/var/task")
@@ -307,7 +307,27 @@ def main() -> int:
     parser.add_argument("--pycache", help="a writable folder for the task root's dependency bytecode (importer.py)")
     parser.add_argument("--pycache-kept", help="a read-only folder of bytecode kept from earlier probes")
     parser.add_argument("--exit-with", type=int, help="lpkg's pid: end when it is gone (the local probe)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def retry_with_layer_stand_ins(result: dict[str, Any], args: argparse.Namespace, scratch: str, deadline: float,
+                               jobs: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+    """The import job's result; where it stopped at a module a layer lpkg has not got may provide, the job
+    again with a stand-in for that module, and so on for the next one."""
+    stand_ins: tuple[str, ...] = ()
+    while len(stand_ins) < MAX_LAYER_STAND_INS:
+        missing = unseen_layer_module(result, args)
+        if missing is None or missing in stand_ins:
+            break
+        stand_ins += (missing,)
+        proc, result_path, _ = start_job("import", args, scratch, stand_ins)
+        jobs.append(proc)
+        result = finish_job(proc, result_path, time.monotonic(), deadline, args.invoke_timeout)
+    return result
+
+
+def main() -> int:
+    args = parse_args()
     jobs: list[subprocess.Popen[bytes]] = []
     if args.exit_with:
         exit_with(args.exit_with, jobs)
@@ -343,16 +363,8 @@ def main() -> int:
         deadline = started + args.timeout
         for job, (proc, result_path, _) in running.items():
             document[job] = finish_job(proc, result_path, started, deadline, args.invoke_timeout)
-            stand_ins: tuple[str, ...] = ()
-            while job == "import" and len(stand_ins) < MAX_LAYER_STAND_INS:
-                missing = unseen_layer_module(document[job], args)
-                if missing is None or missing in stand_ins:
-                    break
-                # Stopped at a module a layer lpkg has not got may provide: again, with a stand-in for it.
-                stand_ins += (missing,)
-                proc, result_path, _ = start_job(job, args, scratch, stand_ins)
-                jobs.append(proc)
-                document[job] = finish_job(proc, result_path, time.monotonic(), deadline, args.invoke_timeout)
+            if job == "import":
+                document[job] = retry_with_layer_stand_ins(document[job], args, scratch, deadline, jobs)
     sys.stdout.write(json.dumps(document))
     sys.stdout.flush()
     return 0

@@ -61,19 +61,7 @@ def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
     elif status == "ok" and not imp.get("callable", True):
         findings.append(Finding("HANDLER_NOT_CALLABLE", Severity.ERROR,
                                 "the handler name resolves to something that is not a function"))
-    if imp.get("layer_stood_in"):
-        findings.append(Finding(
-            "LAYER_MODULES_STOOD_IN", Severity.WARNING,
-            f"{', '.join(imp['layer_stood_in'])}: in neither the zip nor the layers attached here — a layer Lambda "
-            "attaches but lpkg has not got may provide them; the import test stopped there, then went on with "
-            "stand-ins, so what the code takes from them was not checked (pass that layer's zip with --layer)",
-        ))
-    if imp.get("stood_in"):
-        findings.append(Finding(
-            "RUNTIME_PROVIDED_STOOD_IN", Severity.INFO,
-            f"{', '.join(imp['stood_in'])}: provided by the Lambda runtime, not on this machine — the local "
-            "import used stand-ins for them, so calls into them at import time were not really made",
-        ))
+    findings += _stand_in_findings(imp)
     walk = doc.get("walk") or {}
     if walk.get("status") == "ok":
         for raw in walk.get("findings", []):
@@ -92,6 +80,25 @@ def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
                                 " the real import above is still the judge"))
     elif walk.get("status") == "skipped":
         findings.append(Finding("WALK_SKIPPED", Severity.INFO, f"import-graph walk skipped: {walk.get('reason')}"))
+    return findings
+
+
+def _stand_in_findings(imp: dict[str, Any]) -> list[Finding]:
+    """What the import test stood in for: modules a layer it has not got may provide, the runtime's (local)."""
+    findings = []
+    if imp.get("layer_stood_in"):
+        findings.append(Finding(
+            "LAYER_MODULES_STOOD_IN", Severity.WARNING,
+            f"{', '.join(imp['layer_stood_in'])}: in neither the zip nor the layers attached here — a layer Lambda "
+            "attaches but lpkg has not got may provide them; the import test stopped there, then went on with "
+            "stand-ins, so what the code takes from them was not checked (pass that layer's zip with --layer)",
+        ))
+    if imp.get("stood_in"):
+        findings.append(Finding(
+            "RUNTIME_PROVIDED_STOOD_IN", Severity.INFO,
+            f"{', '.join(imp['stood_in'])}: provided by the Lambda runtime, not on this machine — the local "
+            "import used stand-ins for them, so calls into them at import time were not really made",
+        ))
     return findings
 
 
