@@ -184,6 +184,12 @@ def test_modules_of_a_layer_attached_by_arn_are_not_called_missing(standin_image
     assert not broken["ok"] and not (out / "BrokenFunction.zip").exists()
     errors = {(f["code"], f["member"], f["line"]) for f in broken["findings"] if f["severity"] == "error"}
     assert ("IMPORT_NAME_MISSING", "app.py", 3) in errors, broken["findings"]
+    # lpkg verify of the built zip, against the same declaration: the same warnings, no error.
+    verified = run_lpkg("verify", "--template", template, "--function", "CartFunction", "--out", out,
+                        "--image", standin_image, "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    codes = {f["code"] for f in json.loads(verified.stdout)["artifacts"][0]["findings"]}
+    assert {"IMPORT_FROM_UNSEEN_LAYER", "LAYER_MODULES_STOOD_IN"} <= codes
 
 
 def test_lpkg_build_finds_the_project_file_in_the_current_folder(standin_image: str, tmp_path: Path) -> None:
