@@ -95,6 +95,7 @@ class Overrides:
     requirements_base: Path | None = None  # --requirements-base
     include: tuple[str, ...] = ()  # zip-path globs a project file adds to a code root (serverless package.patterns)
     unseen_layers: tuple[str, ...] = ()  # layers a project file attaches that are not built here (ARNs)
+    env_placeholders: tuple[str, ...] = ()  # keys of env_declared whose value is a deploy-time placeholder
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class FunctionSettings:
     requirements_base: Path | None = None  # relative path requirements point from here (default: their file's folder)
     include: tuple[str, ...] = ()  # with code_root: files matching these zip-path globs go in too (data, templates)
     unseen_layers: tuple[str, ...] = ()  # attached in Lambda, not to the import test: what they provide is unchecked
+    placeholders: tuple[str, ...] = ()  # environment keys still holding a declared placeholder (no flag set them)
 
     @property
     def artifact(self) -> Path:
@@ -203,6 +205,12 @@ def checked_ignore(codes: tuple[str, ...]) -> tuple[str, ...]:
     return codes
 
 
+def _still_placeholders(flags: Overrides, environment: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The declared placeholders that neither the config nor --env replaced."""
+    declared, final = dict(flags.env_declared), dict(environment)
+    return tuple(key for key in flags.env_placeholders if key in final and final[key] == declared.get(key))
+
+
 def _merged_env(*layers: tuple[tuple[str, str], ...] | None) -> tuple[tuple[str, str], ...]:
     """Key by key, later layers winning (as SAM merges Globals into a function)."""
     merged: dict[str, str] = {}
@@ -252,6 +260,7 @@ def resolve_settings(
             origin = "--source-root" if flags.source_roots else f"source-roots in {config_path}"
             raise UsageError(f"{root}: not a folder ({origin})", hint="source roots are folders that hold packages")
     out = _first(resolve_against(here, flags.out) if flags.out else None, dflt.out) or here / DEFAULT_OUT
+    environment = _merged_env(flags.env_declared, dflt.env, own.env, tuple(parse_env_flag(e) for e in flags.env))
     return FunctionSettings(
         function_dir=folder,
         name=flags.name or folder.name,
@@ -267,11 +276,12 @@ def resolve_settings(
         config_file=config_path,
         timeout=_first(flags.timeout, own.timeout, dflt.timeout) or DEFAULT_TIMEOUT_SECONDS,
         event=_first(_cli_event(flags.event, here), own.event, dflt.event),
-        environment=_merged_env(flags.env_declared, dflt.env, own.env, tuple(parse_env_flag(e) for e in flags.env)),
+        environment=environment,
         ignore=frozenset((dflt.ignore or ()) + (own.ignore or ())),
         code_root=flags.code_root,
         include=flags.include,
         unseen_layers=flags.unseen_layers,
+        placeholders=_still_placeholders(flags, environment),
         requirements_base=_first(resolve_against(here, flags.requirements_base) if flags.requirements_base else None,
                                  own.requirements_base, dflt.requirements_base),
     )

@@ -192,6 +192,48 @@ def test_modules_of_a_layer_attached_by_arn_are_not_called_missing(standin_image
     assert {"IMPORT_FROM_UNSEEN_LAYER", "LAYER_MODULES_STOOD_IN"} <= codes
 
 
+PLACEHOLDER_SERVICE = """service: ports
+provider:
+  name: aws
+  runtime: python3.11
+  environment:
+    PORT: ${env:PORT}
+functions:
+  reads:
+    handler: reads.handler
+  broken:
+    handler: broken.handler
+"""
+
+
+def test_an_import_that_fails_on_a_placeholder_value_is_a_warning(standin_image: str, tmp_path: Path) -> None:
+    """PORT is left to deploy time (${env:PORT}): int() of its placeholder fails at import, which says nothing
+    of the code; with a real value the import passes. A failure that reads no placeholder stays an error."""
+    (tmp_path / "serverless.yml").write_text(PLACEHOLDER_SERVICE)
+    (tmp_path / "reads.py").write_text("import os\n\nPORT = int(os.environ['PORT'])\n\n\n"
+                                       "def handler(event, context):\n    return PORT\n")
+    (tmp_path / "broken.py").write_text("LIMITS = {'a': 1}\nLIMIT = LIMITS['b']\n\n\n"
+                                        "def handler(event, context):\n    return LIMIT\n")
+
+    def build(*extra: str) -> dict[str, dict]:  # type: ignore[type-arg]
+        run = run_lpkg("build", "--serverless", tmp_path / "serverless.yml", "--build-image", standin_image,
+                       "--image", standin_image, "--out", tmp_path / "dist", "--json", "--no-cache", *extra)
+        assert "Traceback" not in run.stderr
+        return {r["function"]: r for r in json.loads(run.stdout)["functions"]}
+
+    reports = build()
+    said = {f["code"]: f for f in reports["reads"]["findings"]}
+    assert reports["reads"]["ok"], reports["reads"]["findings"]
+    placeholder = said["INIT_EXCEPTION_PLACEHOLDER"]
+    assert (placeholder["severity"], placeholder["member"], placeholder["line"]) == ("warning", "reads.py", 3)
+    assert "PORT" in placeholder["message"] and "--env" in placeholder["message"]
+    broken = {(f["code"], f["severity"], f["line"]) for f in reports["broken"]["findings"]}
+    assert not reports["broken"]["ok"] and ("INIT_EXCEPTION", "error", 2) in broken
+    given = build("--env", "PORT=8080", "--function", "reads")
+    assert given["reads"]["ok"]
+    assert not {f["code"] for f in given["reads"]["findings"]} & {"INIT_EXCEPTION", "INIT_EXCEPTION_PLACEHOLDER"}
+
+
 def test_lpkg_build_finds_the_project_file_in_the_current_folder(standin_image: str, tmp_path: Path) -> None:
     out = tmp_path / "dist"
     project = tmp_path / "terraform-app"

@@ -192,7 +192,8 @@ def _build_zip(settings: FunctionSettings, plan: BuildPlan, request: InstallRequ
                 dependencies = DependencyPart(installed.bytecode_folder, assembled.dependency_members)
             verify_options = VerifyOptions(
                 runtime=settings.runtime, arch=settings.arch, handler=plan.handler.string,
-                layers=settings.layers, unseen_layers=settings.unseen_layers, timeout=settings.timeout, event=event,
+                layers=settings.layers, unseen_layers=settings.unseen_layers, placeholders=settings.placeholders,
+                timeout=settings.timeout, event=event,
                 function_name=settings.name,
                 dependencies=dependencies, environment=settings.environment, ignored_codes=settings.ignore,
                 contract_cache=cache_home() if options.cache else None,

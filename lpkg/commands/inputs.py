@@ -67,7 +67,7 @@ def build_inputs_digest(settings: FunctionSettings, plan: BuildPlan, request: In
         "runtime": settings.runtime.name, "arch": settings.arch, "handler": plan.handler.string,
         "out": str(settings.artifact.absolute()), "build_image": settings.build_image, "image": settings.image,
         "layers": [[str(p.absolute()), *file_stat(p)] for p in settings.layers],
-        "unseen_layers": list(settings.unseen_layers),
+        "unseen_layers": list(settings.unseen_layers), "placeholders": list(settings.placeholders),
         "source_roots": [str(p) for p in settings.source_roots], "exclude": list(settings.exclude),
         "declared": sorted(plan.declared), "timeout": settings.timeout,
         "environment": [list(kv) for kv in settings.environment], "ignore": sorted(settings.ignore),

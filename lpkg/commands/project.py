@@ -185,6 +185,7 @@ def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list
             contract_cache=cache_home(),
             runtime=runtime, arch=arch, handler=overrides.handler, layers=overrides.layers,
             unseen_layers=overrides.unseen_layers,
+            placeholders=tuple(key for key in declared.placeholders if key not in typed),
             timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS, function_name=declared.name,
             environment=tuple(sorted({**dict(declared.environment), **typed}.items())),
         )

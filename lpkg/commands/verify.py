@@ -63,6 +63,7 @@ class VerifyOptions:
     handler: str | None = None
     layers: tuple[Path, ...] = ()
     unseen_layers: tuple[str, ...] = ()  # attached in Lambda but not here: a module missing may come from them
+    placeholders: tuple[str, ...] = ()  # environment keys whose value is a deploy-time placeholder
     timeout: float = 30.0  # the function's timeout: for the import, and for the call with `event`
     event: Event | None = None  # call the handler with it once the import succeeded (the smoke invoke)
     function_name: str | None = None  # default: the zip's file name without .zip
@@ -261,7 +262,7 @@ def _unpack_and_probe(
             request = ProbeRequest(handler.string, options.timeout, options.event.body if options.event else None,
                                    options.function_name or ctx.archive.path.stem, bytecode,
                                    options.environment, keyed_bytecode=keyed,
-                                   unseen_layers=options.unseen_layers)
+                                   unseen_layers=options.unseen_layers, placeholders=options.placeholders)
             run_probe = stack.enter_context(prober.prepare(root, request))
         with watch.lap("unpack"):
             payload = unpack_payload(ctx, root, store)

@@ -76,6 +76,8 @@ def lambda_environment(args: argparse.Namespace, layer_stand_ins: tuple[str, ...
             # Layers Lambda attaches that the import test has not got: a module missing may be theirs.
             "LPKG_PROBE_UNSEEN_LAYERS": args.unseen_layers,
             "LPKG_PROBE_LAYER_STAND_INS": ",".join(layer_stand_ins),
+            # Variables whose value is a deploy-time placeholder: the import says which it read.
+            "LPKG_PROBE_PLACEHOLDERS": args.placeholders,
             "LPKG_PROBE_MEMORY_MB": str(args.memory_mb),
             "PYTHONNOUSERSITE": "1",
         }
@@ -297,6 +299,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runtime-provided", default="", help="comma-separated modules the runtime ships")
     parser.add_argument("--stand-ins", action="store_true")
     parser.add_argument("--unseen-layers", default="", help="comma-separated layers attached in Lambda but not here")
+    parser.add_argument("--placeholders", default="", help="comma-separated variables holding placeholders")
     parser.add_argument("--event", help="a JSON file: after the import, call the handler with it")
     parser.add_argument("--invoke-timeout", type=float, default=30.0, help="the function's timeout, for the call")
     parser.add_argument("--function-name", default="lpkg-probe", help="AWS_LAMBDA_FUNCTION_NAME")

@@ -152,6 +152,9 @@ class _StandInFinder(importlib.abc.MetaPathFinder):
 
 
 STOOD_IN: set[str] = set()
+# Variables whose value is a deploy-time placeholder, and those of them the code read.
+PLACEHOLDERS = frozenset(name for name in os.environ.get("LPKG_PROBE_PLACEHOLDERS", "").split(",") if name)
+PLACEHOLDERS_READ: set[str] = set()
 # Modules an unseen layer may provide that an earlier try of this import stopped at (entry.py retries).
 LAYER_STAND_INS = frozenset(name for name in os.environ.get("LPKG_PROBE_LAYER_STAND_INS", "").split(",") if name)
 INVOKING = False  # set while the handler is being called
@@ -416,6 +419,21 @@ def handler_error(exc: BaseException, roots: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def watch_placeholder_reads() -> None:
+    """Note the placeholder variables the code reads (os.environ[...], .get, os.getenv all come here): an import
+    that fails after reading one may have failed on the placeholder, not on the code."""
+    environ_type = type(os.environ)
+    read = environ_type.__getitem__
+
+    def getitem(self: Any, key: Any) -> Any:
+        value = read(self, key)  # a KeyError is no placeholder's doing
+        if key in PLACEHOLDERS:
+            PLACEHOLDERS_READ.add(key)
+        return value
+
+    environ_type.__getitem__ = getitem  # type: ignore[method-assign]
+
+
 def end_now() -> NoReturn:
     """End the job once its result is written, as Lambda freezes a sandbox after init: threads the packaged code
     started do not keep it (and the report) waiting, and tearing down an interpreter holding numpy and pandas
@@ -565,7 +583,11 @@ def main() -> NoReturn:
     if runtime_stand_ins or LAYER_STAND_INS:
         sys.meta_path.append(_StandInFinder(runtime_stand_ins, LAYER_STAND_INS))
     setup_lambda_logging()
+    if PLACEHOLDERS:
+        watch_placeholder_reads()
     handler, result = import_handler(get_handler, args.handler, roots)
+    if result["status"] == "failed" and PLACEHOLDERS_READ:
+        result["placeholders_read"] = sorted(PLACEHOLDERS_READ)
     result["loader"] = how
     if args.pycache_kept:
         result["bytecode_reused"] = bytecode_loaded(args.pycache_kept)

@@ -56,6 +56,7 @@ class ProbeRequest:
     environment: tuple[tuple[str, str], ...] = ()  # the function's own variables, set before the import
     keyed_bytecode: KeyedBytecode | None = None  # otherwise: compiled modules kept by their source's content
     unseen_layers: tuple[str, ...] = ()  # attached in Lambda, not here: modules missing may come from them
+    placeholders: tuple[str, ...] = ()  # environment keys whose value is a deploy-time placeholder
 
     @property
     def wall_seconds(self) -> float:
@@ -73,6 +74,8 @@ class ProbeRequest:
             args += ["--environment", f"{probe_root}/{ENVIRONMENT_FILE}"]
         if self.unseen_layers:
             args += ["--unseen-layers", ",".join(self.unseen_layers)]
+        if self.placeholders:
+            args += ["--placeholders", ",".join(self.placeholders)]
         return args
 
 

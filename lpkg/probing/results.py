@@ -163,6 +163,14 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
         # A variable read at import: Lambda sets the function's declared variables, the probe only those it knows.
         said += (f". If Lambda sets {message} for this function, declare it (template, serverless.yml, Terraform) "
                  f"or pass --env {message.strip(chr(39))}=VALUE")
+    read = [str(key) for key in imp.get("placeholders_read") or []]
+    if read:
+        # The project leaves these values to deploy time: the failure may be the placeholder's, not the code's.
+        names = ", ".join(read)
+        return Finding("INIT_EXCEPTION_PLACEHOLDER", Severity.WARNING,
+                       f"importing the handler raised {error_type}: {message} — after reading {names}, whose values "
+                       "the project leaves to deploy time (the import saw placeholders): not checked; give real "
+                       f"values with --env ({read[0]}=...) to check it", member, line)
     return Finding("INIT_EXCEPTION", Severity.ERROR, said, member, line)
 
 

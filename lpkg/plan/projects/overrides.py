@@ -39,6 +39,7 @@ def overrides_for(project: Project, function: DeclaredFunction, flags: Overrides
         handler=flags.handler or function.handler,
         name=flags.name or function.name,
         env_declared=function.environment,
+        env_placeholders=function.placeholders,
         code_root=flags.code_root or is_code_root(project, function),
         exclude=flags.exclude or function.exclude,
         include=function.include,
