@@ -7,12 +7,12 @@ functions' import tests. Flags given on the command line still win over what the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lpkg.config import DEFAULT_OUT, Overrides
+from lpkg.config import DEFAULT_OUT, Overrides, parse_env_flag
 from lpkg.errors import LpkgError, UsageError
 from lpkg.install.cache import cache_home
 from lpkg.report import ArtifactReport, BuildReport, Finding, Severity, notice, sort_findings
@@ -96,10 +96,11 @@ def plan_project(project: Project, flags: Overrides) -> ProjectPlan:
     return ProjectPlan(project, out, tuple(functions), tuple(layers.values()))
 
 
-def declared_findings(declared: DeclaredFunction) -> list[Finding]:
-    """What the report says of the declarations themselves: placeholder values, layers not built here."""
+def declared_findings(declared: DeclaredFunction, given: Collection[str] = ()) -> list[Finding]:
+    """What the report says of the declarations themselves: placeholder values (but those `given` with --env),
+    layers not built here."""
     findings = []
-    for key in declared.placeholders:
+    for key in (key for key in declared.placeholders if key not in given):
         value = dict(declared.environment)[key]
         findings.append(Finding(
             "ENV_PLACEHOLDER", Severity.INFO,
@@ -150,8 +151,8 @@ def build_project(plan: ProjectPlan, options: BuildOptions, jobs: int,
 
     folders = [folder for _, folder, _ in plan.functions]
     reports, errors = build_functions(folders, [o for _, _, o in plan.functions], options, jobs, on_done)
-    declared = {d.name: d for d, _, _ in plan.functions}
-    said = [dataclasses.replace(r, findings=sort_findings((*r.findings, *declared_findings(declared[r.function]))))
+    declared = {d.name: (d, {parse_env_flag(e)[0] for e in o.env}) for d, _, o in plan.functions}
+    said = [dataclasses.replace(r, findings=sort_findings((*r.findings, *declared_findings(*declared[r.function]))))
             if r.function in declared else r for r in reports]
     return said, errors
 
@@ -161,7 +162,6 @@ def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list
     declaration: the declared handler resolvable, the runtime's and architecture's native code, the declared
     layers attached (the ones this project builds, from OUT/layers), the declared environment at import."""
     from lpkg.commands.verify import VerifyOptions, verify_zip
-    from lpkg.config import parse_env_flag
     from lpkg.probing.choose import choose_prober
 
     plan = plan_project(load_project(spec.kind, spec.path, spec.functions), flags)
@@ -195,5 +195,5 @@ def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list
         prober = probers[(runtime.name, arch, image)]
         report = verify_zip(artifact, options, prober)
         reports.append(dataclasses.replace(
-            report, findings=sort_findings((*report.findings, *declared_findings(declared)))))
+            report, findings=sort_findings((*report.findings, *declared_findings(declared, typed)))))
     return reports
