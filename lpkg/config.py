@@ -205,8 +205,9 @@ def checked_ignore(codes: tuple[str, ...]) -> tuple[str, ...]:
     return codes
 
 
-def _still_placeholders(flags: Overrides, environment: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
-    """The declared placeholders that neither the config nor --env replaced."""
+def still_placeholders(flags: Overrides, environment: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The declared placeholders (flags.env_placeholders) that `environment`, merged from the declaration, the
+    config and --env, still holds as declared: neither the config nor --env replaced them."""
     declared, final = dict(flags.env_declared), dict(environment)
     return tuple(key for key in flags.env_placeholders if key in final and final[key] == declared.get(key))
 
@@ -281,7 +282,7 @@ def resolve_settings(
         code_root=flags.code_root,
         include=flags.include,
         unseen_layers=flags.unseen_layers,
-        placeholders=_still_placeholders(flags, environment),
+        placeholders=still_placeholders(flags, environment),
         requirements_base=_first(resolve_against(here, flags.requirements_base) if flags.requirements_base else None,
                                  own.requirements_base, dflt.requirements_base),
     )

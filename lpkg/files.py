@@ -104,6 +104,22 @@ def owned_temporary_file(folder: Path, prefix: str, suffix: str = "") -> tuple[i
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), path
 
 
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Whole or not at all: written beside `path` under an owned name, then renamed over it (readers never see
+    part of it, and a killed run's temporary file is swept by the next). Raises OSError."""
+    fd, temp = owned_temporary_file(path.parent, f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        if mode != 0o600:
+            os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
 def process_running(pid: int) -> bool:
     """Whether a process of this host has that id (another user's counts)."""
     try:

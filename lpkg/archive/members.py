@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from lpkg.files import write_atomically
+
 DEFAULT_LIMIT_MB = 1024
 PRUNE_TO = 0.75  # of the limit, so a full store is not pruned again on every verify
 USAGE_FILE = "usage"  # an estimate of the store's bytes, kept up to date without walking it
@@ -190,7 +192,7 @@ def record_added(folder: Path, added: int, limit: int) -> None:
     if total > limit:
         total = prune(folder, int(limit * PRUNE_TO)).size
     with contextlib.suppress(OSError):
-        _write_atomically(usage, str(total))
+        write_atomically(usage, str(total).encode())
 
 
 def usage_of(folder: Path, limit: int) -> StoreUsage:
@@ -211,7 +213,7 @@ def prune(folder: Path, keep_bytes: int) -> StoreUsage:
         with contextlib.suppress(OSError):
             os.unlink(path)
     with contextlib.suppress(OSError):
-        _write_atomically(folder / USAGE_FILE, str(kept))
+        write_atomically(folder / USAGE_FILE, str(kept).encode())
     return StoreUsage(folder, kept, count, store_limit())
 
 
@@ -228,10 +230,3 @@ def _entries(folder: Path) -> list[tuple[str, int, int]]:
                 info = entry.stat(follow_symlinks=False)
                 found.append((entry.path, info.st_size, info.st_ctime_ns))
     return found
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(prefix=".usage.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(temp, path)

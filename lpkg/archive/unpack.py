@@ -104,10 +104,8 @@ def _unpack_share(jobs: Sequence[UnpackJob], limit: int, counter: Any = None,
     made: set[str] = set()  # folders this share made or found, so each is looked up once
     try:
         for job in jobs:
-            raw = key = None
-            if job.facts is not None:
-                handle = handles.get(job.zip_path) or handles.setdefault(job.zip_path, open(job.zip_path, "rb"))
-                raw = members.compressed_data(handle, job.facts)
+            key = None
+            raw = _compressed(handles, job)
             if store is not None and raw is not None and job.facts is not None:
                 key = members.member_key(raw, job.facts)
                 if _link(store, key, job, made):
@@ -142,6 +140,14 @@ def _unpack_share(jobs: Sequence[UnpackJob], limit: int, counter: Any = None,
         for handle in handles.values():
             handle.close()
     return result(None)
+
+
+def _compressed(handles: dict[str, Any], job: UnpackJob) -> bytes | None:
+    """The member's compressed bytes (members.compressed_data), each zip opened once into `handles`."""
+    if job.facts is None:
+        return None
+    handle = handles.get(job.zip_path) or handles.setdefault(job.zip_path, open(job.zip_path, "rb"))
+    return members.compressed_data(handle, job.facts)
 
 
 def _archive(archives: dict[str, ZipArchive], zip_path: str) -> ZipArchive:
@@ -201,11 +207,9 @@ def _mostly_kept(store: Path | None, jobs: Sequence[UnpackJob]) -> bool:
     handles: dict[str, Any] = {}
     try:
         for job in sample:
-            if job.facts is None:
-                continue
-            handle = handles.get(job.zip_path) or handles.setdefault(job.zip_path, open(job.zip_path, "rb"))
-            raw = members.compressed_data(handle, job.facts)
-            if raw is not None and os.path.exists(members.stored_path(store, members.member_key(raw, job.facts))):
+            raw = _compressed(handles, job)
+            if raw is not None and job.facts is not None and \
+                    os.path.exists(members.stored_path(store, members.member_key(raw, job.facts))):
                 kept += 1
     except OSError:
         return False

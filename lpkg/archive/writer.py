@@ -27,7 +27,7 @@ from typing import IO
 from lpkg.archive.contents import CHUNK, RUNTIME_SDK, collect
 from lpkg.archive.reader import source_date_epoch
 from lpkg.errors import EnvironmentProblem, LpkgError, UsageError
-from lpkg.files import owned_name, owned_temporary_file, remove_stale
+from lpkg.files import owned_name, owned_temporary_file, remove_stale, write_atomically
 from lpkg.names import canonical_name
 
 COMPRESSION = zipfile.ZIP_DEFLATED
@@ -112,7 +112,7 @@ def dependency_zip(
             names = sorted(zf.namelist())
         final = folder / f"{variant}.zip"
         # The facts beside it first, then the zip: a zip without its facts is never taken for whole.
-        _write_atomically(final.with_suffix(".json"), json.dumps(
+        write_atomically(final.with_suffix(".json"), json.dumps(
             {"files": files, "unzipped_bytes": size, "left_out": list(left_out), "zip_size": os.path.getsize(temp),
              "names": names}
         ).encode())
@@ -133,18 +133,6 @@ def _kept_dependency_zip(path: Path) -> DependencyZip | None:
                              tuple(str(d) for d in facts["left_out"]), frozenset(str(n) for n in facts["names"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, temp = owned_temporary_file(path.parent, f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 def assemble(

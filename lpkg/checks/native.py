@@ -13,11 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpkg.archive.members import record_added, store_limit
 from lpkg.archive.reader import normalized_name
 from lpkg.checks import CheckContext, NativeFile
 from lpkg.checks.elf import NativeFacts
-from lpkg.checks.native_facts import FileFacts, facts_of
+from lpkg.checks.native_facts import FileFacts, facts_of_all
 from lpkg.report import Finding, Severity
 from lpkg.runtimes import ARCH_ALIASES, ARCHITECTURES, LAYER_ROOT, RUNTIMES, TASK_ROOT, Runtime
 
@@ -62,15 +61,10 @@ def check_native(files: Sequence[NativeFile], ctx: CheckContext, store: Path | N
     """The findings of each native file; with `store` (verify's member store), the files' facts are kept there by
     content (lpkg.checks.native_facts)."""
     tree = _LoaderTree.of(ctx)
+    natives = [native for native in files if is_native_name(native.member)]
     findings: list[Finding] = []
-    added = 0
-    for native in files:
-        if is_native_name(native.member):
-            facts, kept = facts_of(native, store)
-            added += kept
-            findings.extend(_check_file(native, facts, ctx, tree))
-    if store is not None:
-        record_added(store, added, store_limit())
+    for native, facts in zip(natives, facts_of_all(natives, store), strict=True):
+        findings.extend(_check_file(native, facts, ctx, tree))
     return findings
 
 

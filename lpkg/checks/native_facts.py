@@ -10,18 +10,17 @@ facts of an older reader are never used. Best effort: a store that cannot be rea
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
-import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from lpkg import __version__
-from lpkg.archive.members import stored_path
+from lpkg.archive.members import record_added, store_limit, stored_path
 from lpkg.checks import NativeFile
 from lpkg.checks.elf import NativeFacts, read_native_facts
-from lpkg.files import owned_temporary_file
+from lpkg.files import write_atomically
 
 FACTS_VERSION = "1"
 # GNU ld scripts named libfoo.so: only the link editor reads them, never the loader or Python.
@@ -32,6 +31,14 @@ LD_SCRIPT_STARTS = (b"/*", b"INPUT", b"GROUP", b"OUTPUT_FORMAT")
 class FileFacts:
     native: NativeFacts
     ld_script: bool  # no ELF header, but a linker script: nothing the loader reads
+
+
+def facts_of_all(files: Sequence[NativeFile], store: Path | None) -> list[FileFacts]:
+    """Each file's facts, in order; what this adds to the store is counted against its bound."""
+    found = [facts_of(native, store) for native in files]
+    if store is not None:
+        record_added(store, sum(added for _, added in found), store_limit())
+    return [facts for facts, _ in found]
 
 
 def facts_of(native: NativeFile, store: Path | None) -> tuple[FileFacts, int]:
@@ -68,15 +75,8 @@ def _read(path: str) -> FileFacts | None:
 
 def _write(path: str, facts: FileFacts) -> int:
     data = json.dumps(dataclasses.asdict(facts)).encode()
-    folder = Path(path).parent
-    with contextlib.suppress(OSError):
-        handle, temp = owned_temporary_file(folder, f".{Path(path).name}.")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(temp, path)
-        except BaseException:
-            os.unlink(temp)
-            raise
-        return len(data)
-    return 0
+    try:
+        write_atomically(Path(path), data)
+    except OSError:
+        return 0
+    return len(data)

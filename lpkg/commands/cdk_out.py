@@ -243,7 +243,7 @@ def zip_asset_folder(folder: Path, target: Path) -> Path:
     return target
 
 
-def template_findings(function: CdkFunction, zip_path: Path, built_minor: int | None) -> list[Finding]:
+def template_findings(function: CdkFunction, archive: ZipArchive, built_minor: int | None) -> list[Finding]:
     """What the template says against the code: a handler it does not define, a runtime it was not built for."""
     findings = list(function.findings)
     try:
@@ -259,12 +259,11 @@ def template_findings(function: CdkFunction, zip_path: Path, built_minor: int | 
             f"were built for python3.{built_minor}; build the asset for the function's runtime (lpkg build "
             f"--runtime {function.runtime}) or change the runtime",
         ))
-    with ZipArchive(zip_path) as archive:
-        names = {normalized_name(m.name): m.name for m in archive.members if not m.is_dir}
-        module_file = next((f for f in handler.module_files() if f.endswith(".py") and f in names), None)
-        if module_file is None:
-            return findings  # verify says HANDLER_MISSING
-        facts = analyse_source(archive.read(names[module_file]), module_file)
+    names = {normalized_name(m.name): m.name for m in archive.members if not m.is_dir}
+    module_file = next((f for f in handler.module_files() if f.endswith(".py") and f in names), None)
+    if module_file is None:
+        return findings  # verify says HANDLER_MISSING
+    facts = analyse_source(archive.read(names[module_file]), module_file)
     if facts.syntax_error is None and not facts.dynamic and handler.function not in facts.names:
         close = difflib.get_close_matches(handler.function, sorted(facts.names), n=1)
         findings.append(Finding(
@@ -302,21 +301,23 @@ def verify_assembly(root: Path, *, image: str | None, timeout: float, probe_mode
             zip_path = _as_zip(function.asset, Path(scratch) / f"function-{index}.zip")
             layers = tuple(_as_zip(layer, Path(scratch) / f"layer-{index}-{n}.zip")
                            for n, layer in enumerate(function.layers))
-            findings = template_findings(function, zip_path, guess_runtime_minor(zip_path))
-            findings += environment_findings(function)
-            label = f"{function.construct_path} ({os.path.relpath(function.asset, root)})"
-            if any(f.code == "CDK_HANDLER_MISMATCH" and f.member is None for f in findings):
-                reports.append(_template_only(label, function, tuple(findings)))  # no handler to import
-                continue
-            key = (runtime.name, function.arch)
-            if key not in probers:
-                probers[key] = choose_prober(probe_mode, runtime, image or runtime.runtime_image(function.arch),
-                                             function.arch)
-            options = VerifyOptions(runtime=runtime, arch=function.arch, handler=function.handler, layers=layers,
-                                    contract_cache=cache_home(), timeout=timeout,
-                                    environment=tuple(sorted({**dict(function.environment),
-                                                              **(environment or {})}.items())))
-            report = verify_zip(zip_path, options, probers[key])
+            # Read once: the runtime guess, the template's checks and the verify share it (closing twice is harmless).
+            with ZipArchive(zip_path) as archive:
+                findings = template_findings(function, archive, guess_runtime_minor(archive.names))
+                findings += environment_findings(function)
+                label = f"{function.construct_path} ({os.path.relpath(function.asset, root)})"
+                if any(f.code == "CDK_HANDLER_MISMATCH" and f.member is None for f in findings):
+                    reports.append(_template_only(label, function, tuple(findings)))  # no handler to import
+                    continue
+                key = (runtime.name, function.arch)
+                if key not in probers:
+                    probers[key] = choose_prober(probe_mode, runtime, image or runtime.runtime_image(function.arch),
+                                                 function.arch)
+                options = VerifyOptions(runtime=runtime, arch=function.arch, handler=function.handler, layers=layers,
+                                        contract_cache=cache_home(), timeout=timeout,
+                                        environment=tuple(sorted({**dict(function.environment),
+                                                                  **(environment or {})}.items())))
+                report = verify_zip(zip_path, options, probers[key], archive)
             reports.append(dataclasses.replace(report, artifact=label,
                                                findings=sort_findings((*report.findings, *findings))))
     by_template: dict[str, list[Finding]] = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lpkg.config import DEFAULT_OUT, Overrides, parse_env_flag
+from lpkg.config import DEFAULT_OUT, Overrides, parse_env_flag, still_placeholders
 from lpkg.errors import LpkgError, UsageError
 from lpkg.install.cache import cache_home
 from lpkg.report import ArtifactReport, BuildReport, Finding, Severity, notice, sort_findings
@@ -96,11 +96,11 @@ def plan_project(project: Project, flags: Overrides) -> ProjectPlan:
     return ProjectPlan(project, out, tuple(functions), tuple(layers.values()))
 
 
-def declared_findings(declared: DeclaredFunction, given: Collection[str] = ()) -> list[Finding]:
-    """What the report says of the declarations themselves: placeholder values (but those `given` with --env),
-    layers not built here."""
+def declared_findings(declared: DeclaredFunction, placeholders: Collection[str]) -> list[Finding]:
+    """What the report says of the declarations themselves: the placeholder values the import test still saw
+    (config.still_placeholders), layers not built here."""
     findings = []
-    for key in (key for key in declared.placeholders if key not in given):
+    for key in (key for key in declared.placeholders if key in placeholders):
         value = dict(declared.environment)[key]
         findings.append(Finding(
             "ENV_PLACEHOLDER", Severity.INFO,
@@ -143,6 +143,12 @@ def _unseen_beside(plan: ProjectPlan, layer: DeclaredLayer) -> tuple[str, ...]:
     return tuple(unseen)
 
 
+def _placeholders_seen(overrides: Overrides) -> tuple[str, ...]:
+    """The declared placeholders --env did not replace: what the import test saw."""
+    typed = dict(parse_env_flag(e) for e in overrides.env)
+    return still_placeholders(overrides, tuple({**dict(overrides.env_declared), **typed}.items()))
+
+
 def build_project(plan: ProjectPlan, options: BuildOptions, jobs: int,
                   on_done: Callable[[int, Path, BuildReport | None, float], None] | None = None,
                   ) -> tuple[list[BuildReport], list[LpkgError]]:
@@ -151,7 +157,7 @@ def build_project(plan: ProjectPlan, options: BuildOptions, jobs: int,
 
     folders = [folder for _, folder, _ in plan.functions]
     reports, errors = build_functions(folders, [o for _, _, o in plan.functions], options, jobs, on_done)
-    declared = {d.name: (d, {parse_env_flag(e)[0] for e in o.env}) for d, _, o in plan.functions}
+    declared = {d.name: (d, _placeholders_seen(o)) for d, _, o in plan.functions}
     said = [dataclasses.replace(r, findings=sort_findings((*r.findings, *declared_findings(*declared[r.function]))))
             if r.function in declared else r for r in reports]
     return said, errors
@@ -185,7 +191,7 @@ def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list
             contract_cache=cache_home(),
             runtime=runtime, arch=arch, handler=overrides.handler, layers=overrides.layers,
             unseen_layers=overrides.unseen_layers,
-            placeholders=tuple(key for key in declared.placeholders if key not in typed),
+            placeholders=_placeholders_seen(overrides),
             timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS, function_name=declared.name,
             environment=tuple(sorted({**dict(declared.environment), **typed}.items())),
         )
@@ -195,5 +201,6 @@ def verify_project(spec: ProjectSpec, flags: Overrides, probe_mode: str) -> list
         prober = probers[(runtime.name, arch, image)]
         report = verify_zip(artifact, options, prober)
         reports.append(dataclasses.replace(
-            report, findings=sort_findings((*report.findings, *declared_findings(declared, typed)))))
+            report, findings=sort_findings((*report.findings,
+                                            *declared_findings(declared, options.placeholders)))))
     return reports

@@ -7,7 +7,7 @@ import datetime
 import functools
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,11 +174,13 @@ def unpack_payload(ctx: CheckContext, root: Path, store: Path | None = None) -> 
     return Payload(tuple(native), tuple(sorted(findings, key=lambda f: f.member or "")), keys)
 
 
-def verify_zip(path: Path, options: VerifyOptions, prober: Prober | NoProbe | None) -> ArtifactReport:
+def verify_zip(path: Path, options: VerifyOptions, prober: Prober | NoProbe | None,
+               opened: ZipArchive | None = None) -> ArtifactReport:
+    """Every check of the zip at `path`; `opened` is that zip already read by the caller (and closed here)."""
     watch = Stopwatch()
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        archive = stack.enter_context(ZipArchive(path))
+        archive = stack.enter_context(opened or ZipArchive(path))
         layer_archives = [stack.enter_context(ZipArchive(p)) for p in options.layers]
         with watch.lap("read"):
             ctx = CheckContext(
@@ -399,14 +401,16 @@ def _blocked(findings: Sequence[Finding]) -> bool:
 CPYTHON_TAG = re.compile(r"\.cpython-3(\d+)[a-z]*-")
 
 
-def guess_runtime_minor(path: Path) -> int | None:
-    """The CPython minor version the zip's extension modules were built for, if they agree."""
-    import zipfile
+def guess_runtime_minor(names: Iterable[str]) -> int | None:
+    """The CPython minor version a zip's extension modules (by their member names) were built for, if they agree."""
+    minors = {int(m.group(1)) for m in (CPYTHON_TAG.search(n) for n in names) if m}
+    return minors.pop() if len(minors) == 1 else None
 
+
+def open_for_guessing(path: Path) -> ZipArchive | None:
+    """The zip, opened once for the runtime guess and then handed to verify_zip; None if it cannot be read
+    (verify_zip then opens it itself and reports why)."""
     try:
-        # zipfile's directory alone: ZipArchive's member facts would be read twice (verify_zip reads them).
-        with zipfile.ZipFile(path) as archive:
-            minors = {int(m.group(1)) for m in (CPYTHON_TAG.search(n) for n in archive.namelist()) if m}
+        return ZipArchive(path)
     except Exception:  # noqa: BLE001 - an unreadable zip is reported when it is verified
         return None
-    return minors.pop() if len(minors) == 1 else None

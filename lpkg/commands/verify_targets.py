@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def verify_targets(zips: tuple[Path, ...], flags: Overrides, probe_mode: str, *,
 def verify_zips(zips: tuple[Path, ...], flags: Overrides, probe_mode: str,
                 progress: Callable[[str], None]) -> list[ArtifactReport]:
     """The zips given, each with the same runtime, architecture, handler and layers, by one prober."""
-    from lpkg.commands.verify import VerifyOptions, guess_runtime_minor, verify_zip
+    from lpkg.commands.verify import VerifyOptions, guess_runtime_minor, open_for_guessing, verify_zip
     from lpkg.events import load_event
     from lpkg.install.cache import cache_home
     from lpkg.probing.choose import choose_prober
@@ -58,16 +59,22 @@ def verify_zips(zips: tuple[Path, ...], flags: Overrides, probe_mode: str,
     event = load_event(flags.event) if flags.event is not None else None
     lambda_arch = parse_arch(flags.arch or "x86_64")
     runtime = flags.runtime
-    if runtime is None:
-        minor = guess_runtime_minor(zips[0])
-        runtime = f"python3.{minor}" if minor is not None and f"python3.{minor}" in RUNTIMES else DEFAULT_RUNTIME
-    rt = get_runtime(runtime)
-    options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=flags.handler, layers=flags.layers,
-                            contract_cache=cache_home(), timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS,
-                            event=event, environment=tuple(sorted(dict(parse_env_flag(e) for e in flags.env).items())))
-    prober = choose_prober(probe_mode, rt, flags.image or rt.runtime_image(lambda_arch), lambda_arch)
-    reports = []
-    for path in zips:
-        progress(f"checking {path} ({rt.name}, {lambda_arch})")
-        reports.append(verify_zip(path, options, prober))
+    with contextlib.ExitStack() as stack:
+        first = None  # read once: for the guess, then verified (verify_zip closes it; closing again is harmless)
+        if runtime is None:
+            first = open_for_guessing(zips[0])
+            if first is not None:
+                stack.callback(first.close)
+            minor = guess_runtime_minor(first.names) if first is not None else None
+            runtime = f"python3.{minor}" if minor is not None and f"python3.{minor}" in RUNTIMES else DEFAULT_RUNTIME
+        rt = get_runtime(runtime)
+        options = VerifyOptions(runtime=rt, arch=lambda_arch, handler=flags.handler, layers=flags.layers,
+                                contract_cache=cache_home(), timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS,
+                                event=event,
+                                environment=tuple(sorted(dict(parse_env_flag(e) for e in flags.env).items())))
+        prober = choose_prober(probe_mode, rt, flags.image or rt.runtime_image(lambda_arch), lambda_arch)
+        reports = []
+        for index, path in enumerate(zips):
+            progress(f"checking {path} ({rt.name}, {lambda_arch})")
+            reports.append(verify_zip(path, options, prober, first if index == 0 else None))
     return reports

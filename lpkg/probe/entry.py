@@ -85,14 +85,14 @@ def lambda_environment(args: argparse.Namespace, layer_stand_ins: tuple[str, ...
     return env
 
 
-def start_job(job: str, args: argparse.Namespace, scratch: str, layer_stand_ins: tuple[str, ...] = (),
-              ) -> tuple[subprocess.Popen[bytes], str, int | None]:
+def start_job(job: str, args: argparse.Namespace, scratch: str, before_go: bool = False,
+              layer_stand_ins: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str, int | None]:
     """Start one job in a fresh interpreter, in a process group of its own (so whatever processes the
     packaged code starts can be stopped with it); it writes its result to a file in `scratch`, and its
-    output goes to a file (a pipe would stay open as long as any process the code started lives). With
-    --wait-for it is started before the files are all there: once its interpreter and its own modules are
-    loaded it waits for the pipe whose other end (returned) the entry closes at the go file. (The entry is
-    the container's first process: were it to die, the kernel would kill the jobs with it.)"""
+    output goes to a file (a pipe would stay open as long as any process the code started lives). Started
+    `before_go` (the files are not all there yet), it waits, once its interpreter and its own modules are
+    loaded, for the pipe whose other end (returned) the entry closes at the go file. (The entry is the
+    container's first process: were it to die, the kernel would kill the jobs with it.)"""
     script = os.path.join(HERE, "importer.py" if job == "import" else "walk.py")
     result_path = os.path.join(scratch, f"{job}.json")
     command = [
@@ -111,7 +111,7 @@ def start_job(job: str, args: argparse.Namespace, scratch: str, layer_stand_ins:
         "--probe-lib", os.path.join(HERE, "lib"),
         "--timeout", str(args.timeout),
     ]
-    go_read, go_write = os.pipe() if args.wait_for and not layer_stand_ins else (None, None)
+    go_read, go_write = os.pipe() if before_go else (None, None)
     if go_read is not None:
         command += ["--go-fd", str(go_read)]
     if job == "import" and args.pycache:
@@ -323,7 +323,7 @@ def retry_with_layer_stand_ins(result: dict[str, Any], args: argparse.Namespace,
         if missing is None or missing in stand_ins:
             break
         stand_ins += (missing,)
-        proc, result_path, _ = start_job("import", args, scratch, stand_ins)
+        proc, result_path, _ = start_job("import", args, scratch, layer_stand_ins=stand_ins)
         jobs.append(proc)
         result = finish_job(proc, result_path, time.monotonic(), deadline, args.invoke_timeout)
     return result
@@ -351,7 +351,7 @@ def main() -> int:
                 document[job] = {"status": "skipped", "reason": "modulegraph2 needs Python 3.10 or newer"}
                 continue
             try:
-                running[job] = start_job(job, args, scratch)
+                running[job] = start_job(job, args, scratch, before_go=bool(args.wait_for))
                 jobs.append(running[job][0])
             except OSError as exc:  # no process to be had
                 document[job] = {"status": "failed", "message": f"could not start: {exc}"}

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lpkg.archive.members import stored_path
-from lpkg.files import owned_temporary_file
+from lpkg.files import write_atomically
 from lpkg.runtimes import TASK_ROOT
 
 HEADER_BYTES = 16  # magic, flags, source mtime, source size (PEP 552)
@@ -184,15 +184,7 @@ def _store_atomically(data: bytes, path: Path) -> bool:
     """Whole or not at all (temp file and rename): builds sharing the cache entry may read it meanwhile."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = owned_temporary_file(path.parent, f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.chmod(temp, 0o644)
-            os.replace(temp, path)
-        except BaseException:
-            os.unlink(temp)
-            raise
+        write_atomically(path, data, 0o644)
     except OSError:
         return False
     return True
