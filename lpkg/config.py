@@ -28,11 +28,6 @@ from lpkg.runtimes import (
 if TYPE_CHECKING:
     from lpkg.config_file import ProjectConfig
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # tomllib is 3.11+; needs the dependency `tomli; python_version < "3.11"`
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
-
 LPKG_TOML = "lpkg.toml"
 PYPROJECT = "pyproject.toml"
 DEFAULT_ARCH: Arch = "x86_64"
@@ -135,6 +130,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read ({exc})") from None
+    # Imported here: most builds read no TOML (see _may_name_lpkg), and tomllib costs ~2 ms of start-up.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # tomllib is 3.11+; needs the dependency `tomli; python_version < "3.11"`
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -164,11 +164,20 @@ def find_config(start: Path) -> Path | None:
         if lpkg_toml.is_file():
             return lpkg_toml
         pyproject = folder / PYPROJECT
-        if pyproject.is_file() and _has_lpkg_table(read_toml(pyproject)):
+        if pyproject.is_file() and _may_name_lpkg(pyproject) and _has_lpkg_table(read_toml(pyproject)):
             return pyproject
         if (folder / ".git").exists():
             return None
     return None
+
+
+def _may_name_lpkg(pyproject: Path) -> bool:
+    """False when the file cannot hold [tool.lpkg]: however that table is written, the word is in the file.
+    Most pyproject.toml files on the way up (the repository's own) are then not parsed at all."""
+    try:
+        return b"lpkg" in pyproject.read_bytes()
+    except OSError:
+        return True  # read_toml says what is wrong with it
 
 
 def _has_lpkg_table(data: Mapping[str, Any]) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FIXTURES, LpkgRun, run_lpkg
+from helpers import FIXTURES, LpkgRun, run_lpkg, write_zip
 
 NUMPY_STATS = FIXTURES / "projects" / "native-deps" / "lambda" / "numpy-stats"
 BUILD_ENV = {"LPKG_DOCKER_NETWORK": "host"}  # pip in the build container reaches the index over the host's network
@@ -168,3 +168,15 @@ def test_without_emulation_arm64_gets_host_checks_only_and_a_warning(numpy_arm64
     assert status == 1
     assert "NATIVE_WRONG_ARCH" in codes(document)
     assert "PROBE_NOT_RUN" in codes(document, "warning")
+
+
+@pytest.mark.docker
+def test_an_image_of_another_python_is_said_as_such(tmp_path: Path, standin_image: str) -> None:
+    """The python3.11 stand-in asked to run a python3.13 probe: runc's 'exec: ... no such file' becomes one
+    message naming the image and the missing interpreter (exit 3)."""
+    zip_path = write_zip(tmp_path / "fn.zip", {"handler.py": "def handler(event, context):\n    return 1\n"})
+    run = run_lpkg("verify", zip_path, "--runtime", "python3.13", "--image", standin_image)
+    assert run.returncode == 3, run.stderr
+    assert "Traceback" not in run.stderr and "runc" not in run.stderr, run.stderr
+    assert f"image {standin_image} has no /var/lang/bin/python3.13" in run.stderr
+    assert "hint: it is not a Lambda Python image of the function's runtime" in run.stderr

@@ -10,7 +10,6 @@ Before anything is installed, the inputs are compared with those recorded for th
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -79,6 +78,8 @@ def compiled_sources(installer: Installer, settings: FunctionSettings, plan: Bui
                      cache: DependencyCache | None) -> Path:
     """A folder with the plan's .py files at their zip paths and their .pyc, written by the target
     interpreter; kept in the cache by content, so unchanged code is not compiled again."""
+    import shutil
+
     sources = [(member, path) for member, path in plan.files if member.endswith(".py")]
     key = ""
     if cache is not None:

@@ -4,7 +4,6 @@ compares with the published zip's record (lpkg.commands.uptodate)."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +52,12 @@ def image_facts(settings: FunctionSettings, request: InstallRequest, options: Bu
         probe = docker_or_local(settings.image, options.probe_mode)
         if probe is None:
             return None
-        # The local probe imports with python3.X from PATH: which one it is counts too.
-        facts["probe"] = probe if probe != "local" else f"local:{shutil.which(f'python{settings.runtime.minor}')}"
+        if probe == "local":
+            # The local probe imports with python3.X from PATH: which one it is counts too.
+            import shutil
+
+            probe = f"local:{shutil.which(f'python{settings.runtime.minor}')}"
+        facts["probe"] = probe
     return facts
 
 

@@ -13,6 +13,7 @@ import functools
 import io
 import os
 import platform
+import re
 import socket
 import tarfile
 import tempfile
@@ -205,6 +206,13 @@ def _failed(what: str, exc: BaseException) -> EnvironmentProblem:
     return EnvironmentProblem(f"Docker failed while {what}: {_short(exc)}")
 
 
+def _missing_executable(error: str) -> str | None:
+    """The program a container could not start because the image lacks it, from the runtime's error
+    ('exec: "/var/lang/bin/python3.12": stat /var/lang/bin/python3.12: no such file or directory')."""
+    found = re.search(r'exec: "([^"]+)": (?:stat [^:]*: no such file or directory|executable file not found)', error)
+    return found.group(1) if found else None
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
@@ -300,7 +308,17 @@ class Container:
     def start(self) -> None:
         try:
             self._container.start()
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        except docker.errors.APIError as exc:
+            missing = _missing_executable(str(exc))
+            if missing is not None:
+                # The image is not a Lambda Python image of this runtime: say that, not runc's words.
+                raise EnvironmentProblem(
+                    f"image {self.image} has no {missing}, which lpkg runs in it",
+                    hint="it is not a Lambda Python image of the function's runtime: name that runtime's image, "
+                    "or check the runtime (--runtime, or the Runtime the project declares)",
+                ) from None
+            raise _failed(f"starting the container from {self.image}", exc) from None
+        except requests.exceptions.RequestException as exc:
             raise _failed(f"starting the container from {self.image}", exc) from None
         self._started = True
 

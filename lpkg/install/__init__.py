@@ -5,7 +5,6 @@ CDK bundling step, or wherever there is no Docker)."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +91,8 @@ def stage_requirements(request: InstallRequest, folder: Path, local_mount: str) 
     subfolder of `folder`; write pyproject dependencies to deps.txt. Returns paths relative to `folder`.
     A path requirement's project is copied into folder/local too, its line pointing at `local_mount`, where pip
     sees that folder (writable: building a wheel writes into the project)."""
+    import shutil
+
     from lpkg.install.path_requirements import stage_path_requirements
 
     staged: dict[Path, str] = {}

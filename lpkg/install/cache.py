@@ -15,7 +15,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +97,8 @@ class DependencyCache:
     def scratch(self) -> Iterator[Path]:
         """An empty folder on the cache's file system, removed afterwards: install there, and `store` is a
         rename (from a system temp folder on tmpfs it would copy every file)."""
+        import shutil
+
         self.root.mkdir(parents=True, exist_ok=True)
         remove_stale(self.root, ".")  # installs and entries half stored by killed runs
         folder = self.root / owned_name(".install.")
@@ -124,6 +125,8 @@ class DependencyCache:
     def store(self, key: str, installed: Path) -> Path:
         """Move a finished install into the cache and return where it now is (another build's copy if
         that one got there first). `installed` is consumed."""
+        import shutil
+
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / owned_name(f".{key}.")
         staging.mkdir(mode=0o700)
@@ -178,6 +181,8 @@ def cache_usage() -> list[str]:
 
 
 def clear_cache() -> str:
+    import shutil
+
     home = cache_home()
     freed = 0
     for part, _ in CACHE_PARTS:

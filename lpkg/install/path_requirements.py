@@ -11,11 +11,9 @@ points at the copy: an editable install (`-e`) means nothing in a zip, so the pa
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +120,8 @@ def portable_direct_urls(target: Path, staged: Path) -> None:
     """pip records where a path requirement was installed from (`*.dist-info/direct_url.json`, PEP 610): for a
     build on this machine that is a random scratch folder, which would make every zip differ and name a folder
     of the machine. Point it at LOCAL_PROJECTS instead, as a container build leaves it, and mend RECORD."""
+    import base64
+
     prefix = staged.as_uri()
     for direct_url in target.glob("*.dist-info/direct_url.json"):
         text = direct_url.read_text(encoding="utf-8")
@@ -144,6 +144,8 @@ def stage_path_requirements(staged_file: Path, requirements: Path, folder: Path,
                             base: Path | None = None) -> list[PathRequirement]:
     """Copy each path requirement's project into folder/local/<n> and point the staged copy of the
     requirements file (`staged_file`) at `mount`/<n>, where pip will see folder/local/<n>."""
+    import shutil
+
     found = path_requirements(requirements, base)
     if not found:
         return found
