@@ -66,6 +66,9 @@ PROBE_MEMORY_MB = 1024
 TMP_ROOT = "/tmp"
 TMP_SIZE_MB = 512
 PROBE_MAX_PROCESSES = 256
+# The probe's /etc/hosts where lpkg mounts it (the network namespace is runc's, see probing/docker.py): what
+# Docker writes for network "none", so `localhost` resolves as in Lambda.
+PROBE_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 # Libraries every Lambda Python image provides in its library path (glibc and friends,
 # plus what the base OS ships); a DT_NEEDED outside this set must come with the zip or a layer.

@@ -103,6 +103,21 @@ def test_probe_has_no_network(tmp_path: Path, standin_image: str) -> None:
     assert "OSError" in finding(artifact, "INIT_NETWORK")["message"]
 
 
+def test_probe_has_its_own_loopback_and_localhost_resolves(tmp_path: Path, standin_image: str) -> None:
+    """As in Lambda: code may serve and call itself on 127.0.0.1 and resolve `localhost` at import. The probe's
+    network namespace is runc's (no Docker network sandbox), with /etc/hosts mounted by lpkg."""
+    code = ("import socket, threading\n"
+            "SERVER = socket.socket()\n"
+            "SERVER.bind((socket.gethostbyname('localhost'), 0))\n"
+            "SERVER.listen(1)\n"
+            "threading.Thread(target=lambda: SERVER.accept()[0].sendall(b'pong'), daemon=True).start()\n"
+            "with socket.create_connection(SERVER.getsockname(), timeout=5) as client:\n"
+            "    assert client.recv(4) == b'pong'\n" + GOOD_HANDLER)
+    status, artifact = verify_json(write_zip(tmp_path / "loopback.zip", {"handler.py": code}), standin_image)
+    assert status == 0, artifact["findings"]
+    assert artifact["ok"] is True
+
+
 def test_hang_at_import_is_cut_at_the_timeout(tmp_path: Path, standin_image: str) -> None:
     code = "import time\ntime.sleep(3600)\n" + GOOD_HANDLER
     status, artifact = verify_json(write_zip(tmp_path / "hang.zip", {"handler.py": code}), standin_image,

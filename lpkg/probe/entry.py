@@ -150,6 +150,17 @@ def unseen_layer_module(result: dict[str, Any], args: argparse.Namespace) -> str
     return top
 
 
+def network_interfaces() -> list[str] | None:
+    """The network interfaces of this process's network namespace (/proc/net/dev: two header lines, then one
+    line per interface), or None where that cannot be read."""
+    try:
+        with open("/proc/net/dev", encoding="ascii", errors="replace") as dev:
+            lines = dev.read().splitlines()[2:]
+    except OSError:
+        return None
+    return sorted(line.split(":", 1)[0].strip() for line in lines if ":" in line)
+
+
 def wait_for(path: str) -> bool:
     """Until lpkg writes the go file (the files are unpacked); False if it never comes."""
     give_up = time.monotonic() + MAX_WAIT_SECONDS
@@ -310,6 +321,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pycache", help="a writable folder for the task root's dependency bytecode (importer.py)")
     parser.add_argument("--pycache-kept", help="a read-only folder of bytecode kept from earlier probes")
     parser.add_argument("--exit-with", type=int, help="lpkg's pid: end when it is gone (the local probe)")
+    parser.add_argument("--no-network", action="store_true",
+                        help="run no job if any network interface but the loopback is here (the Docker probe)")
     return parser.parse_args()
 
 
@@ -343,6 +356,13 @@ def main() -> int:
         import importlib.util
 
         document["bytecode"] = {"magic": importlib.util.MAGIC_NUMBER.hex(), "cache_tag": sys.implementation.cache_tag}
+    if args.no_network:
+        interfaces = network_interfaces()
+        if interfaces is not None and set(interfaces) - {"lo"}:
+            # The sandbox was not what lpkg asked the daemon for: no packaged code runs.
+            document["network"] = {"isolated": False, "interfaces": interfaces}
+            sys.stdout.write(json.dumps(document))
+            return 0
     # The jobs run side by side: the real import and the graph walk are independent.
     with tempfile.TemporaryDirectory(prefix="lpkg-probe-") as scratch:
         running = {}

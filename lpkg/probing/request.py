@@ -34,6 +34,8 @@ PYC_KEPT_DIR = PYC_KEPT_ROOT.lstrip("/")
 # The runtime table's list, for the probe (which cannot import lpkg).
 RUNTIME_PROVIDED_ARG = ",".join(RUNTIME_PROVIDED_MODULES)
 GO_FILE = "go"  # written into the probe folder once the zip is unpacked
+HOSTS_FILE = "hosts"  # in the probe folder: mounted at HOSTS_PATH (probing/docker.py)
+HOSTS_PATH = "/etc/hosts"
 EVENT_FILE = "event.json"  # the smoke invoke's event, in the probe folder
 ENVIRONMENT_FILE = "environment.json"  # the function's declared variables, in the probe folder
 GRACE_SECONDS = 20.0  # container start and the probe's own start, beyond the import timeout
