@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
@@ -31,7 +30,15 @@ import traceback
 import types
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader as _LoaderBase
+    from importlib.abc import MetaPathFinder as _FinderBase
+else:
+    # importlib.abc imports importlib.resources, pathlib and tempfile with it: 10 ms of every probe's start in
+    # the runtime image, for base classes the import system does not need (it calls the methods by name).
+    _LoaderBase = _FinderBase = object
 
 MALFORMED = "Runtime.MalformedHandlerName"
 IMPORT_ERROR = "Runtime.ImportModuleError"
@@ -125,7 +132,7 @@ def _stand_in_class(module: str, name: str) -> type:
     return type(name, (Exception,), {"__module__": module, "__init__": __init__, "__getattr__": __getattr__})
 
 
-class _StandInLoader(importlib.abc.Loader):
+class _StandInLoader(_LoaderBase):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         module = _StandInModule(spec.name)
         module.__path__ = []
@@ -135,7 +142,7 @@ class _StandInLoader(importlib.abc.Loader):
         STOOD_IN.add(module.__name__.split(".")[0])
 
 
-class _StandInFinder(importlib.abc.MetaPathFinder):
+class _StandInFinder(_FinderBase):
     """Last on sys.meta_path: used only when the zip and the interpreter do not have the module. For the
     runtime's modules (a local probe), and for the modules named in `names`: those an earlier try of this
     import stopped at while Lambda attaches layers the import test has not got (the entry's retries)."""
