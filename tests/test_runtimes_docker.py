@@ -5,6 +5,7 @@ backends; wheels of the wrong CPython or CPU are errors that name the file and i
 from __future__ import annotations
 
 import json
+import platform
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,3 +181,19 @@ def test_an_image_of_another_python_is_said_as_such(tmp_path: Path, standin_imag
     assert "Traceback" not in run.stderr and "runc" not in run.stderr, run.stderr
     assert f"image {standin_image} has no /var/lang/bin/python3.13" in run.stderr
     assert "hint: it is not a Lambda Python image of the function's runtime" in run.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the x86_64 stand-in is native elsewhere")
+def test_an_image_of_another_cpu_is_said_as_such(tmp_path: Path, standin_image: str) -> None:
+    """An arm64 function (Architectures: arm64 in a template, here --arch) given the x86_64 image: the daemon's
+    'does not match the specified platform' becomes one message naming both CPUs (exit 3), not 'not available'."""
+    from lpkg.containers.emulation import binfmt_problem
+
+    if binfmt_problem("arm64") is not None:
+        pytest.skip("no arm64 emulation registered: lpkg would not start an arm64 container")
+    zip_path = write_zip(tmp_path / "fn.zip", {"handler.py": "def handler(event, context):\n    return 1\n"})
+    run = run_lpkg("verify", zip_path, "--runtime", "python3.11", "--arch", "arm64", "--image", standin_image)
+    assert run.returncode == 3, run.stderr
+    assert "Traceback" not in run.stderr and "not available" not in run.stderr, run.stderr
+    assert f"image {standin_image} is for linux/amd64, and this function runs on linux/arm64" in run.stderr

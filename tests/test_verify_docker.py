@@ -97,10 +97,51 @@ def test_task_root_is_read_only_for_the_sandbox_user(tmp_path: Path, standin_ima
 
 
 def test_probe_has_no_network(tmp_path: Path, standin_image: str) -> None:
+    """A network call at import fails in the probe, which has none; Lambda's init has it, so this is a warning
+    (the rest of the import was not checked), not an error about the code."""
     code = "import socket\nsocket.create_connection(('1.1.1.1', 443), timeout=2)\n" + GOOD_HANDLER
     status, artifact = verify_json(write_zip(tmp_path / "net.zip", {"handler.py": code}), standin_image)
+    assert status == 0, artifact["findings"]
+    network = finding(artifact, "INIT_NETWORK")
+    assert network["severity"] == "warning"
+    assert (network["member"], network["line"]) == ("handler.py", 2)
+    assert "(1.1.1.1:443)" in network["message"] and "OSError" in network["message"]
+    assert "the rest of the import was not checked" in network["message"]
+
+
+NETLIB_RECORD = "netlib/__init__.py,,\nnetlib-1.0.dist-info/RECORD,,\n"
+
+
+def test_a_network_call_through_a_library_is_said_at_the_functions_own_line(
+    tmp_path: Path, standin_image: str
+) -> None:
+    """The SDK's exception (urllib's URLError, wrapping the failed name lookup) is traced to the attempt, and
+    the finding points at the function's line that called the library, not the library's socket call."""
+    files = {
+        "netlib/__init__.py": "import urllib.request\n\n\ndef fetch(url):\n"
+                              "    return urllib.request.urlopen(url, timeout=5).read()\n",
+        "netlib-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: netlib\nVersion: 1.0\n",
+        "netlib-1.0.dist-info/RECORD": NETLIB_RECORD,
+        "handler.py": "import netlib\n\nSETTINGS = netlib.fetch('http://config.example.com/settings')\n"
+                      + GOOD_HANDLER,
+    }
+    status, artifact = verify_json(write_zip(tmp_path / "sdk.zip", files), standin_image)
+    assert status == 0, artifact["findings"]
+    network = finding(artifact, "INIT_NETWORK")
+    assert network["severity"] == "warning"
+    assert (network["member"], network["line"]) == ("handler.py", 3)
+    assert "(config.example.com:80)" in network["message"]
+
+
+def test_a_timeout_not_from_the_network_stays_an_error(tmp_path: Path, standin_image: str) -> None:
+    """TimeoutError counts as the network's only when the import reached for a host."""
+    code = ("from concurrent.futures import ThreadPoolExecutor\nimport time\n"
+            "ThreadPoolExecutor(1).submit(time.sleep, 5).result(timeout=0.1)\n" + GOOD_HANDLER)
+    status, artifact = verify_json(write_zip(tmp_path / "timeout.zip", {"handler.py": code}), standin_image)
     assert status == 1
-    assert "OSError" in finding(artifact, "INIT_NETWORK")["message"]
+    failure = finding(artifact, "INIT_EXCEPTION")
+    assert (failure["member"], failure["line"]) == ("handler.py", 3)
+    assert "INIT_NETWORK" not in codes(artifact)
 
 
 def test_probe_has_its_own_loopback_and_localhost_resolves(tmp_path: Path, standin_image: str) -> None:

@@ -293,7 +293,7 @@ def _unpack_and_probe(
             if run_probe is not None:
                 with watch.lap("probe"):
                     outcome = run_probe(host_checks.start)
-                findings += findings_from_probe(outcome, options.timeout)
+                findings += findings_from_probe(outcome, options.timeout, ctx.dists.of)
                 if options.event is not None:
                     invocation, more = invocation_from_probe(outcome, options.event.label, options.timeout,
                                                              ctx.dists.of)

@@ -206,6 +206,11 @@ def _failed(what: str, exc: BaseException) -> EnvironmentProblem:
     return EnvironmentProblem(f"Docker failed while {what}: {_short(exc)}")
 
 
+# The daemon's words for an image of another platform than the one asked for.
+_PLATFORM_MISMATCH = re.compile(r"does not match the specified platform: wanted (?P<wanted>[\w/.-]+), "
+                                r"actual: (?P<actual>[\w/.-]+)")
+
+
 def _missing_executable(error: str) -> str | None:
     """The program a container could not start because the image lacks it, from the runtime's error
     ('exec: "/var/lang/bin/python3.12": stat /var/lang/bin/python3.12: no such file or directory')."""
@@ -238,7 +243,15 @@ class Container:
             # Ctrl-C or SIGTERM while the daemon made it: it may exist without our having its ID.
             self._remove_labelled(token)
             raise
-        except docker.errors.ImageNotFound:
+        except docker.errors.ImageNotFound as exc:
+            mismatch = _PLATFORM_MISMATCH.search(str(exc))
+            if mismatch is not None:
+                # The image is here, for another CPU than the function's (Architectures, --arch).
+                raise EnvironmentProblem(
+                    f"image {self.image} is for {mismatch['actual']}, and this function runs on {mismatch['wanted']}",
+                    hint="name an image of that CPU with --image/--build-image, or check the function's "
+                    "architecture (--arch, or Architectures in the project)",
+                ) from None
             raise EnvironmentProblem(
                 f"image {self.image} is not available to the Docker daemon",
                 hint="docker pull it, or name a local image with --image/--build-image",

@@ -16,6 +16,7 @@ test would no longer be the import Lambda does.
 from __future__ import annotations
 
 import argparse
+import errno
 import faulthandler
 import importlib
 import importlib.machinery
@@ -165,6 +166,10 @@ PLACEHOLDERS_READ: set[str] = set()
 # Modules an unseen layer may provide that an earlier try of this import stopped at (entry.py retries).
 LAYER_STAND_INS = frozenset(name for name in os.environ.get("LPKG_PROBE_LAYER_STAND_INS", "").split(",") if name)
 INVOKING = False  # set while the handler is being called
+NETWORK_TARGETS: list[str] = []  # the hosts the import reached for, last one last (note_network)
+# What a failed attempt to reach a host looks like in the sandbox, which has no network.
+NETWORK_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ETIMEDOUT,
+                            errno.EADDRNOTAVAIL})
 
 
 class StandInCalled(BaseException):
@@ -204,6 +209,10 @@ def describe_failure(exc: BaseException, roots: tuple[str, ...]) -> dict[str, An
         "exception": type(cause).__name__,
         "frames": frames,
     }
+    network = network_cause(exc)
+    if network is not None:
+        result["network"] = {"exception": type(network).__name__, "message": str(network),
+                             "target": NETWORK_TARGETS[-1] if NETWORK_TARGETS else None}
     if isinstance(cause, SyntaxError):
         result["syntax"] = {"file": cause.filename, "line": cause.lineno, "text": (cause.text or "").rstrip()}
     if isinstance(cause, OSError):
@@ -318,19 +327,55 @@ def response_marshaller() -> Callable[[Any], str]:
         return emulated
 
 
+def network_target(event: str, args: tuple[Any, ...]) -> str | None:
+    """The host (and port) an audit event reaches for, or None: not a network event, or a Unix socket."""
+    if event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"):
+        return f"{args[0]}" + (f":{args[1]}" if event == "socket.getaddrinfo" and args[1] else "")
+    if event in ("socket.connect", "socket.sendto", "socket.sendmsg"):
+        address = args[1] if len(args) > 1 else None
+        if isinstance(address, tuple) and address:
+            return f"{address[0]}:{address[1]}" if len(address) > 1 else str(address[0])
+    return None
+
+
 def refuse_network(event: str, args: tuple[Any, ...]) -> None:
     """Audit hook: while the handler runs, any attempt to reach another host fails at once."""
     if not INVOKING:
         return
-    target = None
-    if event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"):
-        target = f"{args[0]}" + (f":{args[1]}" if event == "socket.getaddrinfo" and args[1] else "")
-    elif event in ("socket.connect", "socket.sendto", "socket.sendmsg"):
-        address = args[1] if len(args) > 1 else None
-        if isinstance(address, tuple) and address:
-            target = f"{address[0]}:{address[1]}" if len(address) > 1 else str(address[0])
+    target = network_target(event, args)
     if target is not None:
         raise NetworkRefused(target)
+
+
+def note_network(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook during the import: which host the code reached for, so that an import that fails for want
+    of the network (the probe has none) is said as such, naming it."""
+    if INVOKING or not event.startswith("socket."):
+        return
+    target = network_target(event, args)
+    if target is not None:
+        NETWORK_TARGETS[:] = [target]
+
+
+def network_cause(exc: BaseException) -> BaseException | None:
+    """The failed attempt to reach a host behind an exception, however an SDK wrapped it: botocore's
+    EndpointConnectionError, requests' ConnectionError and urllib's URLError keep it as their cause, their
+    context or their `reason`. A timeout counts only if the import reached for a host."""
+    pending, seen = [exc], set[int]()
+    while pending and len(seen) < 50:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if type(current).__name__ in ("gaierror", "herror"):
+            return current
+        if isinstance(current, TimeoutError) and NETWORK_TARGETS:
+            return current
+        if isinstance(current, OSError) and current.errno in NETWORK_ERRNOS:
+            return current
+        reason = getattr(current, "reason", None)
+        pending += [e for e in (current.__cause__, current.__context__, reason) if isinstance(e, BaseException)]
+    return None
 
 
 class _CapturedOutput:
@@ -592,6 +637,7 @@ def main() -> NoReturn:
     setup_lambda_logging()
     if PLACEHOLDERS:
         watch_placeholder_reads()
+    sys.addaudithook(note_network)
     handler, result = import_handler(get_handler, args.handler, roots)
     if result["status"] == "failed" and PLACEHOLDERS_READ:
         result["placeholders_read"] = sorted(PLACEHOLDERS_READ)

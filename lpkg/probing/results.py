@@ -29,13 +29,15 @@ def _member(path: str | None, outcome: ProbeOutcome) -> str | None:
     return path
 
 
-def findings_from_probe(outcome: ProbeOutcome, timeout: float) -> list[Finding]:
+def findings_from_probe(outcome: ProbeOutcome, timeout: float,
+                        owner: Callable[[str], str | None] | None = None) -> list[Finding]:
+    """`owner` tells which distribution installed a member: a finding then points at the function's own line."""
     doc = outcome.document
     findings: list[Finding] = []
     imp = doc.get("import") or {}
     status = imp.get("status")
     if status == "failed":
-        findings.append(_import_failure(imp, outcome))
+        findings.append(_import_failure(imp, outcome, owner))
     elif status == "timeout":
         member, line = _hung_at(imp.get("output") or "", outcome)
         findings.append(Finding(
@@ -120,11 +122,30 @@ def _sandbox_limit(imp: dict[str, Any]) -> tuple[str, str] | None:
         return "INIT_WRITES_OUTSIDE_TMP", (
             f"wrote outside {TMP_ROOT}, which Lambda's read-only file system refuses — write to {TMP_ROOT}, "
             "or not at import time")
-    if exception in ("gaierror", "herror", "timeout", "TimeoutError") or number in _NETWORK_ERRNOS:
-        return "INIT_NETWORK", (
-            "used the network, which the probe has none of (Lambda's init may have it, but slowly and "
-            "counting against the init timeout) — make network calls in the handler, not at import time")
     return None
+
+
+def _network_failure(imp: dict[str, Any]) -> tuple[str | None, str] | None:
+    """(the host, what failed) when the import failed for want of the network, which the probe has none of;
+    the probe finds the attempt behind an SDK's own exception (importer.network_cause)."""
+    network = imp.get("network")
+    if isinstance(network, dict):
+        target = network.get("target")
+        return (str(target) if target else None), f"{network.get('exception')}: {network.get('message')}"
+    if imp.get("exception") in ("gaierror", "herror") or imp.get("errno") in _NETWORK_ERRNOS:
+        return None, f"{imp.get('exception')}: {imp.get('message')}"
+    return None
+
+
+def _network_finding(target: str | None, failed: str, member: str | None, line: int | None) -> Finding:
+    """A warning, not an error: Lambda's init has the network (fetching a parameter or a secret at init is
+    common and correct), so the failure is the probe's; but nothing after that line was checked."""
+    where = f" ({target})" if target else ""
+    return Finding("INIT_NETWORK", Severity.WARNING,
+                   f"importing the handler reached for the network{where} and stopped there ({failed}): the probe "
+                   "has none, so the rest of the import was not checked. In Lambda the call needs a route out (in a "
+                   "VPC, a NAT gateway or an endpoint), or for localhost the extension that serves it, and its time "
+                   "counts against the init phase", member, line)
 
 
 _FAULTHANDLER_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
@@ -138,7 +159,7 @@ def _hung_at(output: str, outcome: ProbeOutcome) -> tuple[str | None, int | None
     return None, None
 
 
-def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
+def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome, owner: Callable[[str], str | None] | None) -> Finding:
     error_type = str(imp.get("error_type") or "INIT_EXCEPTION")
     message = str(imp.get("message") or "")
     member, line = None, None
@@ -152,6 +173,14 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome) -> Finding:
         message = message.replace(outcome.task_root, TASK_ROOT).replace(outcome.opt, LAYER_ROOT)
     if error_type.startswith("Runtime."):
         return Finding(error_type, Severity.ERROR, f"Lambda would fail with {error_type}: {message}", member, line)
+    network = _network_failure(imp)
+    if network is not None:
+        if owner is not None:
+            # The line of the function's own code that made the call, not the SDK's socket call under it.
+            own = [f for f in frames if not owner(_member(f["file"], outcome) or "")]
+            if own:
+                member, line = _member(own[-1]["file"], outcome), own[-1]["line"]
+        return _network_finding(*network, member, line)
     sandbox = _sandbox_limit(imp)
     if sandbox is not None:
         code, what = sandbox
