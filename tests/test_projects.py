@@ -756,3 +756,57 @@ def test_terraform_local_child_modules_are_followed(tmp_path: Path) -> None:
     assert orders.declared_at.startswith("modules/api/main.tf:")
     assert dict(orders.environment)["STAGE"] == "prod"
     assert [name for name, _ in project.skipped] == ["module.vpc"]
+
+
+def test_terraform_for_each_instances_are_one_function_each(tmp_path: Path) -> None:
+    """aws-samples/serverless-samples' python-rest-terraform shape: one lambda module block with
+    for_each = local.names (toset([...])) and handler = "${each.key}.lambda_handler"; a map's each.value
+    reaches the instance's settings; a for_each only Terraform can know is skipped with the reason."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("locations", "bookings", "nightly"):
+        (src / f"{name}.py").write_text("def lambda_handler(event, context):\n    return 1\n", encoding="utf-8")
+    (tmp_path / "main.tf").write_text(textwrap.dedent('''
+        locals {
+          api_functions = toset(["locations", "bookings"])
+          jobs = {
+            nightly = { memory = 512, schedule = "cron(0 3 * * ? *)" }
+          }
+        }
+        module "api" {
+          source      = "terraform-aws-modules/lambda/aws"
+          for_each    = local.api_functions
+          handler     = "${each.key}.lambda_handler"
+          runtime     = "python3.12"
+          source_path = "${path.module}/src"
+          environment_variables = {
+            ROUTE = "/${each.value}"
+          }
+        }
+        module "jobs" {
+          source      = "terraform-aws-modules/lambda/aws"
+          for_each    = local.jobs
+          handler     = "${each.key}.lambda_handler"
+          runtime     = "python3.12"
+          source_path = "${path.module}/src"
+          environment_variables = {
+            SCHEDULE = each.value.schedule
+          }
+        }
+        module "dynamic" {
+          source      = "terraform-aws-modules/lambda/aws"
+          for_each    = data.aws_ssm_parameter.names.value
+          handler     = "${each.key}.lambda_handler"
+          runtime     = "python3.12"
+          source_path = "${path.module}/src"
+        }
+    '''), encoding="utf-8")
+    project = read_project("terraform", tmp_path)
+    functions = by_name(project)
+    assert sorted(functions) == ["api.bookings", "api.locations", "jobs.nightly"]
+    assert functions["api.locations"].handler == "locations.lambda_handler"
+    assert dict(functions["api.bookings"].environment)["ROUTE"] == "/bookings"
+    assert dict(functions["jobs.nightly"].environment)["SCHEDULE"] == "cron(0 3 * * ? *)"
+    assert all(f.code_dir == src for f in functions.values())
+    (skipped,) = project.skipped
+    assert skipped[0] == "dynamic" and "known only to Terraform" in skipped[1]

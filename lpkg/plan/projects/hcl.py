@@ -113,6 +113,7 @@ class Evaluator:
     folder: Path
     variables: dict[str, Any] = field(default_factory=dict)  # name -> default (raw)
     locals: dict[str, Any] = field(default_factory=dict)
+    each: tuple[str, Any] | None = None  # in one instance of a for_each block: each.key and each.value (raw)
 
     def value(self, raw: Any, depth: int = 0) -> Any:
         """Scalars -> Value; lists and maps keep their shape with Values inside."""
@@ -153,6 +154,14 @@ class Evaluator:
             return Value(f"<${{{expression}}}>", Kind.PLACEHOLDER)
         if expression in ("path.module", "path.root", "path.cwd"):
             return Value(str(self.folder))
+        if self.each is not None and expression == "each.key":
+            return Value(self.each[0])
+        if self.each is not None and expression.startswith("each.value"):
+            found = self.value(self.each[1], depth + 1)
+            for attribute in expression[len("each.value"):].split(".")[1:]:
+                found = found.get(attribute) if isinstance(found, dict) else None
+            if isinstance(found, Value):
+                return found
         match = re.fullmatch(r"(var|local)\.([A-Za-z_][\w-]*)", expression)
         if match and match.group(1) == "var" and match.group(2) in self.variables:
             found = self.value(self.variables[match.group(2)], depth + 1)
@@ -163,6 +172,35 @@ class Evaluator:
             if isinstance(found, Value):
                 return found
         return Value(f"<${{{expression}}}>", Kind.PLACEHOLDER)
+
+    def instances(self, raw: Any, depth: int = 0) -> list[tuple[str, Any]] | None:
+        """A for_each's instances, (each.key, each.value), when the files say them: a map, a list or set of
+        strings (`toset([...])` too), or a local or variable holding one; None when only Terraform knows."""
+        if depth > MAX_DEPTH:
+            return None
+        if isinstance(raw, dict):
+            return [(unquote(k), v) for k, v in raw.items() if not k.startswith("__")]
+        if isinstance(raw, list):
+            keys = [self.text(item) for item in raw]
+            if any(key is None or key.kind is Kind.PLACEHOLDER for key in keys):
+                return None
+            # A set's each.value is its each.key: the raw item, so that it reads as the same literal.
+            return list({key.text: item for key, item in zip(keys, raw, strict=True) if key is not None}.items())
+        if not isinstance(raw, str):
+            return None
+        whole = re.fullmatch(r"\$\{(.*)\}", raw, re.S)
+        expression = whole.group(1).strip() if whole else raw
+        named = re.fullmatch(r"(var|local)\.([A-Za-z_][\w-]*)", expression)
+        if named:
+            table = self.variables if named.group(1) == "var" else self.locals
+            return self.instances(table[named.group(2)], depth + 1) if named.group(2) in table else None
+        listed = re.fullmatch(r"(?:toset\(\s*)?\[(?P<items>[^\[\]]*)\](?:\s*\))?", expression, re.S)
+        if listed is None:
+            return None
+        items = [item.strip() for item in listed["items"].split(",") if item.strip()]
+        if not all(re.fullmatch(r'"(?:[^"\\$%]|\\.)*"', item) for item in items):
+            return None  # an element that is an expression: only Terraform knows it
+        return [(unquote(item), item) for item in dict.fromkeys(items)]
 
     def path(self, value: Value) -> Path:
         """A path as Terraform takes it: relative ones against the root module's folder."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,9 @@ def _read_module(folder: Path, root: Path, inputs: dict[str, Any], parents: tupl
     skipped: list[tuple[str, str]] = []
     for block in blocks:
         if block.kind == "resource" and block.labels[:1] == (FUNCTION_RESOURCE,) and len(block.labels) == 2:
-            outcome: DeclaredFunction | str = _resource_function(module, block)
+            read = _resource_function
         elif block.kind == "module" and _is_lambda_module(block) and not _is_true(module, block, "create_layer"):
-            outcome = _module_function(module, block)
+            read = _module_function
         elif block.kind == "module" and block.labels and not _is_lambda_module(block):
             more, more_skipped = _child_module(module, block, root, (*parents, folder))
             functions += more
@@ -88,11 +89,33 @@ def _read_module(folder: Path, root: Path, inputs: dict[str, Any], parents: tupl
             continue
         else:
             continue
-        if isinstance(outcome, str):
-            skipped.append((block.labels[-1], outcome))
-        else:
-            functions.append(outcome)
+        for name, outcome in _instances(module, block, read):
+            if isinstance(outcome, str):
+                skipped.append((name, outcome))
+            else:
+                functions.append(outcome)
     return functions, skipped
+
+
+def _instances(module: _Module, block: Block, read: Callable[[_Module, Block], DeclaredFunction | str]
+               ) -> list[tuple[str, DeclaredFunction | str]]:
+    """One function per instance of a block: one without for_each; with it, one per key the files say
+    (`lambda_functions.locations` for `module "lambda_functions" { for_each = toset(["locations", ...]) }`),
+    each read with each.key and each.value bound."""
+    label = block.labels[-1]
+    if "for_each" not in block.body:
+        return [(label, read(module, block))]
+    instances = module.evaluator.instances(block.body["for_each"])
+    if instances is None:
+        return [(label, f"for_each = {block.body['for_each']}: its keys are known only to Terraform")]
+    found: list[tuple[str, DeclaredFunction | str]] = []
+    for key, value in instances:
+        instance = dataclasses.replace(module, evaluator=dataclasses.replace(module.evaluator, each=(key, value)))
+        outcome = read(instance, block)
+        name = f"{label}.{key}"
+        found.append((name, dataclasses.replace(outcome, name=name) if isinstance(outcome, DeclaredFunction)
+                      else outcome))
+    return found
 
 
 def _child_module(module: _Module, block: Block, root: Path, parents: tuple[Path, ...]
