@@ -28,11 +28,18 @@ class Handler:
 
 
 def parse_handler(text: str) -> Handler:
-    """`path/to/module.function` or `pkg.module.function`: split on the last dot, '/' becomes '.'."""
-    module, dot, function = text.strip().rpartition(".")
+    """`path/to/module.function` or `pkg.module.function`: split on the last dot, '/' becomes '.'.
+
+    As the runtime takes it: it splits on the last dot and hands the rest to importlib.import_module, which
+    finds `producer-function.py` for `producer-function` as it finds any file; names need not be identifiers
+    (a missing function is the probe's HANDLER_MISSING). Refused: no dot, an empty part, whitespace or a
+    control character anywhere (Lambda's API refuses whitespace in a handler)."""
+    stripped = text.strip()
+    module, dot, function = stripped.rpartition(".")
     module = module.replace("/", ".")
     parts = module.split(".") if module else []
-    if not dot or not parts or not all(p.isidentifier() for p in parts) or not function.isidentifier():
+    if (not dot or not parts or not all(parts) or not function
+            or any(c.isspace() or not c.isprintable() for c in stripped)):
         raise UsageError(
             f"bad handler {text!r}: Lambda would fail with Runtime.MalformedHandlerName",
             hint="write MODULE.FUNCTION, e.g. handler.lambda_handler or app/main.handler",

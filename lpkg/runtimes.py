@@ -55,6 +55,10 @@ MAX_LAYERS = 5
 # Python packages every Lambda Python runtime ships (in /var/runtime): importable without being in
 # the zip, at a version that changes by region and date.
 RUNTIME_PROVIDED_MODULES = ("boto3", "botocore", "s3transfer", "jmespath")
+# The durable execution SDK: in the python3.13 and later runtimes "for testing and development" (AWS's words;
+# it recommends shipping it), so a durable function that imports it without packaging it still imports.
+DURABLE_SDK_MODULE = "aws_durable_execution_sdk_python"
+DURABLE_SDK_FROM_MINOR = 13
 
 TASK_ROOT = "/var/task"
 RUNTIME_DIR = "/var/runtime"
@@ -136,6 +140,7 @@ class Runtime:
     # sys.path between the layer entries and the runtime dir (3.11+ has the image's site-packages).
     has_lang_site_packages: bool
     deprecation: Deprecation
+    provided_modules: tuple[str, ...] = RUNTIME_PROVIDED_MODULES  # top-level modules the runtime ships
 
     @property
     def minor(self) -> str:
@@ -216,6 +221,7 @@ def _runtime(minor: int) -> Runtime:
         system_libraries=_AL2023_LIBS if al2023 else _AL2_LIBS,
         has_lang_site_packages=minor >= 11,
         deprecation=Deprecation(_date(deprecated), _date(block_create), _date(block_update)),
+        provided_modules=RUNTIME_PROVIDED_MODULES + ((DURABLE_SDK_MODULE,) if minor >= DURABLE_SDK_FROM_MINOR else ()),
     )
 
 

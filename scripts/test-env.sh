@@ -139,13 +139,31 @@ foreign_rootfs() {
     --python-version "$minor" --abi "cp${minor/./}" awslambdaric boto3 >&2
 }
 
+# What the runtime ships besides Python, by version: the durable execution SDK is in python3.13 and later
+# ("for testing and development", AWS says). Pure Python, and it needs only boto3, which is there already.
+runtime_extras() {
+  local rootfs=$1 minor=$2
+  [ "${minor#3.}" -ge 13 ] || return 0
+  [ -d "$rootfs/var/runtime/aws_durable_execution_sdk_python" ] && return 0
+  python3 -m pip install --quiet --no-cache-dir --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version "$minor" --target "$rootfs/var/runtime" aws-durable-execution-sdk-python >&2
+}
+
+# Bumped when what an image holds changes: an image of an older recipe is built again (from the kept rootfs).
+STANDIN_RECIPE=2
+
 build_runtime_image() {
   local minor=$1 arch=$2
   local tag="${LPKG_STANDIN_REPOSITORY:-lpkg-standin/lambda-python}:${minor}-${arch}"
   [ "$arch" = x86_64 ] || register_aarch64_binfmt
   if docker image inspect "$tag" >/dev/null 2>&1; then
-    log "$tag already built"
-    return 0
+    local recipe
+    recipe=$(docker image inspect -f '{{ index .Config.Labels "io.lpkg.standin-recipe" }}' "$tag" 2>/dev/null || true)
+    if [ "$recipe" = "$STANDIN_RECIPE" ]; then
+      log "$tag already built"
+      return 0
+    fi
+    log "$tag is of an older recipe: building it again"
   fi
   local suite rootfs logfile
   suite=$(suite_for "$minor")
@@ -161,6 +179,7 @@ build_runtime_image() {
   fi
   log "laying out the Lambda runtime in $rootfs"
   mkdir -p "$rootfs/var/lang/bin" "$rootfs/var/runtime" "$rootfs/var/task" "$rootfs/opt"
+  runtime_extras "$rootfs" "$minor"
   for name in "python${minor}" python3 python; do
     ln -sf "/usr/bin/python${minor}" "$rootfs/var/lang/bin/$name"
   done
@@ -181,6 +200,7 @@ ENTRY
     -c "ENV PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin" \
     -c "ENV LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib" \
     -c "WORKDIR /var/task" \
+    -c "LABEL io.lpkg.standin-recipe=$STANDIN_RECIPE" \
     -c 'ENTRYPOINT ["/lambda-entrypoint.sh"]' \
     - "$tag" >/dev/null
   # Debian's docker.io (20.10) ignores `docker import --platform`: say the image's CPU in its config,

@@ -460,3 +460,29 @@ def test_in_image_build_needs_no_docker_client(tmp_path: Path) -> None:
     check = run_lpkg("verify", out / "numpy-stats.zip", "--runtime", "python3.11", "--probe", "none",
                      "--json", env=env)
     assert check.returncode == 0, check.stdout
+
+
+@pytest.mark.docker
+def test_a_handler_module_named_with_a_hyphen_builds_and_is_checked(tmp_path: Path, standin_image: str) -> None:
+    """aws-samples/serverless-patterns deploys `producer-function.lambda_handler`: the runtime imports it with
+    importlib.import_module, which needs no identifier. lpkg builds it, with the shared code it imports, and
+    still refuses what is wrong in it."""
+    function_dir = tmp_path / "fn" / "producer"
+    (function_dir.parent / "shared").mkdir(parents=True)
+    (function_dir.parent / "shared" / "__init__.py").write_text("")
+    (function_dir.parent / "shared" / "names.py").write_text("STREAM = 'orders'\n")
+    function_dir.mkdir()
+    handler = function_dir / "producer-function.py"
+    handler.write_text("from shared.names import STREAM\n\n\ndef lambda_handler(event, context):\n"
+                       "    return STREAM\n")
+    good = run_build(function_dir, tmp_path / "dist", standin_image, "--handler", "producer-function.lambda_handler")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert function_report(good)["handler"] == "producer-function.lambda_handler"
+    with zipfile.ZipFile(tmp_path / "dist" / "producer.zip") as built:
+        assert {"producer-function.py", "shared/names.py"} <= set(built.namelist())
+    handler.write_text("from shared.names import STREEM\n\n\ndef lambda_handler(event, context):\n"
+                       "    return STREEM\n")
+    bad = run_build(function_dir, tmp_path / "dist", standin_image, "--handler", "producer-function.lambda_handler")
+    assert bad.returncode == 1
+    errors = [(f["code"], f["member"], f["line"]) for f in function_report(bad)["findings"] if f["severity"] == "error"]
+    assert errors == [("FIRST_PARTY_MISSING", "producer-function.py", 1)]

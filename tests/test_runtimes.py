@@ -139,3 +139,10 @@ def test_disabled_or_missing_entries_say_so(tmp_path: Path) -> None:
 def test_the_header_binfmt_is_matched_against_is_an_elf_of_that_cpu(arch: str) -> None:
     facts = read_native_facts(elf_header(arch) + bytes(44))  # padded to a full (empty) ELF64 header
     assert facts.machine == ARCHITECTURES[arch].elf_machine  # type: ignore[index]
+
+
+def test_the_durable_sdk_is_provided_from_python313_on() -> None:
+    assert "aws_durable_execution_sdk_python" in get_runtime("python3.13").provided_modules
+    assert "aws_durable_execution_sdk_python" in get_runtime("python3.14").provided_modules
+    assert "aws_durable_execution_sdk_python" not in get_runtime("python3.12").provided_modules
+    assert set(get_runtime("python3.9").provided_modules) == {"boto3", "botocore", "s3transfer", "jmespath"}

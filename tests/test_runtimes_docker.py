@@ -197,3 +197,25 @@ def test_an_image_of_another_cpu_is_said_as_such(tmp_path: Path, standin_image: 
     assert run.returncode == 3, run.stderr
     assert "Traceback" not in run.stderr and "not available" not in run.stderr, run.stderr
     assert f"image {standin_image} is for linux/amd64, and this function runs on linux/arm64" in run.stderr
+
+
+DURABLE_HANDLER = ("from aws_durable_execution_sdk_python import DurableContext, durable_execution\n\n\n"
+                   "@durable_execution\ndef handler(event, context: DurableContext):\n    return 1\n")
+
+
+@pytest.mark.docker
+def test_the_durable_sdk_comes_with_python313_and_not_with_python311(
+    tmp_path: Path, standin_image: str, standin_image_313: str
+) -> None:
+    """A durable function that imports the durable execution SDK without shipping it (aws-samples/
+    serverless-patterns' lambda-durable-investigation-escalation): python3.13's runtime has the SDK, so it
+    imports there, with the warning boto3 gets; python3.11's has not, so there it is an error."""
+    zip_path = write_zip(tmp_path / "durable.zip", {"handler.py": DURABLE_HANDLER})
+    status, document = verify(zip_path, "--runtime", "python3.13", "--image", standin_image_313)
+    assert status == 0, document["findings"]
+    (warning,) = [f for f in document["findings"] if f["code"] == "IMPORT_RUNTIME_BOTO3"]
+    assert (warning["member"], warning["line"]) == ("handler.py", 1)
+    assert "pin aws-durable-execution-sdk-python" in warning["message"]
+    status, document = verify(zip_path, "--runtime", "python3.11", "--image", standin_image)
+    assert status == 1
+    assert "IMPORT_MISSING" in codes(document)

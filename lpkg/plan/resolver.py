@@ -113,7 +113,7 @@ class ModuleFinder:
         only when it holds one of the `children` asked for, so a data folder that happens to share a
         third-party package's name does not capture it.
         """
-        if not name.isidentifier() or name in sys.builtin_module_names:
+        if not _module_name(name) or name in sys.builtin_module_names:
             return None
         stdlib = name in sys.stdlib_module_names
         namespaces: list[FoundModule] = []
@@ -129,7 +129,7 @@ class ModuleFinder:
         return next((m for m in namespaces if any(self.child(m, c) for c in children)), None)
 
     def child(self, package: FoundModule, name: str) -> FoundModule | None:
-        if package.directory is None or not name.isidentifier():
+        if package.directory is None or not _module_name(name):
             return None
         return self.probe(package.directory, name, f"{package.name}.{name}", package.origin, package.root)
 
@@ -229,3 +229,8 @@ def matches_pattern(zip_path: str, pattern: str) -> bool:
             return True
     return False
 
+
+def _module_name(name: str) -> bool:
+    """A name the import system can find a file for: import statements give identifiers, but the runtime
+    imports the handler's module with importlib.import_module, so `producer-function` is one too."""
+    return bool(name) and not any(c in "./\\" or c.isspace() or not c.isprintable() for c in name)

@@ -371,9 +371,10 @@ class Walk:
         top = base.split(".")[0]
         if top in RUNTIME_PROVIDED and top not in reported and not self.is_packaged(loaded_from):
             reported.add(top)
+            # The distribution's name: boto3's are the modules', the durable SDK's has dashes.
             self.add("IMPORT_RUNTIME_BOTO3", "warning",
                      f"'{top}' comes from the Lambda runtime, whose version changes by region and date;"
-                     f" pin {top} in your requirements to ship a known version",
+                     f" pin {top.replace('_', '-')} in your requirements to ship a known version",
                      path, stmt.line, chain)
 
     def missing_hint(self, missing: str) -> str:

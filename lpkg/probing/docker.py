@@ -110,7 +110,8 @@ class DockerProber:
         if self.platform is not None:
             request = dataclasses.replace(request, timeout=request.timeout * EMULATION_SLOWDOWN)
         write_probe(root, request)
-        command = [self.runtime.interpreter, "-I", "-S", f"{PROBE_ROOT}/entry.py", *request.entry_args(PROBE_ROOT),
+        command = [self.runtime.interpreter, "-I", "-S", f"{PROBE_ROOT}/entry.py",
+                   *request.entry_args(PROBE_ROOT, self.runtime.provided_modules),
                    "--memory-mb", str(self.memory_mb), "--lambda-path", json.dumps(self.runtime.sys_path()),
                    "--no-network"]
         hosts_file = None

@@ -68,7 +68,8 @@ class LocalProber:
         task_root, opt = str(root / TASK_DIR), str(root / LAYER_DIR)
         runtime_dir = str(root / RUNTIME_DIR.lstrip("/"))
         command = [
-            self.interpreter, "-I", "-S", str(probe / "entry.py"), *request.entry_args(str(probe)),
+            self.interpreter, "-I", "-S", str(probe / "entry.py"),
+            *request.entry_args(str(probe), self.runtime.provided_modules),
             "--task-root", task_root, "--opt", opt, "--runtime-dir", runtime_dir, "--stand-ins",
             "--memory-mb", str(PROBE_MEMORY_MB), "--exit-with", str(os.getpid()),
             "--lambda-path", json.dumps(self.runtime.sys_path(task_root, opt, runtime_dir)),

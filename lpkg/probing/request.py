@@ -17,7 +17,6 @@ from lpkg.report import Finding, Severity
 from lpkg.runtimes import (
     LAYER_ROOT,
     RESPONSE_LIMIT_BYTES,
-    RUNTIME_PROVIDED_MODULES,
     TASK_ROOT,
     Runtime,
 )
@@ -31,8 +30,6 @@ LAYER_DIR = LAYER_ROOT.lstrip("/")
 PROBE_DIR = PROBE_ROOT.lstrip("/")
 PYC_DIR = PYC_ROOT.lstrip("/")
 PYC_KEPT_DIR = PYC_KEPT_ROOT.lstrip("/")
-# The runtime table's list, for the probe (which cannot import lpkg).
-RUNTIME_PROVIDED_ARG = ",".join(RUNTIME_PROVIDED_MODULES)
 GO_FILE = "go"  # written into the probe folder once the zip is unpacked
 HOSTS_FILE = "hosts"  # in the probe folder: mounted at HOSTS_PATH (probing/docker.py)
 HOSTS_PATH = "/etc/hosts"
@@ -65,8 +62,10 @@ class ProbeRequest:
         """How long the whole probe may take before lpkg stops it from outside."""
         return self.timeout * (2 if self.event is not None else 1) + GRACE_SECONDS
 
-    def entry_args(self, probe_root: str) -> list[str]:
-        args = ["--handler", self.handler, "--timeout", str(self.timeout), "--runtime-provided", RUNTIME_PROVIDED_ARG]
+    def entry_args(self, probe_root: str, runtime_provided: tuple[str, ...]) -> list[str]:
+        """`runtime_provided`: the top-level modules the runtime ships (Runtime.provided_modules)."""
+        args = ["--handler", self.handler, "--timeout", str(self.timeout), "--runtime-provided",
+                ",".join(runtime_provided)]
         if self.event is not None:
             args += ["--event", f"{probe_root}/{EVENT_FILE}", "--invoke-timeout", str(self.timeout),
                      "--response-limit", str(RESPONSE_LIMIT_BYTES)]
