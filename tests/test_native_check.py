@@ -285,6 +285,30 @@ def test_layer_file_resolves_origin_under_opt(check: Check) -> None:
     assert only(findings, "NATIVE_MISSING_LIBRARY").member == name
 
 
+def test_a_library_an_extension_loads_is_checked_as_the_extension(check: Check) -> None:
+    """What the extension's DT_NEEDED finds in the zip is loaded with it: what that needs in turn must be there."""
+    members = {"pkg/__init__.py": b"", "pkg/_pq.so": NEEDS_PQ, "lib/libpq.so.5": sample("needs_libpython_x86_64.so")}
+    findings = check(members, native=("pkg/_pq.so", "lib/libpq.so.5"), runtime="python3.12")
+    finding = only(findings, "NATIVE_MISSING_LIBRARY")
+    assert (finding.member, finding.severity) == ("lib/libpq.so.5", Severity.ERROR)
+    assert "no extension module loads it" not in finding.message
+
+
+PLUGIN = "mysql/vendor/plugin/authentication_webauthn_client.so"
+
+
+def test_a_plugin_no_extension_loads_is_a_warning(check: Check) -> None:
+    """mysql-connector-python's authentication plugins: loaded with dlopen for one login method, and the
+    webauthn one needs libudev, which Lambda's images lack. Not an error: nothing an import loads needs it."""
+    finding = only(check({"mysql/__init__.py": b"", PLUGIN: NEEDS_PQ}, native=(PLUGIN,)), "NATIVE_MISSING_LIBRARY")
+    assert finding.severity is Severity.WARNING
+    assert "libpq.so.5" in finding.message and "no extension module loads it" in finding.message
+    # The same file named as an extension module of a package, or with an ABI tag anywhere, is an error.
+    for name in ("mysql/_auth.so", "mysql/vendor/plugin/_auth.cpython-311-x86_64-linux-gnu.so", "_auth.abi3.so"):
+        finding = only(check({"mysql/__init__.py": b"", name: NEEDS_PQ}, native=(name,)), "NATIVE_MISSING_LIBRARY")
+        assert finding.severity is Severity.ERROR, name
+
+
 def test_libpython_of_the_runtime(check: Check) -> None:
     needs_python = sample("needs_libpython_x86_64.so")
     assert check({"pkg/_embed.so": needs_python}) == []
@@ -338,6 +362,32 @@ def manylinux_wheels() -> list[Path]:
     wheels = cached()
     assert len(wheels) == len(WHEELS)
     return wheels
+
+
+@pytest.mark.network
+def test_mysql_connectors_plugins_are_warnings_not_errors(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """mysql-connector-python 9.1.0 (aws-samples/serverless-patterns' terraform-lambda-layer): its extension
+    module loads the vendored OpenSSL; its webauthn plugin needs libudev.so.1, which no Lambda image has, and
+    loads only for that login method. lpkg refused the layer for it; now it is a warning, and no error."""
+    cache = Path(tempfile.gettempdir()) / "lpkg-test-wheels" / "cp312-manylinux_2_28_x86_64"
+    cache.mkdir(parents=True, exist_ok=True)
+    if not list(cache.glob("mysql_connector_python-9.1.0-*.whl")):
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                   "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.12",
+                   "--no-deps", "-d", str(cache), "mysql-connector-python==9.1.0"]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot download the wheel: {proc.stderr.strip()[-500:]}")
+    (wheel,) = cache.glob("mysql_connector_python-9.1.0-*.whl")
+    with ZipArchive(wheel) as archive:
+        dists = index_distributions(archive)
+        files = [NativeFile(m.name, archive.read(m.name), dists.of(m.name))
+                 for m in archive.safe_files() if is_native_name(m.name)]
+        findings = check_native(files, CheckContext(archive, dists, get_runtime("python3.12"), "x86_64"))
+    assert [f for f in findings if f.severity is Severity.ERROR] == []
+    warned = {f.member for f in findings if f.code == "NATIVE_MISSING_LIBRARY"}
+    assert "mysql/vendor/plugin/authentication_webauthn_client.so" in warned
+    assert not any(name.startswith("_mysql_connector") for name in warned)
 
 
 @pytest.mark.network

@@ -810,3 +810,35 @@ def test_terraform_for_each_instances_are_one_function_each(tmp_path: Path) -> N
     assert all(f.code_dir == src for f in functions.values())
     (skipped,) = project.skipped
     assert skipped[0] == "dynamic" and "known only to Terraform" in skipped[1]
+
+
+def test_terraform_relative_paths_in_a_child_module_are_the_root_modules(tmp_path: Path) -> None:
+    """Terraform runs in the root module's folder, and a relative path means the same there in any module: a
+    child module's archive_file of `var.lambda_file`, which the root gives as "./assets/lambda/app.py"
+    (aws-samples/serverless-patterns' fifo-sns-sqs-lambda-firehose-s3), is the root's file."""
+    (tmp_path / "assets" / "lambda").mkdir(parents=True)
+    (tmp_path / "assets" / "lambda" / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "main.tf").write_text(textwrap.dedent('''
+        module "logger" {
+          source      = "./modules/lambda"
+          lambda_file = "./assets/lambda/app.py"
+        }
+    '''), encoding="utf-8")
+    child = tmp_path / "modules" / "lambda"
+    child.mkdir(parents=True)
+    (child / "main.tf").write_text(textwrap.dedent('''
+        variable "lambda_file" {}
+        data "archive_file" "zip" {
+          type        = "zip"
+          source_file = var.lambda_file
+          output_path = "${path.module}/build/app.zip"
+        }
+        resource "aws_lambda_function" "lambda" {
+          filename = data.archive_file.zip.output_path
+          handler  = "app.handler"
+          runtime  = "python3.12"
+        }
+    '''), encoding="utf-8")
+    (function,) = read_project("terraform", tmp_path).functions
+    assert function.name == "logger.lambda"
+    assert (function.code_dir, function.source_file) == (tmp_path / "assets" / "lambda", "app.py")

@@ -62,10 +62,51 @@ def check_native(files: Sequence[NativeFile], ctx: CheckContext, store: Path | N
     content (lpkg.checks.native_facts)."""
     tree = _LoaderTree.of(ctx)
     natives = [native for native in files if is_native_name(native.member)]
+    all_facts = facts_of_all(natives, store)
+    loaded = _loaded_by_imports(natives, all_facts, ctx, tree)
     findings: list[Finding] = []
-    for native, facts in zip(natives, facts_of_all(natives, store), strict=True):
-        findings.extend(_check_file(native, facts, ctx, tree))
+    for native, facts in zip(natives, all_facts, strict=True):
+        findings.extend(_check_file(native, facts, ctx, tree, _path_of(native) in loaded))
     return findings
+
+
+def _path_of(native: NativeFile) -> str:
+    return posixpath.join(LAYER_ROOT if native.in_layer else TASK_ROOT, normalized_name(native.member))
+
+
+def _loaded_by_imports(natives: Sequence[NativeFile], all_facts: Sequence[FileFacts], ctx: CheckContext,
+                       tree: _LoaderTree) -> set[str]:
+    """The native files an import can make the dynamic loader load: the extension modules, and what their
+    DT_NEEDED entries resolve to in the zip and layers, transitively. The rest (a library's plugins, such as
+    mysql-connector-python's authentication plugins, loaded with dlopen only when that feature is used, and
+    the libraries only they need) loads only if something asks for it by name."""
+    facts_at = {_path_of(native): facts.native for native, facts in zip(natives, all_facts, strict=True)}
+    package_dirs = {posixpath.dirname(p) for p in tree.paths if p.endswith("/__init__.py")}
+    import_roots = {TASK_ROOT, *(posixpath.join(LAYER_ROOT, path) for path in ctx.runtime.layer_paths())}
+    pending = [path for path in facts_at if _is_extension_module(path, package_dirs | import_roots)]
+    loaded: set[str] = set()
+    while pending:
+        path = pending.pop()
+        if path in loaded:
+            continue
+        loaded.add(path)
+        facts = facts_at[path]
+        dirs = tree.search_dirs(path, facts)
+        for name in facts.needed:
+            found = next((posixpath.join(d, name) for d in dirs if posixpath.join(d, name) in facts_at), None)
+            if found is not None:
+                pending.append(found)
+    return loaded
+
+
+def _is_extension_module(path: str, import_dirs: set[str]) -> bool:
+    """foo.cpython-312-x86_64-linux-gnu.so, foo.abi3.so anywhere; a plain foo.so (or .pyd) in a package or at an
+    import root, where `import foo` would find it."""
+    basename = posixpath.basename(path)
+    if _EXTENSION_TAG.search(basename) or basename.endswith(".abi3.so"):
+        return True
+    stem, dot, suffix = basename.partition(".")
+    return bool(dot) and suffix in ("so", "pyd") and stem.isidentifier() and posixpath.dirname(path) in import_dirs
 
 
 @dataclass(frozen=True)
@@ -107,7 +148,10 @@ class _LoaderTree:
         return [*dirs, *_VISIBLE_LIBRARY_PATH, *self.libs_dirs]
 
 
-def _check_file(native: NativeFile, file_facts: FileFacts, ctx: CheckContext, tree: _LoaderTree) -> list[Finding]:
+def _check_file(native: NativeFile, file_facts: FileFacts, ctx: CheckContext, tree: _LoaderTree,
+                loaded: bool) -> list[Finding]:
+    """`loaded`: an import can load this file (_loaded_by_imports); what it needs from the system is then an
+    error, else a warning (it fails only if something loads it by name)."""
     facts = file_facts.native
     basename = posixpath.basename(normalized_name(native.member))
 
@@ -142,12 +186,15 @@ def _check_file(native: NativeFile, file_facts: FileFacts, ctx: CheckContext, tr
         out.append(finding(WRONG_PYTHON, wrong_python))
     if wrong_arch is not None:
         return out  # code for another CPU: its glibc needs and libraries would be the wrong question
+    severity = Severity.ERROR if loaded else Severity.WARNING
+    unloaded = "" if loaded else (
+        "; no extension module loads it (a plugin, or a library only plugins need): it fails only if something "
+        "loads it by name, as a library loads a plugin for a feature")
     glibc = _glibc_too_new(facts, native, ctx)
     if glibc is not None:
-        out.append(finding(GLIBC_TOO_NEW, glibc))
-    root = LAYER_ROOT if native.in_layer else TASK_ROOT
-    path = posixpath.join(root, normalized_name(native.member))
-    out.extend(finding(MISSING_LIBRARY, msg) for msg in _missing_libraries(path, facts, ctx.runtime, tree))
+        out.append(finding(GLIBC_TOO_NEW, glibc + unloaded, severity))
+    out.extend(finding(MISSING_LIBRARY, msg + unloaded, severity)
+               for msg in _missing_libraries(_path_of(native), facts, ctx.runtime, tree))
     return out
 
 

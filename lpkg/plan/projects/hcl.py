@@ -110,10 +110,11 @@ def unquote(text: str) -> str:
 class Evaluator:
     """Resolves the expressions lpkg can know from the files alone."""
 
-    folder: Path
+    folder: Path  # the module's own folder: path.module
     variables: dict[str, Any] = field(default_factory=dict)  # name -> default (raw)
     locals: dict[str, Any] = field(default_factory=dict)
     each: tuple[str, Any] | None = None  # in one instance of a for_each block: each.key and each.value (raw)
+    root: Path | None = None  # the root module's folder, where terraform runs (None: `folder` is the root)
 
     def value(self, raw: Any, depth: int = 0) -> Any:
         """Scalars -> Value; lists and maps keep their shape with Values inside."""
@@ -152,8 +153,10 @@ class Evaluator:
     def reference(self, expression: str, depth: int = 0) -> Value:
         if depth > MAX_DEPTH:
             return Value(f"<${{{expression}}}>", Kind.PLACEHOLDER)
-        if expression in ("path.module", "path.root", "path.cwd"):
+        if expression == "path.module":
             return Value(str(self.folder))
+        if expression in ("path.root", "path.cwd"):
+            return Value(str(self.root or self.folder))
         if self.each is not None and expression == "each.key":
             return Value(self.each[0])
         if self.each is not None and expression.startswith("each.value"):
@@ -203,6 +206,7 @@ class Evaluator:
         return [(unquote(item), item) for item in dict.fromkeys(items)]
 
     def path(self, value: Value) -> Path:
-        """A path as Terraform takes it: relative ones against the root module's folder."""
+        """A path as Terraform takes it: relative ones against the folder it runs in, the root module's, also in
+        a child module (which says ${path.module} for its own)."""
         path = Path(value.text)
-        return (path if path.is_absolute() else self.folder / path).resolve()
+        return (path if path.is_absolute() else (self.root or self.folder) / path).resolve()

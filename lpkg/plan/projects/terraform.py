@@ -67,7 +67,7 @@ def _read_module(folder: Path, root: Path, inputs: dict[str, Any], parents: tupl
     """The functions of one module folder; `inputs` are the arguments its caller's module block gives it
     (they win over the variables' defaults, as in Terraform)."""
     blocks = tuple(parse_folder(folder))
-    evaluator = Evaluator(folder)
+    evaluator = Evaluator(folder, root=root)
     for block in blocks:
         if block.kind == "variable" and len(block.labels) == 1 and "default" in block.body:
             evaluator.variables[block.labels[0]] = block.body["default"]
