@@ -411,3 +411,27 @@ def test_real_manylinux_wheels_have_no_false_alarms(manylinux_wheels: list[Path]
             arm = check_native(files, CheckContext(archive, dists, runtime, "arm64"))
             assert {f.member for f in arm if f.code == "NATIVE_WRONG_ARCH"} == {f.member for f in files}
     assert total >= 3
+
+
+def test_an_extension_for_another_platform_beside_its_python_module_is_a_warning(check: Check) -> None:
+    """charset_normalizer installed on a Mac (aws-samples/serverless-patterns' lambda-esm-rabbitmq-filters-sam
+    commits such a layer): md.cpython-39-darwin.so beside md.py. Linux's Python 3.11 never looks for that name and
+    imports md.py, so the function works; without md.py the import would fail, and it stays an error."""
+    darwin = "charset_normalizer/md.cpython-39-darwin.so"
+    package = {"charset_normalizer/__init__.py": b"", "charset_normalizer/md.py": b""}
+    members = {**package, darwin: sample("macho_x86_64.so")}
+    finding = only(check(members, native=(darwin,)), "NATIVE_NOT_LINUX")
+    assert finding.severity is Severity.WARNING and "imports the pure-Python md beside it" in finding.message
+    mypyc = "charset_normalizer/md__mypyc.cpython-39-darwin.so"  # what md's compiled form imports, and only it
+    finding = only(check({**members, mypyc: sample("macho_x86_64.so")}, native=(mypyc,)), "NATIVE_NOT_LINUX")
+    assert finding.severity is Severity.WARNING and "only the compiled modules beside it import it" in finding.message
+    del members["charset_normalizer/md.py"]
+    assert only(check(members, native=(darwin,)), "NATIVE_NOT_LINUX").severity is Severity.ERROR
+    # The Linux build for another Python, beside its module: the same.
+    old = "charset_normalizer/md.cpython-39-x86_64-linux-gnu.so"
+    members = {**package, old: PLAIN}
+    assert only(check(members, native=(old,)), "NATIVE_WRONG_PYTHON").severity is Severity.WARNING
+    # A macOS file under a name this runtime does load is loaded, and fails: an error even beside md.py.
+    loaded = "charset_normalizer/md.cpython-311-x86_64-linux-gnu.so"
+    members = {**package, loaded: sample("macho_x86_64.so")}
+    assert only(check(members, native=(loaded,)), "NATIVE_NOT_LINUX").severity is Severity.ERROR

@@ -158,8 +158,11 @@ def _check_file(native: NativeFile, file_facts: FileFacts, ctx: CheckContext, tr
     def finding(code: str, message: str, severity: Severity = Severity.ERROR) -> Finding:
         return Finding(code, severity, message, member=native.member, distribution=native.distribution)
 
+    fallback = _unloadable_with_fallback(native, basename, ctx, tree)
     if facts.kind in ("macho", "pe"):
         message, severity = _not_linux(facts, basename, ctx)
+        if fallback is not None:
+            message, severity = message + fallback, Severity.WARNING
         return [finding(NOT_LINUX, message, severity)]
     if facts.kind == "unknown":
         if file_facts.ld_script:
@@ -182,7 +185,9 @@ def _check_file(native: NativeFile, file_facts: FileFacts, ctx: CheckContext, tr
     if wrong_arch is not None:
         out.append(finding(WRONG_ARCH, wrong_arch))
     wrong_python = _wrong_python(ext_tag, tag, ctx)
-    if wrong_python is not None:
+    if wrong_python is not None and fallback is not None:
+        out.append(finding(WRONG_PYTHON, wrong_python + fallback, Severity.WARNING))
+    elif wrong_python is not None:
         out.append(finding(WRONG_PYTHON, wrong_python))
     if wrong_arch is not None:
         return out  # code for another CPU: its glibc needs and libraries would be the wrong question
@@ -196,6 +201,27 @@ def _check_file(native: NativeFile, file_facts: FileFacts, ctx: CheckContext, tr
     out.extend(finding(MISSING_LIBRARY, msg + unloaded, severity)
                for msg in _missing_libraries(_path_of(native), facts, ctx.runtime, tree))
     return out
+
+
+def _unloadable_with_fallback(native: NativeFile, basename: str, ctx: CheckContext, tree: _LoaderTree) -> str | None:
+    """What to add to a finding about an extension module the runtime's import system never picks, because its
+    name is for another platform or Python (md.cpython-39-darwin.so on Linux's Python 3.11 looks only for
+    md.cpython-311-x86_64-linux-gnu.so, md.abi3.so and md.so), when the pure-Python module it speeds up is
+    beside it (md.py): that one is imported instead, as charset_normalizer intends. None otherwise."""
+    stem = basename.split(".", 1)[0]
+    loadable = {f"{stem}.{ctx.runtime.abi_tag}-{ARCHITECTURES[ctx.arch].extension_platform}.so", f"{stem}.abi3.so",
+                f"{stem}.so"}
+    if basename in loadable or not stem.isidentifier():
+        return None
+    if stem.endswith("__mypyc"):
+        # mypyc's shared runtime for the modules it compiled: only they import it, and they are unloadable too.
+        return (f"; but {ctx.runtime.name} never loads a file of this name, and only the compiled modules beside it "
+                "import it, which it does not load either: this file only takes room")
+    folder = posixpath.dirname(_path_of(native))
+    if not {posixpath.join(folder, f"{stem}.py"), posixpath.join(folder, stem, "__init__.py")} & tree.paths:
+        return None
+    return (f"; but {ctx.runtime.name} never loads a file of this name: it imports the pure-Python {stem} beside it "
+            "instead, so this file only takes room")
 
 
 def _install_hint(ctx: CheckContext) -> str:

@@ -51,6 +51,9 @@ class LayerSettings:
     layers: tuple[Path, ...] = ()  # layers the new one is used with, before it in /opt order
     timeout: float = DEFAULT_TIMEOUT_SECONDS  # for the import test
     unseen_layers: tuple[str, ...] = ()  # layers the functions attach with this one that are not built here
+    # False: the folder is the layer's content as it stands (a project layer's committed python/ folder, which
+    # SAM without a BuildMethod, serverless and archive_file zip as they are): a requirements.txt in it is a file.
+    install: bool = True
 
     @property
     def artifact(self) -> Path:
@@ -73,10 +76,11 @@ def default_name(source: Path) -> str:
     return real.stem
 
 
-def plan_layer(source: Path) -> LayerPlan:
+def plan_layer(source: Path, install: bool = True) -> LayerPlan:
     """What goes into the layer. A file is a requirements file. A folder gives its requirements.txt (or the
     [project].dependencies of its pyproject.toml) and its Python code: a package folder (with __init__.py)
-    goes in as python/<folder name>/, any other folder's modules and packages as python/<name>."""
+    goes in as python/<folder name>/, any other folder's modules and packages as python/<name>. Without
+    `install`, a folder's requirements are not installed (LayerSettings.install)."""
     resolved(source)  # a symlink loop says so, rather than "no such file"
     if source.is_file():
         if not names_anything(source):
@@ -86,7 +90,7 @@ def plan_layer(source: Path) -> LayerPlan:
     if not source.is_dir():
         raise UsageError(f"{source}: no such file or folder", hint="give a requirements file or a folder")
     folder = source.resolve()
-    requirement_files, dependencies = folder_requirements(folder)
+    requirement_files, dependencies = folder_requirements(folder) if install else ([], [])
     prefix = LAYER_PREFIX + (f"{folder.name}/" if (folder / "__init__.py").is_file() else "")
     files = tuple(_code_files(folder, prefix))
     if not requirement_files and not dependencies and not files:
@@ -154,7 +158,7 @@ def build_layer(settings: LayerSettings, options: BuildOptions) -> BuildReport:
         )
 
     with watch.lap("discover"):
-        plan = plan_layer(settings.source)
+        plan = plan_layer(settings.source, settings.install)
     request = InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
     with tempfile.TemporaryDirectory(prefix="lpkg-layer-") as scratch_name:
         scratch = Path(scratch_name)

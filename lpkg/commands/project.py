@@ -40,7 +40,13 @@ class LayerBuild:
         assert self.layer.content_dir is not None
         # A folder that is the zip's root holds python/: its contents are what goes under python/.
         python = self.layer.content_dir / "python"
-        return python if self.layer.zip_root and python.is_dir() else self.layer.content_dir
+        return python if self.as_it_stands else self.layer.content_dir
+
+    @property
+    def as_it_stands(self) -> bool:
+        """The layer is its folder's python/ as committed (installed packages): nothing in it is installed."""
+        content = self.layer.content_dir
+        return self.layer.zip_root and content is not None and (content / "python").is_dir()
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ def build_layers(plan: ProjectPlan, options: BuildOptions, flags: Overrides) -> 
             source=build.source, out=plan.out / LAYERS_FOLDER, name=build.layer.name, runtime=runtime, arch=arch,
             build_image=flags.build_image or runtime.build_image(arch),
             image=flags.image or runtime.runtime_image(arch), timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS,
-            unseen_layers=_unseen_beside(plan, build.layer),
+            unseen_layers=_unseen_beside(plan, build.layer), install=not build.as_it_stands,
         )
         reports.append(build_layer(settings, dataclasses.replace(options, compile=False)))
     return reports
