@@ -842,3 +842,26 @@ def test_terraform_relative_paths_in_a_child_module_are_the_root_modules(tmp_pat
     (function,) = read_project("terraform", tmp_path).functions
     assert function.name == "logger.lambda"
     assert (function.code_dir, function.source_file) == (tmp_path / "assets" / "lambda", "app.py")
+
+
+def test_a_layer_folder_that_commits_python_is_zipped_as_it_stands(tmp_path: Path) -> None:
+    """A SAM layer without a BuildMethod whose ContentUri holds python/ with installed packages and a
+    python/requirements.txt (aws-samples/serverless-patterns' lambda-esm-rabbitmq-filters-sam): SAM zips the
+    folder as it is, so lpkg installs nothing from it; with BuildMethod python3.x it installs the requirements."""
+    from lpkg.commands.layer import plan_layer
+    from lpkg.commands.project import LayerBuild
+    from lpkg.plan.projects import DeclaredLayer
+
+    content = tmp_path / "dependencies"
+    (content / "python" / "pika").mkdir(parents=True)
+    (content / "python" / "pika" / "__init__.py").write_text("")
+    (content / "python" / "requirements.txt").write_text("pika\n")
+    layer = DeclaredLayer(name="RabbitLayer", content_dir=content, arn=None, declared_at="template.yaml:38")
+    committed = LayerBuild(layer, "python3.12", "x86_64")
+    assert committed.as_it_stands and committed.source == content / "python"
+    plan = plan_layer(committed.source, install=False)
+    assert plan.requirement_files == () and plan.dependencies == ()
+    assert "python/pika/__init__.py" in {member for member, _ in plan.files}
+    built = LayerBuild(dataclasses.replace(layer, zip_root=False, build_method="python3.12"), "python3.12", "x86_64")
+    assert not built.as_it_stands and built.source == content
+    assert plan_layer(content / "python").requirement_files == ((content / "python" / "requirements.txt").resolve(),)
