@@ -122,7 +122,7 @@ foreign_rootfs() {
   apt_install mmdebstrap:mmdebstrap
   log "extracting $suite ($arch) into $rootfs"
   mmdebstrap --variant=extract --arch "$(debian_arch "$arch")" \
-    --include=python3,python3-pip,ca-certificates,dash,base-passwd,base-files \
+    --include=python3,python3-pip,ca-certificates,dash,base-passwd,base-files,libstdc++6 \
     "$suite" "$rootfs" "$(debian_mirror)" >"$logfile" 2>&1 \
     || { log "mmdebstrap failed; see $logfile"; exit 3; }
   cp "$rootfs/usr/share/base-passwd/passwd.master" "$rootfs/etc/passwd"
@@ -150,7 +150,7 @@ runtime_extras() {
 }
 
 # Bumped when what an image holds changes: an image of an older recipe is built again (from the kept rootfs).
-STANDIN_RECIPE=2
+STANDIN_RECIPE=3
 
 build_runtime_image() {
   local minor=$1 arch=$2
@@ -169,7 +169,8 @@ build_runtime_image() {
   suite=$(suite_for "$minor")
   rootfs="$state_dir/rootfs-${minor}-${arch}"
   logfile="$state_dir/rootfs-${minor}-${arch}.log"
-  if [ ! -d "$rootfs/var/runtime/awslambdaric" ]; then
+  # libstdc++ is in every Lambda image (C++ extensions such as grpc's need it); python3 does not pull it in.
+  if [ ! -d "$rootfs/var/runtime/awslambdaric" ] || ! compgen -G "$rootfs/usr/lib/*/libstdc++.so.6" >/dev/null; then
     rm -rf "$rootfs"
     if [ "$(uname_arch "$arch")" = "$(uname -m)" ]; then
       native_rootfs "$rootfs" "$suite" "$arch" "$logfile"

@@ -865,3 +865,51 @@ def test_a_layer_folder_that_commits_python_is_zipped_as_it_stands(tmp_path: Pat
     built = LayerBuild(dataclasses.replace(layer, zip_root=False, build_method="python3.12"), "python3.12", "x86_64")
     assert not built.as_it_stands and built.source == content
     assert plan_layer(content / "python").requirement_files == ((content / "python" / "requirements.txt").resolve(),)
+
+
+def test_sam_layer_built_by_a_makefile_is_one_lpkg_has_not_got(tmp_path: Path) -> None:
+    """BuildMethod: makefile (aws-samples/serverless-patterns' apigw-cognito-certificate-bound-access-token pip
+    installs its layer's packages in a Makefile): lpkg does not run it, so the layer is not built here and what
+    the function imports from it is checked as from a layer lpkg has not got (warnings), not as missing."""
+    (tmp_path / "handlers").mkdir()
+    handler = "import jose\n\n\ndef lambda_handler(event, context):\n    return 1\n"
+    (tmp_path / "handlers" / "auth.py").write_text(handler)
+    write(tmp_path, "template.yaml", """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          CombinedLayer:
+            Type: AWS::Serverless::LayerVersion
+            Properties:
+              ContentUri: ./
+            Metadata:
+              BuildMethod: makefile
+          Authorizer:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: ./
+              Handler: handlers.auth.lambda_handler
+              Runtime: python3.13
+              Layers:
+                - !Ref CombinedLayer
+        """)
+    (function,) = read_project("sam", tmp_path / "template.yaml").functions
+    (layer,) = function.layers
+    assert layer.content_dir is None and layer.build_method == "makefile"
+    assert layer.arn == "<!Ref CombinedLayer> (BuildMethod makefile)"
+
+
+def test_a_sam_python_layer_folder_goes_straight_under_python(tmp_path: Path) -> None:
+    """SAM's python builder copies a layer's ContentUri into python/ as it is, __init__.py or not
+    (aws-samples/serverless-patterns' apigw-lambda-opensearch-serverless-nextgen: layers/opensearch_client/ holds
+    __init__.py and opensearch_client.py, and the functions import opensearch_client.get_client from the
+    module). `lpkg layer FOLDER` nests a package folder under its name; a project's layer does not."""
+    from lpkg.commands.layer import plan_layer
+
+    content = tmp_path / "layers" / "opensearch_client"
+    content.mkdir(parents=True)
+    (content / "__init__.py").write_text("")
+    (content / "opensearch_client.py").write_text("def get_client():\n    return 1\n")
+    flat = {member for member, _ in plan_layer(content, flat=True).files}
+    assert {"python/__init__.py", "python/opensearch_client.py"} <= flat
+    nested = {member for member, _ in plan_layer(content).files}
+    assert "python/opensearch_client/opensearch_client.py" in nested

@@ -54,6 +54,9 @@ class LayerSettings:
     # False: the folder is the layer's content as it stands (a project layer's committed python/ folder, which
     # SAM without a BuildMethod, serverless and archive_file zip as they are): a requirements.txt in it is a file.
     install: bool = True
+    # True: the folder's contents go straight under python/, as SAM's python builder and Terraform's
+    # prefix_in_zip put them, even when the folder has an __init__.py (`lpkg layer FOLDER` nests a package).
+    flat: bool = False
 
     @property
     def artifact(self) -> Path:
@@ -76,11 +79,12 @@ def default_name(source: Path) -> str:
     return real.stem
 
 
-def plan_layer(source: Path, install: bool = True) -> LayerPlan:
+def plan_layer(source: Path, install: bool = True, flat: bool = False) -> LayerPlan:
     """What goes into the layer. A file is a requirements file. A folder gives its requirements.txt (or the
     [project].dependencies of its pyproject.toml) and its Python code: a package folder (with __init__.py)
     goes in as python/<folder name>/, any other folder's modules and packages as python/<name>. Without
-    `install`, a folder's requirements are not installed (LayerSettings.install)."""
+    `install`, a folder's requirements are not installed (LayerSettings.install); with `flat`, a package
+    folder's contents go straight under python/ (LayerSettings.flat)."""
     resolved(source)  # a symlink loop says so, rather than "no such file"
     if source.is_file():
         if not names_anything(source):
@@ -91,7 +95,7 @@ def plan_layer(source: Path, install: bool = True) -> LayerPlan:
         raise UsageError(f"{source}: no such file or folder", hint="give a requirements file or a folder")
     folder = source.resolve()
     requirement_files, dependencies = folder_requirements(folder) if install else ([], [])
-    prefix = LAYER_PREFIX + (f"{folder.name}/" if (folder / "__init__.py").is_file() else "")
+    prefix = LAYER_PREFIX + (f"{folder.name}/" if (folder / "__init__.py").is_file() and not flat else "")
     files = tuple(_code_files(folder, prefix))
     if not requirement_files and not dependencies and not files:
         raise UsageError(f"{source}: nothing to put in a layer",
@@ -158,7 +162,7 @@ def build_layer(settings: LayerSettings, options: BuildOptions) -> BuildReport:
         )
 
     with watch.lap("discover"):
-        plan = plan_layer(settings.source, settings.install)
+        plan = plan_layer(settings.source, settings.install, settings.flat)
     request = InstallRequest(plan.requirement_files, plan.dependencies, settings.runtime, settings.arch)
     with tempfile.TemporaryDirectory(prefix="lpkg-layer-") as scratch_name:
         scratch = Path(scratch_name)

@@ -133,7 +133,7 @@ def build_layers(plan: ProjectPlan, options: BuildOptions, flags: Overrides) -> 
             source=build.source, out=plan.out / LAYERS_FOLDER, name=build.layer.name, runtime=runtime, arch=arch,
             build_image=flags.build_image or runtime.build_image(arch),
             image=flags.image or runtime.runtime_image(arch), timeout=flags.timeout or DEFAULT_TIMEOUT_SECONDS,
-            unseen_layers=_unseen_beside(plan, build.layer), install=not build.as_it_stands,
+            unseen_layers=_unseen_beside(plan, build.layer), install=not build.as_it_stands, flat=True,
         )
         reports.append(build_layer(settings, dataclasses.replace(options, compile=False)))
     return reports

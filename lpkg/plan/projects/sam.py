@@ -307,6 +307,12 @@ def _own_layer(template: _Template, logical_id: str, resource: Mapping[str, Any]
         raise UsageError(f"{template.path}:{template.resources.line_of(logical_id)}: layer {logical_id}: "
                          f"{content.text}: no such folder", hint="ContentUri is relative to the template's folder")
     build_method = scalar_text(_mapping(resource.get("Metadata")).get("BuildMethod"))
+    if build_method and not build_method.startswith("python"):
+        # `BuildMethod: makefile` (or a custom builder): sam build runs the project's own build, lpkg does not.
+        # The layer is then one lpkg has not got: what the functions import from it is a warning, not missing.
+        return DeclaredLayer(name=template.prefix + logical_id, content_dir=None,
+                             arn=f"<!Ref {logical_id}> (BuildMethod {build_method})", declared_at=where,
+                             build_method=build_method)
     return DeclaredLayer(name=template.prefix + logical_id, content_dir=folder, arn=None, declared_at=where,
                          build_method=build_method,
                          zip_root=not (build_method or "").startswith("python"))
