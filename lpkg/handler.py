@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lpkg.errors import UsageError
+from lpkg.runtimes import EXEC_WRAPPER
 
 # Module files Lambda users conventionally name their handler module, in order of preference.
 CANDIDATE_MODULES = ("handler", "lambda_function", "app", "index", "main")
@@ -119,3 +121,11 @@ def _describe(candidate: Candidate) -> str:
     if not candidate.functions:
         return f"{candidate.member} (defines neither handler nor lambda_handler)"
     return f"{candidate.member} (defines {', '.join(candidate.functions)})"
+
+
+def started_by_wrapper(environment: Sequence[tuple[str, str]], handler: Handler,
+                       has_file: Callable[[str], bool]) -> str | None:
+    """The exec wrapper (AWS_LAMBDA_EXEC_WRAPPER) that starts the function from the file the handler names, or
+    None: the runtime imports the handler's module."""
+    wrapper = dict(environment).get(EXEC_WRAPPER)
+    return wrapper if wrapper and has_file(handler.string) else None

@@ -61,6 +61,8 @@ DURABLE_SDK_MODULE = "aws_durable_execution_sdk_python"
 DURABLE_SDK_FROM_MINOR = 13
 
 TASK_ROOT = "/var/task"
+# The variable naming a script the runtime runs instead of starting itself; the script starts the function.
+EXEC_WRAPPER = "AWS_LAMBDA_EXEC_WRAPPER"
 RUNTIME_DIR = "/var/runtime"
 LAYER_ROOT = "/opt"
 SANDBOX_USER = "sbx_user1051"

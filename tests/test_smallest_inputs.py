@@ -10,6 +10,7 @@ Unreadable files: the tests run as root, who reads everything, so lpkg runs as `
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -436,3 +437,21 @@ def test_a_layer_at_its_smallest(tmp_path: Path, command: str, layer: str) -> No
     else:
         assert run.returncode == 1
         assert "ZIP_EMPTY" in run.stdout
+
+
+def test_a_handler_an_exec_wrapper_starts_is_not_a_missing_module(tmp_path: Path) -> None:
+    """The Lambda Web Adapter (aws-samples/serverless-patterns' apigw-rest-api-lambda-python-response-streaming):
+    AWS_LAMBDA_EXEC_WRAPPER=/opt/bootstrap, and Handler: run.sh, a script that serves the app. The runtime
+    imports no handler module, so there is none to test: a warning. Without the wrapper it is Lambda's
+    ImportModuleError, an error."""
+    path = write_zip(tmp_path / "fn.zip", {"run.sh": "#!/bin/sh\nexec python -m uvicorn app:app\n",
+                                           "app.py": "app = None\n"})
+    wrapped = lpkg("verify", "--probe", "none", "--handler", "run.sh", "--env",
+                   "AWS_LAMBDA_EXEC_WRAPPER=/opt/bootstrap", "--json", path)
+    assert wrapped.returncode == 0, wrapped.stdout + wrapped.stderr
+    artifact = json.loads(wrapped.stdout)["artifacts"][0]
+    assert [(f["code"], f["severity"]) for f in artifact["findings"] if f["code"].startswith("HANDLER")] == [
+        ("HANDLER_RUN_BY_WRAPPER", "warning")]
+    bare = lpkg("verify", "--probe", "none", "--handler", "run.sh", "--json", path)
+    assert bare.returncode == 1
+    assert "HANDLER_MISSING" in {f["code"] for f in json.loads(bare.stdout)["artifacts"][0]["findings"]}

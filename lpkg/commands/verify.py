@@ -20,6 +20,7 @@ from lpkg.archive.reader import (
 )
 from lpkg.archive.unpack import UnpackJob, unpack_all
 from lpkg.checks import CheckContext, Layer, NativeFile
+from lpkg.checks.handler_module import missing_handler
 from lpkg.checks.permissions import check_permissions
 from lpkg.checks.runtime import check_runtime
 from lpkg.checks.sizes import check_sizes, describe_largest, mb
@@ -27,7 +28,7 @@ from lpkg.checks.structure import check_structure
 from lpkg.commands.stores import keyed_bytecode, keyed_sources, member_store_for, scratch_folder, scratch_parent
 from lpkg.errors import UsageError
 from lpkg.events import Event
-from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler
+from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, parse_handler, started_by_wrapper
 from lpkg.invocation import Invocation
 from lpkg.probe.sources import analyse_source
 from lpkg.probing.bytecode import BytecodeStore
@@ -272,13 +273,9 @@ def _unpack_and_probe(
             keyed.keys.update(keyed_sources(payload.source_keys, root / TASK_DIR, ctx.archive, keyed.cache_tag))
         findings += payload.findings
         if not present:
-            findings.append(Finding(
-                "HANDLER_MISSING", Severity.ERROR,
-                f"the handler module {handler.module} is not in the zip or a layer "
-                f"(looked for {', '.join(handler.module_files())}); Lambda would fail with "
-                "Runtime.ImportModuleError — check the handler setting and the zip's top level",
-            ))
-            description = "not run: the handler module is missing"
+            missing, description = missing_handler(
+                handler, started_by_wrapper(options.environment, handler, names.__contains__))
+            findings.append(missing)
         elif _blocked(findings):
             description = "not run: the zip cannot be unpacked"
             run_probe = None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lpkg.config import FunctionSettings
-from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler
+from lpkg.handler import CANDIDATE_MODULES, Handler, infer_handler, started_by_wrapper
 from lpkg.plan.requirements import declared_names, folder_requirements
 from lpkg.plan.resolver import FoundModule, ModuleFinder
 from lpkg.probe.sources import ImportStatement
@@ -81,7 +81,8 @@ def discover(settings: FunctionSettings) -> tuple[BuildPlan, tuple[Finding, ...]
     mandatory, chains = _reachability(walk, handler)
     findings = [_finding(p, p.module.name in mandatory and not (p.record and p.record.optional), chains)
                 for p in walk.problems]
-    findings += _check_handler(finder, handler)
+    if started_by_wrapper(settings.environment, handler, lambda name: (settings.function_dir / name).is_file()) is None:
+        findings += _check_handler(finder, handler)  # else verify says HANDLER_RUN_BY_WRAPPER
 
     tops: dict[str, FoundModule] = {}
     own_tops: dict[str, FoundModule] = {}  # the function folder's own top-level modules the walk reached
