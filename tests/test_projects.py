@@ -913,3 +913,39 @@ def test_a_sam_python_layer_folder_goes_straight_under_python(tmp_path: Path) ->
     assert {"python/__init__.py", "python/opensearch_client.py"} <= flat
     nested = {member for member, _ in plan_layer(content).files}
     assert "python/opensearch_client/opensearch_client.py" in nested
+
+
+def test_terraform_function_whose_code_is_an_uploaded_archive(tmp_path: Path) -> None:
+    """HashiCorp's Lambda tutorial shape (aws-samples/serverless-patterns' apigw-http-api-lambda-terraform): the
+    archive_file is uploaded by an aws_s3_object, and the function names that object's key. Its code is the
+    archive's source, whether or not source_code_hash names the archive too."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def lambda_handler(event, context):\n    return 1\n")
+    (tmp_path / "main.tf").write_text(textwrap.dedent('''
+        data "archive_file" "lambda_zip" {
+          type        = "zip"
+          source_dir  = "${path.module}/src"
+          output_path = "${path.module}/src.zip"
+        }
+        resource "aws_s3_object" "lambda_app" {
+          bucket = aws_s3_bucket.lambda_bucket.id
+          key    = "source.zip"
+          source = data.archive_file.lambda_zip.output_path
+        }
+        resource "aws_lambda_function" "app" {
+          s3_bucket = aws_s3_bucket.lambda_bucket.id
+          s3_key    = aws_s3_object.lambda_app.key
+          runtime   = "python3.12"
+          handler   = "app.lambda_handler"
+        }
+        resource "aws_lambda_function" "elsewhere" {
+          s3_bucket = "artifacts"
+          s3_key    = "builds/other.zip"
+          runtime   = "python3.12"
+          handler   = "other.handler"
+        }
+    '''), encoding="utf-8")
+    project = read_project("terraform", tmp_path)
+    (app,) = project.functions
+    assert (app.name, app.code_dir, app.handler) == ("app", tmp_path / "src", "app.lambda_handler")
+    assert project.skipped == (("elsewhere", "code in S3 (s3_bucket) or not declared"),)

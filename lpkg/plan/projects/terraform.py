@@ -37,6 +37,8 @@ _ARCHIVE_OUTPUT = re.compile(r"data\.archive_file\.([\w-]+)\.output_path")
 _ARCHIVE_HASH = re.compile(r"data\.archive_file\.([\w-]+)\.output_(base64)?(sha|md5)")
 _LAYER_ARN = re.compile(r"aws_lambda_layer_version\.([\w-]+)\.(arn|id)")
 _MODULE_LAYER_ARN = re.compile(r"module\.([\w-]+)\.lambda_layer_arn")
+S3_OBJECT_RESOURCES = ("aws_s3_object", "aws_s3_bucket_object")  # the second is the AWS provider's older name
+_S3_OBJECT_KEY = re.compile(r"aws_s3_(?:bucket_)?object\.(?P<name>[\w-]+)\.(?:key|id)")
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,9 @@ def _resource_function(module: _Module, block: Block) -> DeclaredFunction | str:
     not_python = _not_python(module, block)
     if not_python:
         return not_python
-    if body.get("filename") is None:
+    archive = _archive_of(module, body) or _uploaded_archive(module, body)
+    if archive is None and body.get("filename") is None:
         return "code in S3 (s3_bucket) or not declared"
-    archive = _archive_of(module, body)
     if archive is None:
         value = module.evaluator.text(body.get("filename"))
         shown = value.text if value is not None else body.get("filename")
@@ -200,6 +202,19 @@ def _archive_of(module: _Module, body: dict[str, Any]) -> Block | None:
             if output is not None and module.evaluator.path(output) == module.evaluator.path(filename):
                 return block
     return None
+
+
+def _uploaded_archive(module: _Module, body: dict[str, Any]) -> Block | None:
+    """The archive_file the function's S3 object uploads: `s3_key = aws_s3_object.X.key`, where X's `source` is
+    the archive's output_path (HashiCorp's Lambda tutorial, and aws-samples/serverless-patterns'
+    apigw-http-api-lambda-terraform)."""
+    uploaded = _S3_OBJECT_KEY.search(str(body.get("s3_key", "")))
+    if uploaded is None:
+        return None
+    s3_object = next((b for kind in S3_OBJECT_RESOURCES if (b := module.find("resource", kind, uploaded["name"]))),
+                     None)
+    source = _ARCHIVE_OUTPUT.search(str(s3_object.body.get("source", ""))) if s3_object is not None else None
+    return module.find("data", ARCHIVE_DATA, source.group(1)) if source is not None else None
 
 
 def _module_function(module: _Module, block: Block) -> DeclaredFunction | str:
