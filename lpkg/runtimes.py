@@ -179,6 +179,11 @@ class Runtime:
         tags += [f"{legacy}_{facts.machine}" for legacy in facts.legacy_manylinux]
         return tuple(tags)
 
+    def extension_suffixes(self, arch: Arch) -> tuple[str, ...]:
+        """What the import system adds to a module's name to find its extension module, as
+        importlib.machinery.EXTENSION_SUFFIXES on this runtime: ".cpython-311-x86_64-linux-gnu.so", ...."""
+        return (f".{self.abi_tag}-{ARCHITECTURES[arch].extension_platform}.so", ".abi3.so", ".so")
+
     def layer_paths(self) -> tuple[str, ...]:
         """The folders of a layer (relative to /opt) that are on sys.path, in sys.path order."""
         return (f"python/lib/python{self.minor}/site-packages", "python")

@@ -91,10 +91,9 @@ def _loaded_by_imports(natives: Sequence[NativeFile], all_facts: Sequence[FileFa
             continue
         loaded.add(path)
         facts = facts_at[path]
-        dirs = tree.search_dirs(path, facts)
         for name in facts.needed:
-            found = next((posixpath.join(d, name) for d in dirs if posixpath.join(d, name) in facts_at), None)
-            if found is not None:
+            found = tree.resolve(path, facts, name)
+            if found in facts_at:
                 pending.append(found)
     return loaded
 
@@ -146,6 +145,11 @@ class _LoaderTree:
             # A relative entry is relative to the working directory, which is the task root.
             dirs.append(posixpath.normpath(posixpath.join(TASK_ROOT, expanded)))
         return [*dirs, *_VISIBLE_LIBRARY_PATH, *self.libs_dirs]
+
+    def resolve(self, path: str, facts: NativeFacts, name: str) -> str | None:
+        """Where the loader finds DT_NEEDED `name` of the file at `path` in the zip or its layers, if anywhere."""
+        return next((found for d in self.search_dirs(path, facts) if (found := posixpath.join(d, name)) in self.paths),
+                    None)
 
 
 def _check_file(native: NativeFile, file_facts: FileFacts, ctx: CheckContext, tree: _LoaderTree,
@@ -209,9 +213,7 @@ def _unloadable_with_fallback(native: NativeFile, basename: str, ctx: CheckConte
     md.cpython-311-x86_64-linux-gnu.so, md.abi3.so and md.so), when the pure-Python module it speeds up is
     beside it (md.py): that one is imported instead, as charset_normalizer intends. None otherwise."""
     stem = basename.split(".", 1)[0]
-    loadable = {f"{stem}.{ctx.runtime.abi_tag}-{ARCHITECTURES[ctx.arch].extension_platform}.so", f"{stem}.abi3.so",
-                f"{stem}.so"}
-    if basename in loadable or not stem.isidentifier():
+    if basename in {stem + suffix for suffix in ctx.runtime.extension_suffixes(ctx.arch)} or not stem.isidentifier():
         return None
     if stem.endswith("__mypyc"):
         # mypyc's shared runtime for the modules it compiled: only they import it, and they are unloadable too.
@@ -310,13 +312,12 @@ def _runtime_with_glibc(needed: tuple[int, int], current: Runtime) -> Runtime | 
 
 
 def _missing_libraries(path: str, facts: NativeFacts, runtime: Runtime, tree: _LoaderTree) -> Iterable[str]:
-    dirs = tree.search_dirs(path, facts)
     for name in facts.needed:
         if "/" in name:
             continue  # a path, not a name to search for: rare, and relative to an unknown directory
         if name in runtime.system_libraries or _from_python(name, runtime):
             continue
-        if any(posixpath.join(d, name) in tree.paths for d in dirs):
+        if tree.resolve(path, facts, name) is not None:
             continue
         yield _missing_message(name, runtime)
 

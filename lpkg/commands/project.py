@@ -39,8 +39,7 @@ class LayerBuild:
     def source(self) -> Path:
         assert self.layer.content_dir is not None
         # A folder that is the zip's root holds python/: its contents are what goes under python/.
-        python = self.layer.content_dir / "python"
-        return python if self.as_it_stands else self.layer.content_dir
+        return self.layer.content_dir / "python" if self.as_it_stands else self.layer.content_dir
 
     @property
     def as_it_stands(self) -> bool:

@@ -166,7 +166,7 @@ PLACEHOLDERS_READ: set[str] = set()
 # Modules an unseen layer may provide that an earlier try of this import stopped at (entry.py retries).
 LAYER_STAND_INS = frozenset(name for name in os.environ.get("LPKG_PROBE_LAYER_STAND_INS", "").split(",") if name)
 INVOKING = False  # set while the handler is being called
-NETWORK_TARGETS: list[str] = []  # the hosts the import reached for, last one last (note_network)
+NETWORK_TARGETS: list[str] = []  # the hosts the import reached for, last one last (watch_network)
 # What a failed attempt to reach a host looks like in the sandbox, which has no network.
 NETWORK_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ETIMEDOUT,
                             errno.EADDRNOTAVAIL})
@@ -338,23 +338,18 @@ def network_target(event: str, args: tuple[Any, ...]) -> str | None:
     return None
 
 
-def refuse_network(event: str, args: tuple[Any, ...]) -> None:
-    """Audit hook: while the handler runs, any attempt to reach another host fails at once."""
-    if not INVOKING:
+def watch_network(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook. During the import: note which host the code reached for, so that an import that fails for
+    want of the network (the probe has none) is said as such, naming it. While the handler runs: any attempt
+    to reach another host fails at once."""
+    if not event.startswith("socket."):
         return
     target = network_target(event, args)
-    if target is not None:
+    if target is None:
+        return
+    if INVOKING:
         raise NetworkRefused(target)
-
-
-def note_network(event: str, args: tuple[Any, ...]) -> None:
-    """Audit hook during the import: which host the code reached for, so that an import that fails for want
-    of the network (the probe has none) is said as such, naming it."""
-    if INVOKING or not event.startswith("socket."):
-        return
-    target = network_target(event, args)
-    if target is not None:
-        NETWORK_TARGETS[:] = [target]
+    NETWORK_TARGETS[:] = [target]
 
 
 def network_cause(exc: BaseException) -> BaseException | None:
@@ -637,7 +632,7 @@ def main() -> NoReturn:
     setup_lambda_logging()
     if PLACEHOLDERS:
         watch_placeholder_reads()
-    sys.addaudithook(note_network)
+    sys.addaudithook(watch_network)
     handler, result = import_handler(get_handler, args.handler, roots)
     if result["status"] == "failed" and PLACEHOLDERS_READ:
         result["placeholders_read"] = sorted(PLACEHOLDERS_READ)
@@ -653,7 +648,6 @@ def main() -> NoReturn:
     # exit below prints the stack it stopped at) or a crash.
     result["invoke"] = {"status": "running", "timeout": args.invoke_timeout}
     write_result(args.result, result)
-    sys.addaudithook(refuse_network)
     # Lambda stops a handler at the function's timeout; the stack goes to the real stderr (the
     # handler's output is being captured), then the process ends.
     faulthandler.dump_traceback_later(args.invoke_timeout, exit=True, file=os.dup(2))

@@ -104,9 +104,6 @@ def _stand_in_findings(imp: dict[str, Any]) -> list[Finding]:
     return findings
 
 
-_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EADDRNOTAVAIL}
-
-
 def _sandbox_limit(imp: dict[str, Any]) -> tuple[str, str] | None:
     """Which of the sandbox's limits (Lambda's own) an import-time exception ran into, if any."""
     exception, number = imp.get("exception"), imp.get("errno")
@@ -125,21 +122,13 @@ def _sandbox_limit(imp: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _network_failure(imp: dict[str, Any]) -> tuple[str | None, str] | None:
-    """(the host, what failed) when the import failed for want of the network, which the probe has none of;
-    the probe finds the attempt behind an SDK's own exception (importer.network_cause)."""
-    network = imp.get("network")
-    if isinstance(network, dict):
-        target = network.get("target")
-        return (str(target) if target else None), f"{network.get('exception')}: {network.get('message')}"
-    if imp.get("exception") in ("gaierror", "herror") or imp.get("errno") in _NETWORK_ERRNOS:
-        return None, f"{imp.get('exception')}: {imp.get('message')}"
-    return None
-
-
-def _network_finding(target: str | None, failed: str, member: str | None, line: int | None) -> Finding:
-    """A warning, not an error: Lambda's init has the network (fetching a parameter or a secret at init is
-    common and correct), so the failure is the probe's; but nothing after that line was checked."""
+def _network_finding(network: dict[str, Any], member: str | None, line: int | None) -> Finding:
+    """The import failed for want of the network, which the probe has none of: the probe says so, with the
+    failed attempt it found behind the SDK's own exception (importer.network_cause). A warning, not an error:
+    Lambda's init has the network (fetching a parameter or a secret at init is common and correct), so the
+    failure is the probe's; but nothing after that line was checked."""
+    target = network.get("target")
+    failed = f"{network.get('exception')}: {network.get('message')}"
     where = f" ({target})" if target else ""
     return Finding("INIT_NETWORK", Severity.WARNING,
                    f"importing the handler reached for the network{where} and stopped there ({failed}): the probe "
@@ -173,14 +162,14 @@ def _import_failure(imp: dict[str, Any], outcome: ProbeOutcome, owner: Callable[
         message = message.replace(outcome.task_root, TASK_ROOT).replace(outcome.opt, LAYER_ROOT)
     if error_type.startswith("Runtime."):
         return Finding(error_type, Severity.ERROR, f"Lambda would fail with {error_type}: {message}", member, line)
-    network = _network_failure(imp)
-    if network is not None:
+    network = imp.get("network")
+    if isinstance(network, dict):
         if owner is not None:
             # The line of the function's own code that made the call, not the SDK's socket call under it.
             own = [f for f in frames if not owner(_member(f["file"], outcome) or "")]
             if own:
                 member, line = _member(own[-1]["file"], outcome), own[-1]["line"]
-        return _network_finding(*network, member, line)
+        return _network_finding(network, member, line)
     sandbox = _sandbox_limit(imp)
     if sandbox is not None:
         code, what = sandbox
